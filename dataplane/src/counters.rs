@@ -1,0 +1,186 @@
+//! Per-worker counters. Each worker owns its block and is its only writer, so an increment is
+//! a plain load and store (no locked instruction); the control thread reads them at any time
+//! with relaxed loads. Blocks are cache-line aligned so workers never share a line.
+
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+
+use serde::Serialize;
+
+/// Why the data plane dropped a packet. Every drop has exactly one reason.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(usize)]
+pub enum DropReason {
+    /// Shorter than its headers say, or a header field out of range.
+    Malformed,
+    /// IPv4 header checksum or ICMP checksum wrong.
+    BadChecksum,
+    /// Unicast frame for another MAC address (seen in promiscuous mode).
+    NotForUs,
+    /// EtherType the data plane does not handle.
+    UnsupportedEthertype,
+    /// TTL or hop limit ran out (an ICMP time exceeded is sent when the rate limit allows).
+    TtlExceeded,
+    /// No route to the destination.
+    NoRoute,
+    /// Next hop's link-layer address not known yet (a solicitation was sent).
+    NeighborUnresolved,
+    /// Addressed to the box, but nothing here handles it (the slow path comes later).
+    LocalUnhandled,
+    /// Multicast, broadcast, link-local or otherwise not forwardable.
+    NotForwardable,
+    /// Larger than the egress port's MTU.
+    MtuExceeded,
+    /// The transmit queue refused it.
+    TxQueueFull,
+    /// No mbuf left to build a reply.
+    NoBuffer,
+}
+
+impl DropReason {
+    pub const ALL: [DropReason; 12] = [
+        DropReason::Malformed,
+        DropReason::BadChecksum,
+        DropReason::NotForUs,
+        DropReason::UnsupportedEthertype,
+        DropReason::TtlExceeded,
+        DropReason::NoRoute,
+        DropReason::NeighborUnresolved,
+        DropReason::LocalUnhandled,
+        DropReason::NotForwardable,
+        DropReason::MtuExceeded,
+        DropReason::TxQueueFull,
+        DropReason::NoBuffer,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            DropReason::Malformed => "malformed",
+            DropReason::BadChecksum => "bad_checksum",
+            DropReason::NotForUs => "not_for_us",
+            DropReason::UnsupportedEthertype => "unsupported_ethertype",
+            DropReason::TtlExceeded => "ttl_exceeded",
+            DropReason::NoRoute => "no_route",
+            DropReason::NeighborUnresolved => "neighbor_unresolved",
+            DropReason::LocalUnhandled => "local_unhandled",
+            DropReason::NotForwardable => "not_forwardable",
+            DropReason::MtuExceeded => "mtu_exceeded",
+            DropReason::TxQueueFull => "tx_queue_full",
+            DropReason::NoBuffer => "no_buffer",
+        }
+    }
+}
+
+/// A counter with one writer.
+#[derive(Debug, Default)]
+pub struct Counter(AtomicU64);
+
+impl Counter {
+    #[inline]
+    pub fn add(&self, n: u64) {
+        self.0.store(self.0.load(Relaxed).wrapping_add(n), Relaxed);
+    }
+
+    #[inline]
+    pub fn get(&self) -> u64 {
+        self.0.load(Relaxed)
+    }
+}
+
+#[derive(Debug, Default)]
+#[repr(align(64))]
+pub struct WorkerCounters {
+    pub rx_packets: Counter,
+    pub rx_bytes: Counter,
+    pub tx_packets: Counter,
+    pub tx_bytes: Counter,
+    pub forwarded: Counter,
+    /// ARP and ND replies, ICMP echo replies, ICMP errors: what the box answered itself.
+    pub local_replies: Counter,
+    /// ARP requests and neighbor solicitations sent to resolve next hops.
+    pub solicitations: Counter,
+    /// Neighbor entries learned (sent to the control thread).
+    pub neighbors_learned: Counter,
+    /// Polls that returned packets / returned none; sleeps of the adaptive back-off.
+    pub busy_polls: Counter,
+    pub idle_polls: Counter,
+    pub sleeps: Counter,
+    drops: [Counter; DropReason::ALL.len()],
+}
+
+impl WorkerCounters {
+    #[inline]
+    pub fn drop(&self, reason: DropReason, n: u64) {
+        self.drops[reason as usize].add(n);
+    }
+
+    pub fn dropped(&self, reason: DropReason) -> u64 {
+        self.drops[reason as usize].get()
+    }
+
+    pub fn snapshot(&self) -> CounterSnapshot {
+        CounterSnapshot {
+            rx_packets: self.rx_packets.get(),
+            rx_bytes: self.rx_bytes.get(),
+            tx_packets: self.tx_packets.get(),
+            tx_bytes: self.tx_bytes.get(),
+            forwarded: self.forwarded.get(),
+            local_replies: self.local_replies.get(),
+            solicitations: self.solicitations.get(),
+            neighbors_learned: self.neighbors_learned.get(),
+            busy_polls: self.busy_polls.get(),
+            idle_polls: self.idle_polls.get(),
+            sleeps: self.sleeps.get(),
+            drops: DropReason::ALL.iter().map(|r| (r.name().to_owned(), self.dropped(*r))).collect(),
+        }
+    }
+}
+
+/// A plain copy of a worker's counters, for the management API.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, serde::Deserialize)]
+pub struct CounterSnapshot {
+    pub rx_packets: u64,
+    pub rx_bytes: u64,
+    pub tx_packets: u64,
+    pub tx_bytes: u64,
+    pub forwarded: u64,
+    pub local_replies: u64,
+    pub solicitations: u64,
+    pub neighbors_learned: u64,
+    pub busy_polls: u64,
+    pub idle_polls: u64,
+    pub sleeps: u64,
+    /// Drop reason name -> count, in a fixed order.
+    pub drops: Vec<(String, u64)>,
+}
+
+impl CounterSnapshot {
+    pub fn total_drops(&self) -> u64 {
+        self.drops.iter().map(|(_, n)| n).sum()
+    }
+
+    /// Sums several workers' snapshots.
+    pub fn sum<'a>(all: impl IntoIterator<Item = &'a CounterSnapshot>) -> CounterSnapshot {
+        let mut total = CounterSnapshot::default();
+        for s in all {
+            total.rx_packets += s.rx_packets;
+            total.rx_bytes += s.rx_bytes;
+            total.tx_packets += s.tx_packets;
+            total.tx_bytes += s.tx_bytes;
+            total.forwarded += s.forwarded;
+            total.local_replies += s.local_replies;
+            total.solicitations += s.solicitations;
+            total.neighbors_learned += s.neighbors_learned;
+            total.busy_polls += s.busy_polls;
+            total.idle_polls += s.idle_polls;
+            total.sleeps += s.sleeps;
+            if total.drops.is_empty() {
+                total.drops = s.drops.clone();
+            } else {
+                for ((_, t), (_, n)) in total.drops.iter_mut().zip(&s.drops) {
+                    *t += n;
+                }
+            }
+        }
+        total
+    }
+}

@@ -1,0 +1,480 @@
+//! The first pipeline: IPv4/IPv6 routing between ports, with the router's own duties (ARP and
+//! neighbor discovery for its addresses and next hops, echo replies, TTL / hop limit and ICMP
+//! time exceeded). Sans-IO: `process` takes one frame in a buffer the caller owns and a table
+//! snapshot, rewrites the frame in place and returns a verdict; side effects for the control
+//! thread (neighbors learned, solicitations wanted) go into `Effects`. The DPDK worker loop is
+//! a thin layer over this, and the unit tests drive it with plain byte buffers.
+
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+
+use crate::counters::DropReason;
+use crate::route::NextHop;
+use crate::tables::{is_link_local, PortInfo, Tables};
+use crate::wire::{arp, ethernet, icmp, ipv4, ipv6, MacAddr, WireError};
+
+/// A packet buffer that can grow at the front (headroom) and change length: an mbuf in the
+/// data plane, a `Vec` with headroom in tests.
+pub trait PacketBuf {
+    fn data(&self) -> &[u8];
+    fn data_mut(&mut self) -> &mut [u8];
+    /// Adds `n` bytes in front of the data; false if there is no headroom.
+    fn prepend(&mut self, n: usize) -> bool;
+    /// Sets the data length (shrinks, or grows into tailroom); false if it does not fit.
+    fn set_len(&mut self, len: usize) -> bool;
+}
+
+/// What to do with the frame after `process`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Verdict {
+    /// Transmit on this port (index into `Tables::ports`); the frame was rewritten.
+    Forward(u16),
+    /// A reply the router itself built in the buffer; transmit on this port.
+    Reply(u16),
+    /// Handled, nothing to send (an ARP reply or NA that taught us a neighbor).
+    Consumed,
+    Drop(DropReason),
+}
+
+/// Side effects of one burst, bounded so the fast path never allocates; what overflows is
+/// dropped (learning and solicitation are retried by the protocols themselves).
+#[derive(Debug)]
+pub struct Effects {
+    pub learned: Bounded<(u16, IpAddr, MacAddr)>,
+    pub solicit: Bounded<(u16, IpAddr)>,
+    /// ICMP errors this worker may still send in the current interval (RFC 1812 4.3.2.8 and
+    /// RFC 4443 2.4(f) ask routers to rate-limit them).
+    pub icmp_error_budget: u32,
+}
+
+impl Default for Effects {
+    fn default() -> Self {
+        const NOWHERE: IpAddr = IpAddr::V4(Ipv4Addr::UNSPECIFIED);
+        Self {
+            learned: Bounded::new((0, NOWHERE, [0; 6])),
+            solicit: Bounded::new((0, NOWHERE)),
+            icmp_error_budget: 100,
+        }
+    }
+}
+
+pub const EFFECTS_CAPACITY: usize = 32;
+
+#[derive(Debug)]
+pub struct Bounded<T: Copy> {
+    items: [T; EFFECTS_CAPACITY],
+    len: usize,
+}
+
+impl<T: Copy + PartialEq> Bounded<T> {
+    fn new(filler: T) -> Self {
+        Self { items: [filler; EFFECTS_CAPACITY], len: 0 }
+    }
+
+    /// Adds `item` unless it is already there or the buffer is full.
+    pub fn push(&mut self, item: T) {
+        if self.len < EFFECTS_CAPACITY && !self.as_slice().contains(&item) {
+            self.items[self.len] = item;
+            self.len += 1;
+        }
+    }
+
+    pub fn as_slice(&self) -> &[T] {
+        &self.items[..self.len]
+    }
+
+    pub fn clear(&mut self) {
+        self.len = 0;
+    }
+}
+
+const DEFAULT_TTL: u8 = 64;
+/// RFC 1812 4.3.2.3: an ICMP error carries as much of the original as fits in 576 bytes.
+const ICMP4_ERROR_MAX: usize = 576;
+/// RFC 4443 2.4(c): as much as fits in the minimum IPv6 MTU.
+const ICMP6_ERROR_MAX: usize = 1280;
+
+/// Processes one frame received on port `in_port`.
+#[inline]
+pub fn process<B: PacketBuf>(t: &Tables, in_port: u16, pkt: &mut B, fx: &mut Effects) -> Verdict {
+    let Some(port) = t.ports.get(usize::from(in_port)) else {
+        return Verdict::Drop(DropReason::Malformed);
+    };
+    let frame = match ethernet::Frame::new_checked(pkt.data()) {
+        Ok(f) => f,
+        Err(e) => return Verdict::Drop(wire_drop(e)),
+    };
+    let dst_mac = frame.dst();
+    let for_us = dst_mac == port.mac;
+    let group = ethernet::is_multicast(&dst_mac);
+    if !for_us && !group {
+        return Verdict::Drop(DropReason::NotForUs);
+    }
+    match frame.ethertype() {
+        ethernet::ETHERTYPE_IPV4 if for_us => ipv4_in(t, port, pkt, fx),
+        ethernet::ETHERTYPE_IPV6 => ipv6_in(t, in_port, port, pkt, fx, for_us),
+        ethernet::ETHERTYPE_ARP => arp_in(in_port, port, pkt, fx),
+        ethernet::ETHERTYPE_IPV4 => Verdict::Drop(DropReason::NotForwardable),
+        _ => Verdict::Drop(DropReason::UnsupportedEthertype),
+    }
+}
+
+fn wire_drop(e: WireError) -> DropReason {
+    match e {
+        WireError::BadChecksum => DropReason::BadChecksum,
+        WireError::Truncated | WireError::Malformed => DropReason::Malformed,
+    }
+}
+
+fn arp_in<B: PacketBuf>(in_port: u16, port: &PortInfo, pkt: &mut B, fx: &mut Effects) -> Verdict {
+    let data = pkt.data_mut();
+    let (sender_mac, sender_ip, target_ip, op) = match arp::Packet::new_checked(&data[ethernet::HEADER_LEN..]) {
+        Ok(a) => (a.sender_mac(), a.sender_ip(), a.target_ip(), a.operation()),
+        Err(e) => return Verdict::Drop(wire_drop(e)),
+    };
+    if ethernet::is_multicast(&sender_mac) {
+        return Verdict::Drop(DropReason::Malformed);
+    }
+    // Learn hosts on our subnets only (RFC 826 "merge"), never from probes (sender 0.0.0.0).
+    if !sender_ip.is_unspecified() && port.v4_source_for(sender_ip).is_some() && !port.owns_v4(sender_ip) {
+        fx.learned.push((in_port, IpAddr::V4(sender_ip), sender_mac));
+    }
+    if op == arp::OP_REQUEST && port.owns_v4(target_ip) {
+        ethernet::write_header(data, &sender_mac, &port.mac, ethernet::ETHERTYPE_ARP);
+        arp::write(&mut data[ethernet::HEADER_LEN..], arp::OP_REPLY, &port.mac, target_ip, &sender_mac, sender_ip);
+        return Verdict::Reply(in_port);
+    }
+    Verdict::Consumed
+}
+
+fn ipv4_in<B: PacketBuf>(t: &Tables, port: &PortInfo, pkt: &mut B, fx: &mut Effects) -> Verdict {
+    let data = &mut pkt.data_mut()[ethernet::HEADER_LEN..];
+    let mut ip = match ipv4::Packet::new_checked(&mut *data) {
+        Ok(p) => p,
+        Err(e) => return Verdict::Drop(wire_drop(e)),
+    };
+    if !ip.verify_checksum() {
+        return Verdict::Drop(DropReason::BadChecksum);
+    }
+    let dst = ip.dst();
+    if port.owns_v4(dst) || t.ports.iter().any(|p| p.owns_v4(dst)) {
+        return ipv4_local(t, pkt);
+    }
+    if dst.is_broadcast() || dst.is_multicast() || dst.is_unspecified() || ip.src().is_multicast() {
+        return Verdict::Drop(DropReason::NotForwardable);
+    }
+    if ip.ttl() <= 1 {
+        return icmp4_error(t, port, pkt, fx, icmp::V4_TIME_EXCEEDED, 0);
+    }
+    let Some(hop) = t.routes.lookup_v4(dst) else {
+        return Verdict::Drop(DropReason::NoRoute);
+    };
+    let total = ip.total_len();
+    let next = hop.via.unwrap_or(IpAddr::V4(dst));
+    let Some(mac) = t.neighbor(hop.port, next) else {
+        fx.solicit.push((hop.port, next));
+        return Verdict::Drop(DropReason::NeighborUnresolved);
+    };
+    let out = &t.ports[usize::from(hop.port)];
+    if total > usize::from(out.mtu) {
+        return Verdict::Drop(DropReason::MtuExceeded);
+    }
+    ip.decrement_ttl();
+    let data = pkt.data_mut();
+    data[0..6].copy_from_slice(mac);
+    data[6..12].copy_from_slice(&out.mac);
+    Verdict::Forward(hop.port)
+}
+
+/// IPv4 addressed to the router: answer echo requests, drop the rest (slow path comes later).
+fn ipv4_local<B: PacketBuf>(t: &Tables, pkt: &mut B) -> Verdict {
+    let data = &mut pkt.data_mut()[ethernet::HEADER_LEN..];
+    let Ok(mut ip) = ipv4::Packet::new_checked(&mut *data) else {
+        return Verdict::Drop(DropReason::Malformed);
+    };
+    if ip.protocol() != ipv4::PROTO_ICMP || ip.is_later_fragment() {
+        return Verdict::Drop(DropReason::LocalUnhandled);
+    }
+    let (src, dst, hlen, total) = (ip.src(), ip.dst(), ip.header_len(), ip.total_len());
+    let msg = ip.payload_mut();
+    if !icmp::v4_checksum_ok(msg) {
+        return Verdict::Drop(DropReason::BadChecksum);
+    }
+    if msg[0] != icmp::V4_ECHO_REQUEST {
+        return Verdict::Drop(DropReason::LocalUnhandled);
+    }
+    msg[0] = icmp::V4_ECHO_REPLY;
+    icmp::v4_fill_checksum(msg);
+    // Rewrite the header (options dropped: shift the message up if there were any).
+    let data = pkt.data_mut();
+    let ip_start = ethernet::HEADER_LEN;
+    if hlen != ipv4::MIN_HEADER_LEN {
+        data.copy_within(ip_start + hlen..ip_start + total, ip_start + ipv4::MIN_HEADER_LEN);
+    }
+    let new_total = total - hlen + ipv4::MIN_HEADER_LEN;
+    ipv4::write_header(&mut data[ip_start..], new_total as u16, DEFAULT_TTL, ipv4::PROTO_ICMP, dst, src);
+    if !pkt.set_len(ip_start + new_total) {
+        return Verdict::Drop(DropReason::Malformed);
+    }
+    route_own_packet(t, pkt, IpAddr::V4(src), true)
+}
+
+/// Builds an ICMPv4 error about the packet in `pkt` in place (the original moves behind the
+/// new headers, using the buffer's headroom) and routes it back to the sender.
+fn icmp4_error<B: PacketBuf>(t: &Tables, port: &PortInfo, pkt: &mut B, fx: &mut Effects, kind: u8, code: u8) -> Verdict {
+    if fx.icmp_error_budget == 0 {
+        return Verdict::Drop(DropReason::TtlExceeded);
+    }
+    let Some(our_src) = port.first_v4() else { return Verdict::Drop(DropReason::TtlExceeded) };
+    let (orig_src, orig_total) = {
+        let Ok(ip) = ipv4::Packet::new_checked(&pkt.data()[ethernet::HEADER_LEN..]) else {
+            return Verdict::Drop(DropReason::Malformed);
+        };
+        // Never an error about an ICMP error (RFC 1812 4.3.2.7) — approximated as "about any
+        // ICMP that is not an echo request" — nor about a non-initial fragment.
+        if ip.is_later_fragment() {
+            return Verdict::Drop(DropReason::TtlExceeded);
+        }
+        if ip.protocol() == ipv4::PROTO_ICMP && ip.payload().first().is_some_and(|&k| k != icmp::V4_ECHO_REQUEST) {
+            return Verdict::Drop(DropReason::TtlExceeded);
+        }
+        (ip.src(), ip.total_len())
+    };
+    const NEW: usize = ipv4::MIN_HEADER_LEN + 8;
+    if !pkt.prepend(NEW) {
+        return Verdict::Drop(DropReason::NoBuffer);
+    }
+    let quoted = orig_total.min(ICMP4_ERROR_MAX - NEW);
+    let total = NEW + quoted;
+    if !pkt.set_len(ethernet::HEADER_LEN + total) {
+        return Verdict::Drop(DropReason::NoBuffer);
+    }
+    let data = pkt.data_mut();
+    let ip_start = ethernet::HEADER_LEN;
+    ipv4::write_header(&mut data[ip_start..], total as u16, DEFAULT_TTL, ipv4::PROTO_ICMP, our_src, orig_src);
+    let msg = &mut data[ip_start + ipv4::MIN_HEADER_LEN..ip_start + total];
+    msg[0] = kind;
+    msg[1] = code;
+    msg[4..8].fill(0);
+    icmp::v4_fill_checksum(msg);
+    fx.icmp_error_budget -= 1;
+    match route_own_packet(t, pkt, IpAddr::V4(orig_src), true) {
+        Verdict::Drop(DropReason::NeighborUnresolved | DropReason::NoRoute) => Verdict::Drop(DropReason::TtlExceeded),
+        v => v,
+    }
+}
+
+fn ipv6_in<B: PacketBuf>(t: &Tables, in_port: u16, port: &PortInfo, pkt: &mut B, fx: &mut Effects, for_us: bool) -> Verdict {
+    let data = &mut pkt.data_mut()[ethernet::HEADER_LEN..];
+    let mut ip = match ipv6::Packet::new_checked(&mut *data) {
+        Ok(p) => p,
+        Err(e) => return Verdict::Drop(wire_drop(e)),
+    };
+    let dst = ip.dst();
+    let src = ip.src();
+    if dst.is_multicast() || port.owns_v6(&dst) || t.ports.iter().any(|p| p.owns_v6(&dst)) {
+        return ipv6_local(t, in_port, port, pkt, fx);
+    }
+    if !for_us || src.is_multicast() || is_link_local(&dst) || is_link_local(&src) || dst.is_unspecified() {
+        return Verdict::Drop(DropReason::NotForwardable);
+    }
+    if ip.hop_limit() <= 1 {
+        return icmp6_error(t, port, pkt, fx, icmp::V6_TIME_EXCEEDED, 0);
+    }
+    let Some(hop) = t.routes.lookup_v6(dst) else {
+        return Verdict::Drop(DropReason::NoRoute);
+    };
+    let len = ipv6::HEADER_LEN + ip.payload_len();
+    let next = hop.via.unwrap_or(IpAddr::V6(dst));
+    let Some(mac) = t.neighbor(hop.port, next) else {
+        fx.solicit.push((hop.port, next));
+        return Verdict::Drop(DropReason::NeighborUnresolved);
+    };
+    let out = &t.ports[usize::from(hop.port)];
+    if len > usize::from(out.mtu) {
+        return Verdict::Drop(DropReason::MtuExceeded);
+    }
+    ip.decrement_hop_limit();
+    let data = pkt.data_mut();
+    data[0..6].copy_from_slice(mac);
+    data[6..12].copy_from_slice(&out.mac);
+    Verdict::Forward(hop.port)
+}
+
+/// IPv6 to the router or to a multicast group: neighbor discovery and echo.
+fn ipv6_local<B: PacketBuf>(t: &Tables, in_port: u16, port: &PortInfo, pkt: &mut B, fx: &mut Effects) -> Verdict {
+    let data = &pkt.data()[ethernet::HEADER_LEN..];
+    let Ok(ip) = ipv6::Packet::new_checked(data) else { return Verdict::Drop(DropReason::Malformed) };
+    let (src, dst, hop_limit) = (ip.src(), ip.dst(), ip.hop_limit());
+    if ip.next_header() != ipv6::NEXT_HEADER_ICMPV6 {
+        return Verdict::Drop(DropReason::LocalUnhandled);
+    }
+    let msg = ip.payload();
+    if msg.len() < 4 {
+        return Verdict::Drop(DropReason::Malformed);
+    }
+    if !icmp::v6_checksum_ok(&src, &dst, msg) {
+        return Verdict::Drop(DropReason::BadChecksum);
+    }
+    match msg[0] {
+        icmp::V6_NEIGHBOR_SOLICIT | icmp::V6_NEIGHBOR_ADVERT => {
+            // RFC 4861 7.1.1 / 7.1.2: ND messages must arrive with hop limit 255.
+            if hop_limit != 255 {
+                return Verdict::Drop(DropReason::Malformed);
+            }
+            let nd = match icmp::NeighborMessage::new_checked(msg) {
+                Ok(nd) => nd,
+                Err(e) => return Verdict::Drop(wire_drop(e)),
+            };
+            let target = nd.target();
+            if nd.kind() == icmp::V6_NEIGHBOR_ADVERT {
+                let mac = match nd.link_layer_option(icmp::ND_OPT_TARGET_LL) {
+                    Ok(Some(mac)) => mac,
+                    Ok(None) => ethernet::Frame::new_checked(pkt.data()).map(|f| f.src()).unwrap_or_default(),
+                    Err(e) => return Verdict::Drop(wire_drop(e)),
+                };
+                if !target.is_multicast() && !ethernet::is_multicast(&mac) && !port.owns_v6(&target) {
+                    fx.learned.push((in_port, IpAddr::V6(target), mac));
+                }
+                return Verdict::Consumed;
+            }
+            let source_ll = match nd.link_layer_option(icmp::ND_OPT_SOURCE_LL) {
+                Ok(o) => o,
+                Err(e) => return Verdict::Drop(wire_drop(e)),
+            };
+            if !port.owns_v6(&target) {
+                return Verdict::Consumed;
+            }
+            if let Some(mac) = source_ll.filter(|m| !ethernet::is_multicast(m)) {
+                if !src.is_unspecified() {
+                    fx.learned.push((in_port, IpAddr::V6(src), mac));
+                }
+            }
+            // Answer: to the solicitor (or all nodes for DAD), from the target address.
+            let (reply_dst, dst_mac, flags) = if src.is_unspecified() {
+                let all_nodes = Ipv6Addr::new(0xff02, 0, 0, 0, 0, 0, 0, 1);
+                (all_nodes, ipv6::multicast_mac(&all_nodes), icmp::NA_ROUTER | icmp::NA_OVERRIDE)
+            } else {
+                let Ok(f) = ethernet::Frame::new_checked(pkt.data()) else { return Verdict::Drop(DropReason::Malformed) };
+                (src, source_ll.unwrap_or(f.src()), icmp::NA_ROUTER | icmp::NA_SOLICITED | icmp::NA_OVERRIDE)
+            };
+            let len = ethernet::HEADER_LEN + ipv6::HEADER_LEN + 32;
+            if !pkt.set_len(len) {
+                return Verdict::Drop(DropReason::NoBuffer);
+            }
+            let data = pkt.data_mut();
+            ethernet::write_header(data, &dst_mac, &port.mac, ethernet::ETHERTYPE_IPV6);
+            let ip_start = ethernet::HEADER_LEN;
+            ipv6::write_header(&mut data[ip_start..], 32, ipv6::NEXT_HEADER_ICMPV6, 255, &target, &reply_dst);
+            let msg = &mut data[ip_start + ipv6::HEADER_LEN..len];
+            icmp::write_neighbor_message(msg, icmp::V6_NEIGHBOR_ADVERT, flags, &target, &port.mac);
+            icmp::v6_fill_checksum(&target, &reply_dst, msg);
+            Verdict::Reply(in_port)
+        }
+        icmp::V6_ECHO_REQUEST if !dst.is_multicast() => {
+            let total = ipv6::HEADER_LEN + ip.payload_len();
+            let data = pkt.data_mut();
+            let ip_start = ethernet::HEADER_LEN;
+            let plen = (total - ipv6::HEADER_LEN) as u16;
+            ipv6::write_header(&mut data[ip_start..], plen, ipv6::NEXT_HEADER_ICMPV6, DEFAULT_TTL, &dst, &src);
+            let msg = &mut data[ip_start + ipv6::HEADER_LEN..ip_start + total];
+            msg[0] = icmp::V6_ECHO_REPLY;
+            icmp::v6_fill_checksum(&dst, &src, msg);
+            if !pkt.set_len(ip_start + total) {
+                return Verdict::Drop(DropReason::Malformed);
+            }
+            route_own_packet(t, pkt, IpAddr::V6(src), true)
+        }
+        _ if dst.is_multicast() => Verdict::Consumed,
+        _ => Verdict::Drop(DropReason::LocalUnhandled),
+    }
+}
+
+fn icmp6_error<B: PacketBuf>(t: &Tables, port: &PortInfo, pkt: &mut B, fx: &mut Effects, kind: u8, code: u8) -> Verdict {
+    if fx.icmp_error_budget == 0 {
+        return Verdict::Drop(DropReason::TtlExceeded);
+    }
+    let Some(our_src) = port.first_v6() else { return Verdict::Drop(DropReason::TtlExceeded) };
+    let (orig_src, orig_len) = {
+        let Ok(ip) = ipv6::Packet::new_checked(&pkt.data()[ethernet::HEADER_LEN..]) else {
+            return Verdict::Drop(DropReason::Malformed);
+        };
+        // RFC 4443 2.4(e): no error about an ICMPv6 error message (types below 128).
+        if ip.next_header() == ipv6::NEXT_HEADER_ICMPV6 && ip.payload().first().is_some_and(|&k| k < 128) {
+            return Verdict::Drop(DropReason::TtlExceeded);
+        }
+        (ip.src(), ipv6::HEADER_LEN + ip.payload_len())
+    };
+    const NEW: usize = ipv6::HEADER_LEN + 8;
+    if !pkt.prepend(NEW) {
+        return Verdict::Drop(DropReason::NoBuffer);
+    }
+    let quoted = orig_len.min(ICMP6_ERROR_MAX - NEW);
+    let total = NEW + quoted;
+    if !pkt.set_len(ethernet::HEADER_LEN + total) {
+        return Verdict::Drop(DropReason::NoBuffer);
+    }
+    let data = pkt.data_mut();
+    let ip_start = ethernet::HEADER_LEN;
+    let mlen = (total - ipv6::HEADER_LEN) as u16;
+    ipv6::write_header(&mut data[ip_start..], mlen, ipv6::NEXT_HEADER_ICMPV6, DEFAULT_TTL, &our_src, &orig_src);
+    let msg = &mut data[ip_start + ipv6::HEADER_LEN..ip_start + total];
+    msg[0] = kind;
+    msg[1] = code;
+    msg[4..8].fill(0);
+    icmp::v6_fill_checksum(&our_src, &orig_src, msg);
+    fx.icmp_error_budget -= 1;
+    match route_own_packet(t, pkt, IpAddr::V6(orig_src), true) {
+        Verdict::Drop(DropReason::NeighborUnresolved | DropReason::NoRoute) => Verdict::Drop(DropReason::TtlExceeded),
+        v => v,
+    }
+}
+
+/// Routes a packet the router built itself (IP header already written after the Ethernet
+/// header): look up `dst`, fill the Ethernet header.
+fn route_own_packet<B: PacketBuf>(t: &Tables, pkt: &mut B, dst: IpAddr, reply: bool) -> Verdict {
+    let Some(NextHop { port, via }) = t.routes.lookup(dst).copied() else {
+        return Verdict::Drop(DropReason::NoRoute);
+    };
+    let Some(mac) = t.neighbor(port, via.unwrap_or(dst)) else {
+        return Verdict::Drop(DropReason::NeighborUnresolved);
+    };
+    let ethertype = if dst.is_ipv4() { ethernet::ETHERTYPE_IPV4 } else { ethernet::ETHERTYPE_IPV6 };
+    let src_mac = t.ports[usize::from(port)].mac;
+    ethernet::write_header(pkt.data_mut(), mac, &src_mac, ethertype);
+    if reply { Verdict::Reply(port) } else { Verdict::Forward(port) }
+}
+
+/// Writes an ARP request or a neighbor solicitation for `target` on `port` into `buf`
+/// (at least 86 bytes); returns the frame length, or None when the port has no address on the
+/// target's subnet.
+pub fn build_solicitation(port: &PortInfo, target: IpAddr, buf: &mut [u8]) -> Option<usize> {
+    match target {
+        IpAddr::V4(target) => {
+            let src = port.v4_source_for(target)?;
+            Some(arp::build_request(buf, &port.mac, src, target))
+        }
+        IpAddr::V6(target) => {
+            let src = port.v6_source_for(&target).or_else(|| port.v6.last().map(|n| n.addr()))?;
+            let group = ipv6::solicited_node(&target);
+            let len = ethernet::HEADER_LEN + ipv6::HEADER_LEN + 32;
+            if buf.len() < len {
+                return None;
+            }
+            ethernet::write_header(buf, &ipv6::multicast_mac(&group), &port.mac, ethernet::ETHERTYPE_IPV6);
+            ipv6::write_header(&mut buf[ethernet::HEADER_LEN..], 32, ipv6::NEXT_HEADER_ICMPV6, 255, &src, &group);
+            let msg = &mut buf[ethernet::HEADER_LEN + ipv6::HEADER_LEN..len];
+            icmp::write_neighbor_message(msg, icmp::V6_NEIGHBOR_SOLICIT, 0, &target, &port.mac);
+            icmp::v6_fill_checksum(&src, &group, msg);
+            Some(len)
+        }
+    }
+}
+
+/// The next hops the routes point at, with their ports: what the workers keep resolved.
+pub fn next_hops(t: &Tables) -> impl Iterator<Item = (u16, IpAddr)> + '_ {
+    t.routes.entries().iter().filter_map(|e| e.next_hop.via.map(|v| (e.next_hop.port, v)))
+}
+
+#[cfg(test)]
+#[path = "forward_tests.rs"]
+mod tests;

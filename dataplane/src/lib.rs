@@ -1,0 +1,21 @@
+//! The data plane of `sdwand`: a thin, safe layer over DPDK (EAL, mempools, mbufs, ports,
+//! pinned workers) and the sans-IO packet pipeline it drives.
+
+pub mod counters;
+pub mod eal;
+pub mod engine;
+pub mod error;
+pub mod forward;
+pub mod hash;
+pub mod lcore;
+pub mod mbuf;
+pub mod mempool;
+pub mod pcapfile;
+pub mod port;
+pub mod route;
+pub mod tables;
+pub mod wire;
+pub mod worker;
+
+pub use engine::{Engine, EngineSpec, PortSpec};
+pub use error::DataplaneError;

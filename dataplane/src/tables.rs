@@ -1,0 +1,194 @@
+//! The tables the workers read: ports' own addresses, routes, neighbors. The control thread
+//! builds a new `Tables` off the fast path and publishes it whole (read-copy-update through
+//! `arc_swap`); a worker loads the current snapshot once per burst, so it never waits and
+//! never sees a half-made table. Each snapshot has a generation number, which per-worker
+//! caches compare against.
+
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::sync::Arc;
+
+use arc_swap::ArcSwap;
+use ipnet::{IpNet, Ipv4Net, Ipv6Net};
+use serde::Serialize;
+
+use crate::hash::FastMap;
+use crate::route::{NextHop, RouteSource, RouteTable};
+use crate::wire::{ipv6, MacAddr};
+
+/// What the data plane knows of one of its own ports.
+#[derive(Debug, Clone, Serialize)]
+pub struct PortInfo {
+    pub name: String,
+    pub mac: MacAddr,
+    pub mtu: u16,
+    pub v4: Vec<Ipv4Net>,
+    /// Configured addresses, then the EUI-64 link-local address.
+    pub v6: Vec<Ipv6Net>,
+}
+
+impl PortInfo {
+    pub fn new(name: &str, mac: MacAddr, mtu: u16, addresses: &[IpNet]) -> Self {
+        let mut v4 = Vec::new();
+        let mut v6 = Vec::new();
+        for a in addresses {
+            match a {
+                IpNet::V4(n) => v4.push(*n),
+                IpNet::V6(n) => v6.push(*n),
+            }
+        }
+        if let Ok(ll) = Ipv6Net::new(ipv6::link_local_from_mac(&mac), 64) {
+            v6.push(ll);
+        }
+        Self { name: name.to_owned(), mac, mtu, v4, v6 }
+    }
+
+    #[inline]
+    pub fn owns_v4(&self, a: Ipv4Addr) -> bool {
+        self.v4.iter().any(|n| n.addr() == a)
+    }
+
+    #[inline]
+    pub fn owns_v6(&self, a: &Ipv6Addr) -> bool {
+        self.v6.iter().any(|n| n.addr() == *a)
+    }
+
+    /// Our address on the subnet that contains `peer`: the source for ARP and NS to it.
+    pub fn v4_source_for(&self, peer: Ipv4Addr) -> Option<Ipv4Addr> {
+        self.v4.iter().find(|n| n.contains(&peer)).map(|n| n.addr())
+    }
+
+    pub fn v6_source_for(&self, peer: &Ipv6Addr) -> Option<Ipv6Addr> {
+        self.v6.iter().find(|n| n.contains(peer)).map(|n| n.addr())
+    }
+
+    /// The address ICMP errors are sent from: the first configured one of the family.
+    pub fn first_v4(&self) -> Option<Ipv4Addr> {
+        self.v4.first().map(|n| n.addr())
+    }
+
+    pub fn first_v6(&self) -> Option<Ipv6Addr> {
+        self.v6.first().map(|n| n.addr())
+    }
+}
+
+/// Key of the neighbor table: the port and the neighbor's address (IPv4 mapped into IPv6 so
+/// both families share one integer key).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct NeighborKey {
+    pub port: u16,
+    pub addr: u128,
+}
+
+impl NeighborKey {
+    #[inline]
+    pub fn new(port: u16, ip: IpAddr) -> Self {
+        let addr = match ip {
+            IpAddr::V4(a) => u128::from(a.to_ipv6_mapped()),
+            IpAddr::V6(a) => u128::from(a),
+        };
+        Self { port, addr }
+    }
+
+    pub fn ip(&self) -> IpAddr {
+        let v6 = Ipv6Addr::from(self.addr);
+        v6.to_ipv4_mapped().map_or(IpAddr::V6(v6), IpAddr::V4)
+    }
+}
+
+/// A snapshot of everything the forwarding path reads.
+#[derive(Debug, Clone, Default)]
+pub struct Tables {
+    pub generation: u64,
+    pub ports: Vec<PortInfo>,
+    pub routes: RouteTable,
+    pub neighbors: FastMap<NeighborKey, MacAddr>,
+}
+
+impl Tables {
+    /// Builds the first generation from the ports and static routes: each port address adds a
+    /// connected route.
+    pub fn new(ports: Vec<PortInfo>, static_routes: &[(IpNet, NextHop)]) -> Self {
+        let mut routes = RouteTable::default();
+        for (i, p) in ports.iter().enumerate() {
+            let port = u16::try_from(i).unwrap_or(u16::MAX);
+            for n in &p.v4 {
+                routes.insert(IpNet::V4(n.trunc()), NextHop { port, via: None }, RouteSource::Connected);
+            }
+            for n in p.v6.iter().filter(|n| !is_link_local(&n.addr())) {
+                routes.insert(IpNet::V6(n.trunc()), NextHop { port, via: None }, RouteSource::Connected);
+            }
+        }
+        for (prefix, hop) in static_routes {
+            routes.insert(*prefix, *hop, RouteSource::Static);
+        }
+        Self { generation: 1, ports, routes, neighbors: FastMap::default() }
+    }
+
+    #[inline]
+    pub fn neighbor(&self, port: u16, ip: IpAddr) -> Option<&MacAddr> {
+        self.neighbors.get(&NeighborKey::new(port, ip))
+    }
+}
+
+pub fn is_link_local(a: &Ipv6Addr) -> bool {
+    a.segments()[0] & 0xffc0 == 0xfe80
+}
+
+/// The channel between the control thread (one writer) and the workers (many readers).
+#[derive(Debug)]
+pub struct TablePublisher {
+    current: ArcSwap<Tables>,
+}
+
+impl TablePublisher {
+    pub fn new(first: Tables) -> Self {
+        Self { current: ArcSwap::from_pointee(first) }
+    }
+
+    /// The current snapshot, for a worker's burst or the management API. Lock-free.
+    #[inline]
+    pub fn load(&self) -> arc_swap::Guard<Arc<Tables>> {
+        self.current.load()
+    }
+
+    pub fn snapshot(&self) -> Arc<Tables> {
+        self.current.load_full()
+    }
+
+    /// Publishes `next` with the next generation number. Only the control thread calls this.
+    pub fn publish(&self, mut next: Tables) {
+        next.generation = self.current.load().generation + 1;
+        self.current.store(Arc::new(next));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn connected_routes_and_publication() {
+        let port = PortInfo::new("lan0", [2, 0, 0, 0, 0, 1], 1500, &["10.1.0.1/24".parse().unwrap(), "fd00:1::1/64".parse().unwrap()]);
+        assert!(port.owns_v6(&"fe80::ff:fe00:1".parse().unwrap()), "{:?}", port.v6);
+        let t = Tables::new(vec![port], &[("10.2.0.0/24".parse().unwrap(), NextHop { port: 0, via: Some("10.1.0.254".parse().unwrap()) })]);
+        assert_eq!(t.routes.lookup("10.1.0.7".parse().unwrap()), Some(&NextHop { port: 0, via: None }));
+        assert_eq!(t.routes.lookup("fd00:1::7".parse().unwrap()), Some(&NextHop { port: 0, via: None }));
+        assert!(t.routes.lookup("fe80::7".parse().unwrap()).is_none(), "link-local is never routed");
+        let publisher = TablePublisher::new(t);
+        let before = publisher.load().generation;
+        let mut next = (**publisher.load()).clone();
+        next.neighbors.insert(NeighborKey::new(0, "10.1.0.254".parse().unwrap()), [2, 0, 0, 0, 0, 2]);
+        publisher.publish(next);
+        let now = publisher.load();
+        assert_eq!(now.generation, before + 1);
+        assert_eq!(now.neighbor(0, "10.1.0.254".parse().unwrap()), Some(&[2, 0, 0, 0, 0, 2]));
+    }
+
+    #[test]
+    fn neighbor_key_roundtrip() {
+        for ip in ["10.0.0.1", "fd00::1"] {
+            let ip: IpAddr = ip.parse().unwrap();
+            assert_eq!(NeighborKey::new(3, ip).ip(), ip);
+        }
+    }
+}

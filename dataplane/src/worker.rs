@@ -1,0 +1,238 @@
+//! The worker loop: rx burst on every port → `forward::process` per packet → tx bursts per
+//! egress port; then neighbor events to the control thread and solicitations for unresolved
+//! next hops. One tx queue per worker on every port, so no two threads share a queue.
+
+use std::net::IpAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+use crossbeam_queue::ArrayQueue;
+
+use crate::counters::{DropReason, WorkerCounters};
+use crate::eal;
+use crate::forward::{self, Effects, PacketBuf, Verdict};
+use crate::lcore::Backoff;
+use crate::mbuf::{Burst, Mbuf, MAX_BURST};
+use crate::mempool::Mempool;
+use crate::port;
+use crate::tables::{NeighborKey, TablePublisher, Tables};
+use crate::wire::MacAddr;
+
+/// A neighbor a worker saw; the control thread merges these into the next table generation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct NeighborEvent {
+    pub port: u16,
+    pub ip: IpAddr,
+    pub mac: MacAddr,
+}
+
+/// Everything a worker shares with the control thread.
+pub struct WorkerShared {
+    pub tables: Arc<TablePublisher>,
+    pub counters: Arc<WorkerCounters>,
+    pub events: Arc<ArrayQueue<NeighborEvent>>,
+    pub stop: Arc<AtomicBool>,
+}
+
+pub struct WorkerConfig {
+    pub index: usize,
+    /// DPDK port id of each table port index.
+    pub port_ids: Vec<u16>,
+    /// The rx and tx queue this worker owns on every port.
+    pub queue: u16,
+    pub rx_burst: u16,
+    pub idle_sleep_max_us: u32,
+    /// Whether this worker keeps the routes' next hops resolved (one worker does).
+    pub resolver: bool,
+}
+
+/// Direct-mapped memory of recent solicitations, so a flow to an unresolved next hop sends one
+/// ARP request or NS per interval, not one per packet.
+struct SolicitLimiter {
+    slots: [(u16, u128, u64); 64],
+    interval: u64,
+}
+
+impl SolicitLimiter {
+    fn allow(&mut self, port: u16, ip: IpAddr, now: u64) -> bool {
+        let key = NeighborKey::new(port, ip);
+        let slot = &mut self.slots[(key.addr as usize ^ usize::from(port)) % 64];
+        if slot.0 == port && slot.1 == key.addr && now.wrapping_sub(slot.2) < self.interval && slot.2 != 0 {
+            return false;
+        }
+        *slot = (port, key.addr, now.max(1));
+        true
+    }
+}
+
+pub fn run(cfg: WorkerConfig, pool: Arc<Mempool>, shared: WorkerShared) {
+    let c = &*shared.counters;
+    let hz = eal::tsc_hz().max(1);
+    let mut backoff = Backoff::new(cfg.idle_sleep_max_us);
+    let mut rx = Burst::new();
+    let mut tx: Vec<Burst> = cfg.port_ids.iter().map(|_| Burst::new()).collect();
+    let mut tx_bytes: Vec<u64> = vec![0; cfg.port_ids.len()];
+    let mut fx = Effects::default();
+    let mut limiter = SolicitLimiter { slots: [(0, 0, 0); 64], interval: hz / 10 };
+    let rx_burst = usize::from(cfg.rx_burst).clamp(1, MAX_BURST);
+    let mut next_housekeeping = 0u64;
+    let mut next_resolve = 0u64;
+
+    while !shared.stop.load(Ordering::Relaxed) {
+        let tables = shared.tables.load();
+        let mut seen = 0usize;
+        for (in_idx, &port_id) in cfg.port_ids.iter().enumerate() {
+            let in_port = in_idx as u16;
+            let n = port::rx_burst(port_id, cfg.queue, &mut rx, rx_burst);
+            if n == 0 {
+                continue;
+            }
+            seen += n;
+            c.rx_packets.add(n as u64);
+            for mut m in rx.drain() {
+                let len = u64::from(m.pkt_len());
+                c.rx_bytes.add(len);
+                if !m.is_contiguous() {
+                    c.drop(DropReason::Malformed, 1);
+                    continue;
+                }
+                match forward::process(&tables, in_port, &mut m, &mut fx) {
+                    Verdict::Forward(out) => {
+                        c.forwarded.add(1);
+                        enqueue(&mut tx, &mut tx_bytes, &cfg, c, out, m);
+                    }
+                    Verdict::Reply(out) => {
+                        c.local_replies.add(1);
+                        enqueue(&mut tx, &mut tx_bytes, &cfg, c, out, m);
+                    }
+                    Verdict::Consumed => {}
+                    Verdict::Drop(reason) => c.drop(reason, 1),
+                }
+            }
+            flush(&mut tx, &mut tx_bytes, &cfg, c);
+        }
+        if !fx.learned.as_slice().is_empty() || !fx.solicit.as_slice().is_empty() {
+            after_burst(&tables, &mut fx, &shared, &pool, &mut limiter, &mut tx, &mut tx_bytes, &cfg);
+        }
+        if seen == 0 || next_housekeeping == 0 {
+            let now = eal::rdtsc();
+            if now >= next_housekeeping {
+                // RFC 1812 / RFC 4443 rate limit: 100 ICMP errors per 100 ms per worker.
+                fx.icmp_error_budget = 100;
+                next_housekeeping = now + hz / 10;
+            }
+            if cfg.resolver && now >= next_resolve {
+                for (port, ip) in forward::next_hops(&tables) {
+                    if tables.neighbor(port, ip).is_none() {
+                        fx.solicit.push((port, ip));
+                    }
+                }
+                next_resolve = now + hz;
+                after_burst(&tables, &mut fx, &shared, &pool, &mut limiter, &mut tx, &mut tx_bytes, &cfg);
+            }
+        }
+        drop(tables);
+        if seen > 0 {
+            c.busy_polls.add(1);
+        } else {
+            c.idle_polls.add(1);
+        }
+        if let Some(d) = backoff.after_poll(seen) {
+            c.sleeps.add(1);
+            std::thread::sleep(d);
+        }
+    }
+}
+
+#[inline]
+fn enqueue(tx: &mut [Burst], tx_bytes: &mut [u64], cfg: &WorkerConfig, c: &WorkerCounters, out: u16, m: Mbuf) {
+    let i = usize::from(out);
+    let len = u64::from(m.pkt_len());
+    if tx[i].is_full() {
+        flush_one(tx, tx_bytes, cfg, c, i);
+    }
+    if tx[i].push(m).is_ok() {
+        tx_bytes[i] += len;
+    }
+}
+
+fn flush(tx: &mut [Burst], tx_bytes: &mut [u64], cfg: &WorkerConfig, c: &WorkerCounters) {
+    for i in 0..tx.len() {
+        if !tx[i].is_empty() {
+            flush_one(tx, tx_bytes, cfg, c, i);
+        }
+    }
+}
+
+#[inline]
+fn flush_one(tx: &mut [Burst], tx_bytes: &mut [u64], cfg: &WorkerConfig, c: &WorkerCounters, i: usize) {
+    let burst = &mut tx[i];
+    let pending = burst.len();
+    let sent = port::tx_burst(cfg.port_ids[i], cfg.queue, burst);
+    let mut bytes = tx_bytes[i];
+    if sent < pending {
+        for m in burst.drain() {
+            bytes -= u64::from(m.pkt_len());
+        }
+        c.drop(DropReason::TxQueueFull, (pending - sent) as u64);
+    }
+    c.tx_packets.add(sent as u64);
+    c.tx_bytes.add(bytes);
+    tx_bytes[i] = 0;
+}
+
+/// Hands learned neighbors to the control thread and sends the solicitations the burst asked
+/// for (rate-limited per next hop).
+#[allow(clippy::too_many_arguments)]
+fn after_burst(
+    tables: &Tables,
+    fx: &mut Effects,
+    shared: &WorkerShared,
+    pool: &Mempool,
+    limiter: &mut SolicitLimiter,
+    tx: &mut [Burst],
+    tx_bytes: &mut [u64],
+    cfg: &WorkerConfig,
+) {
+    let c = &*shared.counters;
+    for &(port, ip, mac) in fx.learned.as_slice() {
+        if tables.neighbor(port, ip) != Some(&mac) && shared.events.push(NeighborEvent { port, ip, mac }).is_ok() {
+            c.neighbors_learned.add(1);
+        }
+    }
+    fx.learned.clear();
+    let now = eal::rdtsc();
+    for &(port, ip) in fx.solicit.as_slice() {
+        if !limiter.allow(port, ip, now) {
+            continue;
+        }
+        let Some(info) = tables.ports.get(usize::from(port)) else { continue };
+        let Some(mut m) = Mbuf::alloc(pool) else {
+            c.drop(DropReason::NoBuffer, 1);
+            continue;
+        };
+        let mut frame = [0u8; 128];
+        let Some(len) = forward::build_solicitation(info, ip, &mut frame) else { continue };
+        if m.set_len(0) && m.extend_from_slice(&frame[..len]) {
+            c.solicitations.add(1);
+            enqueue(tx, tx_bytes, cfg, c, port, m);
+        }
+    }
+    fx.solicit.clear();
+    flush(tx, tx_bytes, cfg, c);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn limiter_allows_one_per_interval() {
+        let mut l = SolicitLimiter { slots: [(0, 0, 0); 64], interval: 100 };
+        let ip: IpAddr = "10.0.0.1".parse().unwrap();
+        assert!(l.allow(0, ip, 1000));
+        assert!(!l.allow(0, ip, 1050));
+        assert!(l.allow(1, ip, 1050), "another port is another neighbor");
+        assert!(l.allow(0, ip, 1101));
+    }
+}
