@@ -74,3 +74,9 @@ pub fn vdev_init(device: &str) -> Result<(), DataplaneError> {
     }
     Ok(())
 }
+
+/// DPDK's version string (`rte_version()`), e.g. "DPDK 22.11.11".
+pub fn version() -> String {
+    // SAFETY: rte_version returns a static NUL-terminated string.
+    unsafe { std::ffi::CStr::from_ptr(dpdk_sys::rte_version()) }.to_string_lossy().into_owned()
+}

@@ -104,18 +104,28 @@ pub fn process<B: PacketBuf>(t: &Tables, in_port: u16, pkt: &mut B, fx: &mut Eff
         Err(e) => return Verdict::Drop(wire_drop(e)),
     };
     let dst_mac = frame.dst();
+    let ingress = Ingress { port: in_port, src_mac: frame.src() };
     let for_us = dst_mac == port.mac;
     let group = ethernet::is_multicast(&dst_mac);
     if !for_us && !group {
         return Verdict::Drop(DropReason::NotForUs);
     }
     match frame.ethertype() {
-        ethernet::ETHERTYPE_IPV4 if for_us => ipv4_in(t, port, pkt, fx),
-        ethernet::ETHERTYPE_IPV6 => ipv6_in(t, in_port, port, pkt, fx, for_us),
+        ethernet::ETHERTYPE_IPV4 if for_us => ipv4_in(t, ingress, port, pkt, fx),
+        ethernet::ETHERTYPE_IPV6 => ipv6_in(t, ingress, port, pkt, fx, for_us),
         ethernet::ETHERTYPE_ARP => arp_in(in_port, port, pkt, fx),
         ethernet::ETHERTYPE_IPV4 => Verdict::Drop(DropReason::NotForwardable),
         _ => Verdict::Drop(DropReason::UnsupportedEthertype),
     }
+}
+
+/// Where a frame came from: replies the router builds fall back to the frame's sender when the
+/// neighbor table does not know the destination yet (the first echo request after an ARP
+/// exchange arrives before the control thread has published the new neighbor).
+#[derive(Clone, Copy)]
+struct Ingress {
+    port: u16,
+    src_mac: MacAddr,
 }
 
 fn wire_drop(e: WireError) -> DropReason {
@@ -146,7 +156,7 @@ fn arp_in<B: PacketBuf>(in_port: u16, port: &PortInfo, pkt: &mut B, fx: &mut Eff
     Verdict::Consumed
 }
 
-fn ipv4_in<B: PacketBuf>(t: &Tables, port: &PortInfo, pkt: &mut B, fx: &mut Effects) -> Verdict {
+fn ipv4_in<B: PacketBuf>(t: &Tables, ingress: Ingress, port: &PortInfo, pkt: &mut B, fx: &mut Effects) -> Verdict {
     let data = &mut pkt.data_mut()[ethernet::HEADER_LEN..];
     let mut ip = match ipv4::Packet::new_checked(&mut *data) {
         Ok(p) => p,
@@ -157,13 +167,13 @@ fn ipv4_in<B: PacketBuf>(t: &Tables, port: &PortInfo, pkt: &mut B, fx: &mut Effe
     }
     let dst = ip.dst();
     if port.owns_v4(dst) || t.ports.iter().any(|p| p.owns_v4(dst)) {
-        return ipv4_local(t, pkt);
+        return ipv4_local(t, ingress, pkt);
     }
     if dst.is_broadcast() || dst.is_multicast() || dst.is_unspecified() || ip.src().is_multicast() {
         return Verdict::Drop(DropReason::NotForwardable);
     }
     if ip.ttl() <= 1 {
-        return icmp4_error(t, port, pkt, fx, icmp::V4_TIME_EXCEEDED, 0);
+        return icmp4_error(t, ingress, port, pkt, fx, icmp::V4_TIME_EXCEEDED, 0);
     }
     let Some(hop) = t.routes.lookup_v4(dst) else {
         return Verdict::Drop(DropReason::NoRoute);
@@ -186,7 +196,7 @@ fn ipv4_in<B: PacketBuf>(t: &Tables, port: &PortInfo, pkt: &mut B, fx: &mut Effe
 }
 
 /// IPv4 addressed to the router: answer echo requests, drop the rest (slow path comes later).
-fn ipv4_local<B: PacketBuf>(t: &Tables, pkt: &mut B) -> Verdict {
+fn ipv4_local<B: PacketBuf>(t: &Tables, ingress: Ingress, pkt: &mut B) -> Verdict {
     let data = &mut pkt.data_mut()[ethernet::HEADER_LEN..];
     let Ok(mut ip) = ipv4::Packet::new_checked(&mut *data) else {
         return Verdict::Drop(DropReason::Malformed);
@@ -215,12 +225,12 @@ fn ipv4_local<B: PacketBuf>(t: &Tables, pkt: &mut B) -> Verdict {
     if !pkt.set_len(ip_start + new_total) {
         return Verdict::Drop(DropReason::Malformed);
     }
-    route_own_packet(t, pkt, IpAddr::V4(src), true)
+    route_own_packet(t, ingress, pkt, IpAddr::V4(src))
 }
 
 /// Builds an ICMPv4 error about the packet in `pkt` in place (the original moves behind the
 /// new headers, using the buffer's headroom) and routes it back to the sender.
-fn icmp4_error<B: PacketBuf>(t: &Tables, port: &PortInfo, pkt: &mut B, fx: &mut Effects, kind: u8, code: u8) -> Verdict {
+fn icmp4_error<B: PacketBuf>(t: &Tables, ingress: Ingress, port: &PortInfo, pkt: &mut B, fx: &mut Effects, kind: u8, code: u8) -> Verdict {
     if fx.icmp_error_budget == 0 {
         return Verdict::Drop(DropReason::TtlExceeded);
     }
@@ -257,13 +267,13 @@ fn icmp4_error<B: PacketBuf>(t: &Tables, port: &PortInfo, pkt: &mut B, fx: &mut 
     msg[4..8].fill(0);
     icmp::v4_fill_checksum(msg);
     fx.icmp_error_budget -= 1;
-    match route_own_packet(t, pkt, IpAddr::V4(orig_src), true) {
+    match route_own_packet(t, ingress, pkt, IpAddr::V4(orig_src)) {
         Verdict::Drop(DropReason::NeighborUnresolved | DropReason::NoRoute) => Verdict::Drop(DropReason::TtlExceeded),
         v => v,
     }
 }
 
-fn ipv6_in<B: PacketBuf>(t: &Tables, in_port: u16, port: &PortInfo, pkt: &mut B, fx: &mut Effects, for_us: bool) -> Verdict {
+fn ipv6_in<B: PacketBuf>(t: &Tables, ingress: Ingress, port: &PortInfo, pkt: &mut B, fx: &mut Effects, for_us: bool) -> Verdict {
     let data = &mut pkt.data_mut()[ethernet::HEADER_LEN..];
     let mut ip = match ipv6::Packet::new_checked(&mut *data) {
         Ok(p) => p,
@@ -272,13 +282,13 @@ fn ipv6_in<B: PacketBuf>(t: &Tables, in_port: u16, port: &PortInfo, pkt: &mut B,
     let dst = ip.dst();
     let src = ip.src();
     if dst.is_multicast() || port.owns_v6(&dst) || t.ports.iter().any(|p| p.owns_v6(&dst)) {
-        return ipv6_local(t, in_port, port, pkt, fx);
+        return ipv6_local(t, ingress, port, pkt, fx);
     }
     if !for_us || src.is_multicast() || is_link_local(&dst) || is_link_local(&src) || dst.is_unspecified() {
         return Verdict::Drop(DropReason::NotForwardable);
     }
     if ip.hop_limit() <= 1 {
-        return icmp6_error(t, port, pkt, fx, icmp::V6_TIME_EXCEEDED, 0);
+        return icmp6_error(t, ingress, port, pkt, fx, icmp::V6_TIME_EXCEEDED, 0);
     }
     let Some(hop) = t.routes.lookup_v6(dst) else {
         return Verdict::Drop(DropReason::NoRoute);
@@ -301,7 +311,8 @@ fn ipv6_in<B: PacketBuf>(t: &Tables, in_port: u16, port: &PortInfo, pkt: &mut B,
 }
 
 /// IPv6 to the router or to a multicast group: neighbor discovery and echo.
-fn ipv6_local<B: PacketBuf>(t: &Tables, in_port: u16, port: &PortInfo, pkt: &mut B, fx: &mut Effects) -> Verdict {
+fn ipv6_local<B: PacketBuf>(t: &Tables, ingress: Ingress, port: &PortInfo, pkt: &mut B, fx: &mut Effects) -> Verdict {
+    let in_port = ingress.port;
     let data = &pkt.data()[ethernet::HEADER_LEN..];
     let Ok(ip) = ipv6::Packet::new_checked(data) else { return Verdict::Drop(DropReason::Malformed) };
     let (src, dst, hop_limit) = (ip.src(), ip.dst(), ip.hop_limit());
@@ -382,14 +393,14 @@ fn ipv6_local<B: PacketBuf>(t: &Tables, in_port: u16, port: &PortInfo, pkt: &mut
             if !pkt.set_len(ip_start + total) {
                 return Verdict::Drop(DropReason::Malformed);
             }
-            route_own_packet(t, pkt, IpAddr::V6(src), true)
+            route_own_packet(t, ingress, pkt, IpAddr::V6(src))
         }
         _ if dst.is_multicast() => Verdict::Consumed,
         _ => Verdict::Drop(DropReason::LocalUnhandled),
     }
 }
 
-fn icmp6_error<B: PacketBuf>(t: &Tables, port: &PortInfo, pkt: &mut B, fx: &mut Effects, kind: u8, code: u8) -> Verdict {
+fn icmp6_error<B: PacketBuf>(t: &Tables, ingress: Ingress, port: &PortInfo, pkt: &mut B, fx: &mut Effects, kind: u8, code: u8) -> Verdict {
     if fx.icmp_error_budget == 0 {
         return Verdict::Drop(DropReason::TtlExceeded);
     }
@@ -423,25 +434,28 @@ fn icmp6_error<B: PacketBuf>(t: &Tables, port: &PortInfo, pkt: &mut B, fx: &mut 
     msg[4..8].fill(0);
     icmp::v6_fill_checksum(&our_src, &orig_src, msg);
     fx.icmp_error_budget -= 1;
-    match route_own_packet(t, pkt, IpAddr::V6(orig_src), true) {
+    match route_own_packet(t, ingress, pkt, IpAddr::V6(orig_src)) {
         Verdict::Drop(DropReason::NeighborUnresolved | DropReason::NoRoute) => Verdict::Drop(DropReason::TtlExceeded),
         v => v,
     }
 }
 
 /// Routes a packet the router built itself (IP header already written after the Ethernet
-/// header): look up `dst`, fill the Ethernet header.
-fn route_own_packet<B: PacketBuf>(t: &Tables, pkt: &mut B, dst: IpAddr, reply: bool) -> Verdict {
+/// header): look up `dst`, fill the Ethernet header. When the route leads back out of the
+/// ingress port and the neighbor is not known yet, the frame goes to the sender's MAC.
+fn route_own_packet<B: PacketBuf>(t: &Tables, ingress: Ingress, pkt: &mut B, dst: IpAddr) -> Verdict {
     let Some(NextHop { port, via }) = t.routes.lookup(dst).copied() else {
         return Verdict::Drop(DropReason::NoRoute);
     };
-    let Some(mac) = t.neighbor(port, via.unwrap_or(dst)) else {
-        return Verdict::Drop(DropReason::NeighborUnresolved);
+    let mac = match t.neighbor(port, via.unwrap_or(dst)) {
+        Some(mac) => *mac,
+        None if port == ingress.port && !ethernet::is_multicast(&ingress.src_mac) => ingress.src_mac,
+        None => return Verdict::Drop(DropReason::NeighborUnresolved),
     };
     let ethertype = if dst.is_ipv4() { ethernet::ETHERTYPE_IPV4 } else { ethernet::ETHERTYPE_IPV6 };
     let src_mac = t.ports[usize::from(port)].mac;
-    ethernet::write_header(pkt.data_mut(), mac, &src_mac, ethertype);
-    if reply { Verdict::Reply(port) } else { Verdict::Forward(port) }
+    ethernet::write_header(pkt.data_mut(), &mac, &src_mac, ethertype);
+    Verdict::Reply(port)
 }
 
 /// Writes an ARP request or a neighbor solicitation for `target` on `port` into `buf`

@@ -223,6 +223,18 @@ fn echo_reply_to_own_address() {
 }
 
 #[test]
+fn echo_reply_goes_to_the_sender_before_its_neighbor_entry_is_published() {
+    let t = tables(false);
+    let (v, out, _) = run(&t, 0, &echo4("10.1.0.1", 64));
+    assert_eq!(v, Verdict::Reply(0));
+    assert_eq!(&out.data()[0..6], &HOST_MAC);
+    // But never out of another port to a guessed address.
+    let mut from_wan = echo4("10.1.0.1", 64);
+    from_wan[0..6].copy_from_slice(&WAN_MAC);
+    assert_eq!(run(&t, 1, &from_wan).0, Verdict::Drop(DropReason::NeighborUnresolved));
+}
+
+#[test]
 fn forwards_ipv6_and_expires_hop_limit() {
     let t = tables(true);
     let (v, out, _) = run(&t, 0, &udp6(LAN_MAC, "fd00:1::2", "fd00:2::2", 64));

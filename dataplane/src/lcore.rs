@@ -17,13 +17,13 @@ where
     let handle = std::thread::Builder::new()
         .name(format!("sdwan-worker-{index}"))
         .spawn(move || {
-            let pinned = core_affinity::get_core_ids()
-                .unwrap_or_default()
-                .into_iter()
-                .find(|c| c.id == core)
-                .is_some_and(core_affinity::set_for_current);
-            if !pinned {
-                let _ = ready_tx.send(Err(DataplaneError::Pin { index, core, reason: "no such core available to this process".into() }));
+            // Not `core_affinity::get_core_ids()`: a thread spawned after `rte_eal_init`
+            // inherits the main lcore's one-core mask, so that list would hold only that core.
+            // SAFETY: sysconf is always safe to call.
+            let online = unsafe { libc::sysconf(libc::_SC_NPROCESSORS_ONLN) }.max(1) as usize;
+            if core >= online || !core_affinity::set_for_current(core_affinity::CoreId { id: core }) {
+                let reason = format!("this machine has cores 0-{} (or the process may not use core {core})", online - 1);
+                let _ = ready_tx.send(Err(DataplaneError::Pin { index, core, reason }));
                 return;
             }
             // SAFETY: a new non-EAL thread registers itself once.
