@@ -51,7 +51,11 @@ fn main() {
     let mut builder = bindgen::Builder::default()
         .header("wrapper.h")
         .clang_args(extra.iter().cloned())
-        .clang_args(dpdk.include_paths.iter().map(|p| format!("-I{}", p.display())))
+        .clang_args(
+            dpdk.include_paths
+                .iter()
+                .map(|p| format!("-I{}", p.display())),
+        )
         .allowlist_function("rte_.*")
         .allowlist_function("sdwan_.*")
         .allowlist_type("rte_.*")

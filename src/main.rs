@@ -84,7 +84,9 @@ fn main() -> ExitCode {
 /// configuration chose lcores itself. Workers are not EAL lcores: they register themselves.
 fn eal_args(config: &Config) -> Vec<String> {
     let mut args = config.dpdk.eal_args.clone();
-    let chose_lcores = args.iter().any(|a| a == "-l" || a == "-c" || a.starts_with("--lcores") || a.starts_with("-l"));
+    let chose_lcores = args
+        .iter()
+        .any(|a| a == "-l" || a == "-c" || a.starts_with("--lcores") || a.starts_with("-l"));
     if !chose_lcores {
         args.push("-l".into());
         args.push(config.workers.control_core.to_string());
@@ -104,7 +106,15 @@ fn engine_spec(config: &Config) -> Result<EngineSpec, String> {
     let routes = config
         .routes
         .iter()
-        .map(|r| Ok((r.prefix, NextHop { port: index_of(&r.port)?, via: r.via })))
+        .map(|r| {
+            Ok((
+                r.prefix,
+                NextHop {
+                    port: index_of(&r.port)?,
+                    via: r.via,
+                },
+            ))
+        })
         .collect::<Result<Vec<_>, String>>()?;
     Ok(EngineSpec {
         name: config.node.name.clone(),
@@ -141,13 +151,24 @@ fn run(config: &Config) -> Result<(), String> {
     }
     let server = mgmt::Server::bind(&config.management.socket).map_err(|e| e.to_string())?;
     let args = eal_args(config);
-    log!("starting node {} (EAL {})", config.node.name, args.join(" "));
+    log!(
+        "starting node {} (EAL {})",
+        config.node.name,
+        args.join(" ")
+    );
     eal::init(&args).map_err(|e| e.to_string())?;
     let spec = engine_spec(config)?;
     let engine = Engine::start(spec).map_err(|e| e.to_string())?;
     let started = Instant::now();
     for i in engine.interfaces() {
-        log!("port {} ({}) {} mac {} addresses {}", i.name, i.driver, i.device, i.mac, i.addresses.join(" "));
+        log!(
+            "port {} ({}) {} mac {} addresses {}",
+            i.name,
+            i.driver,
+            i.device,
+            i.mac,
+            i.addresses.join(" ")
+        );
     }
     log!(
         "{} worker(s) on core(s) {:?}; management socket {}",
@@ -159,7 +180,10 @@ fn run(config: &Config) -> Result<(), String> {
     while !STOP.load(Ordering::Relaxed) {
         let learned = engine.apply_neighbor_events();
         if learned > 0 {
-            log!("learned {learned} neighbor(s); tables now generation {}", engine.generation());
+            log!(
+                "learned {learned} neighbor(s); tables now generation {}",
+                engine.generation()
+            );
         }
         server.poll(|req| handle(req, config, &engine, started));
         std::thread::sleep(Duration::from_millis(5));
@@ -236,7 +260,11 @@ fn handle(req: Request, config: &Config, engine: &Engine, started: Instant) -> R
                 total: counters(&total),
                 workers: workers
                     .iter()
-                    .map(|w| api::WorkerStats { index: w.index, core: w.core, counters: counters(&w.counters) })
+                    .map(|w| api::WorkerStats {
+                        index: w.index,
+                        core: w.core,
+                        counters: counters(&w.counters),
+                    })
                     .collect(),
             })
         }
@@ -248,7 +276,10 @@ fn handle(req: Request, config: &Config, engine: &Engine, started: Instant) -> R
                     .into_iter()
                     .map(|r| api::Route {
                         prefix: r.prefix.to_string(),
-                        port: ports.get(usize::from(r.next_hop.port)).map(|p| p.name.clone()).unwrap_or_default(),
+                        port: ports
+                            .get(usize::from(r.next_hop.port))
+                            .map(|p| p.name.clone())
+                            .unwrap_or_default(),
                         via: r.next_hop.via.map(|v| v.to_string()),
                         source: match r.source {
                             RouteSource::Connected => "connected".into(),
@@ -262,7 +293,11 @@ fn handle(req: Request, config: &Config, engine: &Engine, started: Instant) -> R
             engine
                 .neighbors()
                 .into_iter()
-                .map(|n| api::Neighbor { port: n.port, ip: n.ip.to_string(), mac: n.mac })
+                .map(|n| api::Neighbor {
+                    port: n.port,
+                    ip: n.ip.to_string(),
+                    mac: n.mac,
+                })
                 .collect::<Vec<_>>(),
         ),
         Request::ShowVersion => serde_json::to_value(api::Version {
@@ -276,4 +311,3 @@ fn handle(req: Request, config: &Config, engine: &Engine, started: Instant) -> R
         Err(e) => Response::error(e.to_string()),
     }
 }
-

@@ -35,7 +35,11 @@ pub fn interfaces(v: &[api::Interface]) -> String {
             vec![
                 i.name.clone(),
                 i.role.clone(),
-                if i.link_up { "up".into() } else { "down".into() },
+                if i.link_up {
+                    "up".into()
+                } else {
+                    "down".into()
+                },
                 i.mac.clone(),
                 i.mtu.to_string(),
                 i.rx_packets.to_string(),
@@ -50,7 +54,21 @@ pub fn interfaces(v: &[api::Interface]) -> String {
         })
         .collect();
     table(
-        &["Interface", "Role", "Link", "MAC", "MTU", "RX-pkts", "RX-bytes", "TX-pkts", "TX-bytes", "RX-drop", "TX-err", "Driver", "Addresses"],
+        &[
+            "Interface",
+            "Role",
+            "Link",
+            "MAC",
+            "MTU",
+            "RX-pkts",
+            "RX-bytes",
+            "TX-pkts",
+            "TX-bytes",
+            "RX-drop",
+            "TX-err",
+            "Driver",
+            "Addresses",
+        ],
         &rows,
     )
 }
@@ -62,10 +80,34 @@ pub fn stats(s: &api::Stats) -> String {
     );
     let mut rows = vec![counter_row("total", "-", &s.total)];
     for w in &s.workers {
-        rows.push(counter_row(&w.index.to_string(), &w.core.to_string(), &w.counters));
+        rows.push(counter_row(
+            &w.index.to_string(),
+            &w.core.to_string(),
+            &w.counters,
+        ));
     }
-    out.push_str(&table(&["Worker", "Core", "RX-pkts", "TX-pkts", "Forwarded", "Local", "Solicit", "Dropped", "Busy-polls", "Idle-polls"], &rows));
-    let drops: Vec<Vec<String>> = s.total.drops.iter().filter(|(_, n)| **n > 0).map(|(r, n)| vec![r.clone(), n.to_string()]).collect();
+    out.push_str(&table(
+        &[
+            "Worker",
+            "Core",
+            "RX-pkts",
+            "TX-pkts",
+            "Forwarded",
+            "Local",
+            "Solicit",
+            "Dropped",
+            "Busy-polls",
+            "Idle-polls",
+        ],
+        &rows,
+    ));
+    let drops: Vec<Vec<String>> = s
+        .total
+        .drops
+        .iter()
+        .filter(|(_, n)| **n > 0)
+        .map(|(r, n)| vec![r.clone(), n.to_string()])
+        .collect();
     out.push('\n');
     if drops.is_empty() {
         out.push_str("no drops\n");
@@ -93,13 +135,23 @@ fn counter_row(name: &str, core: &str, c: &api::Counters) -> Vec<String> {
 pub fn routes(v: &[api::Route]) -> String {
     let rows: Vec<Vec<String>> = v
         .iter()
-        .map(|r| vec![r.prefix.clone(), r.via.clone().unwrap_or_else(|| "connected".into()), r.port.clone(), r.source.clone()])
+        .map(|r| {
+            vec![
+                r.prefix.clone(),
+                r.via.clone().unwrap_or_else(|| "connected".into()),
+                r.port.clone(),
+                r.source.clone(),
+            ]
+        })
         .collect();
     table(&["Prefix", "Via", "Port", "Source"], &rows)
 }
 
 pub fn neighbors(v: &[api::Neighbor]) -> String {
-    let rows: Vec<Vec<String>> = v.iter().map(|n| vec![n.ip.clone(), n.mac.clone(), n.port.clone()]).collect();
+    let rows: Vec<Vec<String>> = v
+        .iter()
+        .map(|n| vec![n.ip.clone(), n.mac.clone(), n.port.clone()])
+        .collect();
     table(&["Address", "MAC", "Port"], &rows)
 }
 
@@ -109,13 +161,24 @@ mod tests {
 
     #[test]
     fn tables_align_and_show_only_nonzero_drops() {
-        let mut s = api::Stats { node: "a".into(), ..Default::default() };
+        let mut s = api::Stats {
+            node: "a".into(),
+            ..Default::default()
+        };
         s.total.drops.insert("no_route".into(), 3);
         s.total.drops.insert("malformed".into(), 0);
         let t = stats(&s);
         assert!(t.contains("no_route     3"), "{t}");
         assert!(!t.contains("malformed"), "{t}");
-        let r = routes(&[api::Route { prefix: "10.2.0.0/24".into(), port: "inet".into(), via: Some("198.18.1.2".into()), source: "static".into() }]);
-        assert_eq!(r, "Prefix       Via         Port  Source\n10.2.0.0/24  198.18.1.2  inet  static\n");
+        let r = routes(&[api::Route {
+            prefix: "10.2.0.0/24".into(),
+            port: "inet".into(),
+            via: Some("198.18.1.2".into()),
+            source: "static".into(),
+        }]);
+        assert_eq!(
+            r,
+            "Prefix       Via         Port  Source\n10.2.0.0/24  198.18.1.2  inet  static\n"
+        );
     }
 }

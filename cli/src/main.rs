@@ -11,7 +11,8 @@ use sdwan_control::mgmt;
 
 mod format;
 
-const USAGE: &str = "usage: sdwan-cli [--socket PATH] show {interfaces|stats|routes|neighbors|version} [--json]
+const USAGE: &str =
+    "usage: sdwan-cli [--socket PATH] show {interfaces|stats|routes|neighbors|version} [--json]
 
   --socket PATH  sdwand's management socket (default: $SDWAN_SOCKET, else the only
                  socket in /run/sdwand/)
@@ -36,7 +37,12 @@ fn main() -> ExitCode {
             _ => words.push(a),
         }
     }
-    let request = match words.iter().map(String::as_str).collect::<Vec<_>>().as_slice() {
+    let request = match words
+        .iter()
+        .map(String::as_str)
+        .collect::<Vec<_>>()
+        .as_slice()
+    {
         ["show", "interfaces" | "interface" | "int"] => Request::ShowInterfaces,
         ["show", "stats" | "statistics"] => Request::ShowStats,
         ["show", "routes" | "route"] => Request::ShowRoutes,
@@ -60,7 +66,10 @@ fn main() -> ExitCode {
         }
     };
     if !response.ok {
-        eprintln!("sdwan-cli: sdwand answered: {}", response.error.unwrap_or_default());
+        eprintln!(
+            "sdwan-cli: sdwand answered: {}",
+            response.error.unwrap_or_default()
+        );
         return ExitCode::from(1);
     }
     if json {
@@ -74,11 +83,16 @@ fn main() -> ExitCode {
         return ExitCode::SUCCESS;
     }
     let text = match request {
-        Request::ShowInterfaces => decode::<Vec<api::Interface>>(response.data).map(|v| format::interfaces(&v)),
+        Request::ShowInterfaces => {
+            decode::<Vec<api::Interface>>(response.data).map(|v| format::interfaces(&v))
+        }
         Request::ShowStats => decode::<api::Stats>(response.data).map(|s| format::stats(&s)),
         Request::ShowRoutes => decode::<Vec<api::Route>>(response.data).map(|v| format::routes(&v)),
-        Request::ShowNeighbors => decode::<Vec<api::Neighbor>>(response.data).map(|v| format::neighbors(&v)),
-        Request::ShowVersion => decode::<api::Version>(response.data).map(|v| format!("sdwand {} on {} ({})\n", v.version, v.node, v.dpdk)),
+        Request::ShowNeighbors => {
+            decode::<Vec<api::Neighbor>>(response.data).map(|v| format::neighbors(&v))
+        }
+        Request::ShowVersion => decode::<api::Version>(response.data)
+            .map(|v| format!("sdwand {} on {} ({})\n", v.version, v.node, v.dpdk)),
     };
     match text {
         Ok(t) => {

@@ -27,11 +27,19 @@ pub struct Response {
 
 impl Response {
     pub fn ok(data: serde_json::Value) -> Self {
-        Self { ok: true, error: None, data }
+        Self {
+            ok: true,
+            error: None,
+            data,
+        }
     }
 
     pub fn error(msg: impl Into<String>) -> Self {
-        Self { ok: false, error: Some(msg.into()), data: serde_json::Value::Null }
+        Self {
+            ok: false,
+            error: Some(msg.into()),
+            data: serde_json::Value::Null,
+        }
     }
 }
 
@@ -123,7 +131,10 @@ mod tests {
     fn request_wire_form() {
         let r: Request = serde_json::from_str(r#"{"command":"show-interfaces"}"#).unwrap();
         assert_eq!(r, Request::ShowInterfaces);
-        assert_eq!(serde_json::to_string(&Request::ShowStats).unwrap(), r#"{"command":"show-stats"}"#);
+        assert_eq!(
+            serde_json::to_string(&Request::ShowStats).unwrap(),
+            r#"{"command":"show-stats"}"#
+        );
         assert!(serde_json::from_str::<Request>(r#"{"command":"reboot"}"#).is_err());
     }
 }

@@ -13,13 +13,24 @@ use crate::api::{Request, Response};
 #[derive(Debug, thiserror::Error)]
 pub enum MgmtError {
     #[error("management socket {path}: {source}")]
-    Bind { path: PathBuf, source: std::io::Error },
+    Bind {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("another sdwand is already serving {0}")]
     InUse(PathBuf),
-    #[error("cannot reach sdwand at {path}: {source} (is sdwand running? is the socket path right?)")]
-    Connect { path: PathBuf, source: std::io::Error },
+    #[error(
+        "cannot reach sdwand at {path}: {source} (is sdwand running? is the socket path right?)"
+    )]
+    Connect {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("talking to sdwand at {path}: {source}")]
-    Io { path: PathBuf, source: std::io::Error },
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("sdwand sent a response that is not valid: {0}")]
     BadResponse(String),
 }
@@ -36,7 +47,10 @@ impl Server {
     /// Binds `path`, creating its directory. A stale socket left by a crashed daemon is
     /// replaced; a live one (something answers) is an error.
     pub fn bind(path: &Path) -> Result<Self, MgmtError> {
-        let bind_err = |source| MgmtError::Bind { path: path.to_owned(), source };
+        let bind_err = |source| MgmtError::Bind {
+            path: path.to_owned(),
+            source,
+        };
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
             std::fs::create_dir_all(dir).map_err(bind_err)?;
         }
@@ -48,7 +62,10 @@ impl Server {
         }
         let listener = UnixListener::bind(path).map_err(bind_err)?;
         listener.set_nonblocking(true).map_err(bind_err)?;
-        Ok(Self { listener, path: path.to_owned() })
+        Ok(Self {
+            listener,
+            path: path.to_owned(),
+        })
     }
 
     pub fn path(&self) -> &Path {
@@ -110,11 +127,18 @@ impl Drop for Server {
 
 /// Client side: sends one request and reads the response.
 pub fn call(path: &Path, request: &Request, timeout: Duration) -> Result<Response, MgmtError> {
-    let mut stream = UnixStream::connect(path).map_err(|source| MgmtError::Connect { path: path.to_owned(), source })?;
-    let io = |source| MgmtError::Io { path: path.to_owned(), source };
+    let mut stream = UnixStream::connect(path).map_err(|source| MgmtError::Connect {
+        path: path.to_owned(),
+        source,
+    })?;
+    let io = |source| MgmtError::Io {
+        path: path.to_owned(),
+        source,
+    };
     stream.set_read_timeout(Some(timeout)).map_err(io)?;
     stream.set_write_timeout(Some(timeout)).map_err(io)?;
-    let mut text = serde_json::to_string(request).map_err(|e| MgmtError::BadResponse(e.to_string()))?;
+    let mut text =
+        serde_json::to_string(request).map_err(|e| MgmtError::BadResponse(e.to_string()))?;
     text.push('\n');
     stream.write_all(text.as_bytes()).map_err(io)?;
     let mut line = String::new();
@@ -131,13 +155,18 @@ mod tests {
         let dir = std::env::temp_dir().join(format!("mgmt-{}", std::process::id()));
         let path = dir.join("sub/test.sock");
         let server = Server::bind(&path).unwrap();
-        assert!(matches!(Server::bind(&path), Err(MgmtError::InUse(_))), "a live socket is not stolen");
+        assert!(
+            matches!(Server::bind(&path), Err(MgmtError::InUse(_))),
+            "a live socket is not stolen"
+        );
         let client = std::thread::spawn({
             let path = path.clone();
             move || call(&path, &Request::ShowVersion, Duration::from_secs(5)).unwrap()
         });
         let start = std::time::Instant::now();
-        while server.poll(|req| Response::ok(serde_json::json!({ "echo": format!("{req:?}") }))) == 0 {
+        while server.poll(|req| Response::ok(serde_json::json!({ "echo": format!("{req:?}") })))
+            == 0
+        {
             assert!(start.elapsed() < Duration::from_secs(5));
             std::thread::sleep(Duration::from_millis(5));
         }

@@ -130,7 +130,10 @@ impl WorkerCounters {
             busy_polls: self.busy_polls.get(),
             idle_polls: self.idle_polls.get(),
             sleeps: self.sleeps.get(),
-            drops: DropReason::ALL.iter().map(|r| (r.name().to_owned(), self.dropped(*r))).collect(),
+            drops: DropReason::ALL
+                .iter()
+                .map(|r| (r.name().to_owned(), self.dropped(*r)))
+                .collect(),
         }
     }
 }

@@ -15,14 +15,21 @@ static INIT_LOCK: Mutex<()> = Mutex::new(());
 pub fn init(args: &[String]) -> Result<(), DataplaneError> {
     let _guard = INIT_LOCK.lock().unwrap_or_else(|e| e.into_inner());
     if let Some(existing) = EAL_ARGS.get() {
-        return if existing == args { Ok(()) } else { Err(DataplaneError::EalAlreadyInitialised) };
+        return if existing == args {
+            Ok(())
+        } else {
+            Err(DataplaneError::EalAlreadyInitialised)
+        };
     }
     let mut argv: Vec<*mut c_char> = Vec::with_capacity(args.len() + 1);
     for a in std::iter::once("sdwand").chain(args.iter().map(String::as_str)) {
-        let c = CString::new(a).map_err(|_| DataplaneError::InvalidArgument(format!("EAL argument {a:?} contains NUL")))?;
+        let c = CString::new(a).map_err(|_| {
+            DataplaneError::InvalidArgument(format!("EAL argument {a:?} contains NUL"))
+        })?;
         argv.push(c.into_raw());
     }
-    let argc = i32::try_from(argv.len()).map_err(|_| DataplaneError::InvalidArgument("too many EAL arguments".into()))?;
+    let argc = i32::try_from(argv.len())
+        .map_err(|_| DataplaneError::InvalidArgument("too many EAL arguments".into()))?;
     let argv = Box::leak(argv.into_boxed_slice());
     // SAFETY: argv holds argc valid NUL-terminated strings that live for the process.
     let ret = unsafe { dpdk_sys::rte_eal_init(argc, argv.as_mut_ptr()) };
@@ -78,5 +85,7 @@ pub fn vdev_init(device: &str) -> Result<(), DataplaneError> {
 /// DPDK's version string (`rte_version()`), e.g. "DPDK 22.11.11".
 pub fn version() -> String {
     // SAFETY: rte_version returns a static NUL-terminated string.
-    unsafe { std::ffi::CStr::from_ptr(dpdk_sys::rte_version()) }.to_string_lossy().into_owned()
+    unsafe { std::ffi::CStr::from_ptr(dpdk_sys::rte_version()) }
+        .to_string_lossy()
+        .into_owned()
 }

@@ -115,10 +115,17 @@ impl Engine {
     /// rx/tx queue pair per worker, publishes the first tables and starts the workers.
     pub fn start(spec: EngineSpec) -> Result<Engine, DataplaneError> {
         if spec.worker_cores.is_empty() {
-            return Err(DataplaneError::InvalidArgument("at least one worker core is needed".into()));
+            return Err(DataplaneError::InvalidArgument(
+                "at least one worker core is needed".into(),
+            ));
         }
-        let queues = u16::try_from(spec.worker_cores.len()).map_err(|_| DataplaneError::InvalidArgument("too many workers".into()))?;
-        let pool = Arc::new(Mempool::new(&format!("mb_{}", spec.name), spec.mbufs, spec.mbuf_cache)?);
+        let queues = u16::try_from(spec.worker_cores.len())
+            .map_err(|_| DataplaneError::InvalidArgument("too many workers".into()))?;
+        let pool = Arc::new(Mempool::new(
+            &format!("mb_{}", spec.name),
+            spec.mbufs,
+            spec.mbuf_cache,
+        )?);
         let mut engine = Engine {
             specs: spec.ports.clone(),
             ports: Vec::new(),
@@ -136,7 +143,15 @@ impl Engine {
                 engine.created_vdevs.push(name.clone());
             }
             let mut port = Port::by_name(&name)?;
-            port.configure(&PortConfig { rx_queues: queues, tx_queues: queues, mtu: p.mtu, ..PortConfig::default() }, &engine.pool)?;
+            port.configure(
+                &PortConfig {
+                    rx_queues: queues,
+                    tx_queues: queues,
+                    mtu: p.mtu,
+                    ..PortConfig::default()
+                },
+                &engine.pool,
+            )?;
             if let Some(mac) = &p.mac {
                 // Devices that cannot change their address (net_pcap, some VFs) still get the
                 // configured one: the pipeline uses it, and promiscuous mode lets it in.
@@ -145,7 +160,12 @@ impl Engine {
                 }
             }
             port.start()?;
-            infos.push(PortInfo::new(&p.name, p.mac.unwrap_or_else(|| port.mac()), p.mtu, &p.addresses));
+            infos.push(PortInfo::new(
+                &p.name,
+                p.mac.unwrap_or_else(|| port.mac()),
+                p.mtu,
+                &p.addresses,
+            ));
             engine.ports.push(port);
         }
         let mut tables = Tables::new(infos, &spec.routes);
@@ -173,7 +193,12 @@ impl Engine {
             };
             let pool = engine.pool.clone();
             let join = lcore::spawn_pinned(index, core, move || worker::run(cfg, pool, shared))?;
-            engine.workers.push(WorkerHandle { core, counters, events, join: Some(join) });
+            engine.workers.push(WorkerHandle {
+                core,
+                counters,
+                events,
+                join: Some(join),
+            });
         }
         Ok(engine)
     }
@@ -221,7 +246,12 @@ impl Engine {
                     mac: format_mac(&info.map_or_else(|| port.mac(), |i| i.mac)),
                     mtu: spec.mtu,
                     addresses: info
-                        .map(|p| p.v4.iter().map(|n| n.to_string()).chain(p.v6.iter().map(|n| n.to_string())).collect())
+                        .map(|p| {
+                            p.v4.iter()
+                                .map(|n| n.to_string())
+                                .chain(p.v6.iter().map(|n| n.to_string()))
+                                .collect()
+                        })
                         .unwrap_or_default(),
                     link: port.link(),
                     stats: port.stats(),
@@ -234,7 +264,11 @@ impl Engine {
         self.workers
             .iter()
             .enumerate()
-            .map(|(index, w)| WorkerStatus { index, core: w.core, counters: w.counters.snapshot() })
+            .map(|(index, w)| WorkerStatus {
+                index,
+                core: w.core,
+                counters: w.counters.snapshot(),
+            })
             .collect()
     }
 
@@ -248,7 +282,11 @@ impl Engine {
             .neighbors
             .iter()
             .map(|(k, mac)| NeighborEntry {
-                port: t.ports.get(usize::from(k.port)).map(|p| p.name.clone()).unwrap_or_default(),
+                port: t
+                    .ports
+                    .get(usize::from(k.port))
+                    .map(|p| p.name.clone())
+                    .unwrap_or_default(),
                 ip: k.ip(),
                 mac: format_mac(mac),
             })
@@ -303,9 +341,18 @@ mod tests {
 
     #[test]
     fn af_packet_gets_one_queue_pair_per_worker() {
-        assert_eq!(device_with_queues("net_af_packet0,iface=lan0", 2), "net_af_packet0,iface=lan0,qpairs=2");
-        assert_eq!(device_with_queues("net_af_packet0,iface=lan0", 1), "net_af_packet0,iface=lan0");
-        assert_eq!(device_with_queues("net_af_packet0,iface=x,qpairs=4", 2), "net_af_packet0,iface=x,qpairs=4");
+        assert_eq!(
+            device_with_queues("net_af_packet0,iface=lan0", 2),
+            "net_af_packet0,iface=lan0,qpairs=2"
+        );
+        assert_eq!(
+            device_with_queues("net_af_packet0,iface=lan0", 1),
+            "net_af_packet0,iface=lan0"
+        );
+        assert_eq!(
+            device_with_queues("net_af_packet0,iface=x,qpairs=4", 2),
+            "net_af_packet0,iface=x,qpairs=4"
+        );
         assert_eq!(device_with_queues("net_null0", 4), "net_null0");
         assert!(is_vdev("net_pcap0,rx_pcap=a.pcap"));
         assert!(!is_vdev("0000:01:00.0"));

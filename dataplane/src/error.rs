@@ -9,15 +9,32 @@ pub enum DataplaneError {
     #[error("DPDK EAL is already initialised in this process with other arguments")]
     EalAlreadyInitialised,
     #[error("cannot create mempool {name} of {count} mbufs: {reason}")]
-    Mempool { name: String, count: u32, reason: String },
+    Mempool {
+        name: String,
+        count: u32,
+        reason: String,
+    },
     #[error("no DPDK port named {0:?} (is the device string right, and the driver present?)")]
     PortNotFound(String),
     #[error("port {port}: {op} failed: {reason}")]
-    Port { port: String, op: &'static str, reason: String },
+    Port {
+        port: String,
+        op: &'static str,
+        reason: String,
+    },
     #[error("port {port} supports {max} {kind} queues, {needed} are needed (one per worker)")]
-    TooFewQueues { port: String, kind: &'static str, max: u16, needed: u16 },
+    TooFewQueues {
+        port: String,
+        kind: &'static str,
+        max: u16,
+        needed: u16,
+    },
     #[error("worker {index}: cannot pin to core {core}: {reason}")]
-    Pin { index: usize, core: usize, reason: String },
+    Pin {
+        index: usize,
+        core: usize,
+        reason: String,
+    },
     #[error("worker {index}: rte_thread_register failed: {reason}")]
     ThreadRegister { index: usize, reason: String },
     #[error("invalid argument: {0}")]

@@ -2,7 +2,7 @@
 //! neighbor discovery for its addresses and next hops, echo replies, TTL / hop limit and ICMP
 //! time exceeded). Sans-IO: `process` takes one frame in a buffer the caller owns and a table
 //! snapshot, rewrites the frame in place and returns a verdict; side effects for the control
-//! thread (neighbors learned, solicitations wanted) go into `Effects`. The DPDK worker loop is
+//! thread (neighbors learned, solicitations wanted) go into `Context`. The DPDK worker loop is
 //! a thin layer over this, and the unit tests drive it with plain byte buffers.
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
@@ -35,24 +35,75 @@ pub enum Verdict {
     Drop(DropReason),
 }
 
-/// Side effects of one burst, bounded so the fast path never allocates; what overflows is
-/// dropped (learning and solicitation are retried by the protocols themselves).
+/// A worker's own state for `process`: the side effects of the current burst (bounded so the
+/// fast path never allocates; what overflows is dropped, since learning and solicitation are
+/// retried by the protocols themselves) and its route cache.
 #[derive(Debug)]
-pub struct Effects {
+pub struct Context {
     pub learned: Bounded<(u16, IpAddr, MacAddr)>,
     pub solicit: Bounded<(u16, IpAddr)>,
     /// ICMP errors this worker may still send in the current interval (RFC 1812 4.3.2.8 and
     /// RFC 4443 2.4(f) ask routers to rate-limit them).
     pub icmp_error_budget: u32,
+    pub cache: RouteCache,
 }
 
-impl Default for Effects {
+/// A per-worker, direct-mapped cache of IPv4 forwarding decisions: destination → egress port,
+/// both MAC addresses and the egress MTU. One probe replaces the longest-prefix match, the
+/// neighbor lookup and the check for the router's own addresses. An entry is valid only for
+/// the table generation it was made from, so any publication (a route or neighbor change)
+/// invalidates the whole cache at once, without the control thread touching it.
+#[derive(Debug)]
+pub struct RouteCache {
+    entries: Box<[CacheEntry]>,
+}
+
+#[derive(Debug, Clone, Copy, Default)]
+struct CacheEntry {
+    generation: u64,
+    dst: u32,
+    port: u16,
+    mtu: u16,
+    /// Destination then source MAC: the 12 bytes written over the frame's Ethernet addresses.
+    macs: [u8; 12],
+}
+
+const CACHE_SLOTS: usize = 1024;
+
+impl Default for RouteCache {
+    fn default() -> Self {
+        Self {
+            entries: vec![CacheEntry::default(); CACHE_SLOTS].into_boxed_slice(),
+        }
+    }
+}
+
+impl RouteCache {
+    #[inline]
+    fn slot(dst: u32) -> usize {
+        (dst.wrapping_mul(0x9e37_79b1) >> (32 - CACHE_SLOTS.trailing_zeros())) as usize
+    }
+
+    #[inline]
+    fn get(&self, generation: u64, dst: u32) -> Option<&CacheEntry> {
+        let e = &self.entries[Self::slot(dst)];
+        (e.generation == generation && e.dst == dst).then_some(e)
+    }
+
+    #[inline]
+    fn insert(&mut self, entry: CacheEntry) {
+        self.entries[Self::slot(entry.dst)] = entry;
+    }
+}
+
+impl Default for Context {
     fn default() -> Self {
         const NOWHERE: IpAddr = IpAddr::V4(Ipv4Addr::UNSPECIFIED);
         Self {
             learned: Bounded::new((0, NOWHERE, [0; 6])),
             solicit: Bounded::new((0, NOWHERE)),
             icmp_error_budget: 100,
+            cache: RouteCache::default(),
         }
     }
 }
@@ -67,7 +118,10 @@ pub struct Bounded<T: Copy> {
 
 impl<T: Copy + PartialEq> Bounded<T> {
     fn new(filler: T) -> Self {
-        Self { items: [filler; EFFECTS_CAPACITY], len: 0 }
+        Self {
+            items: [filler; EFFECTS_CAPACITY],
+            len: 0,
+        }
     }
 
     /// Adds `item` unless it is already there or the buffer is full.
@@ -95,7 +149,7 @@ const ICMP6_ERROR_MAX: usize = 1280;
 
 /// Processes one frame received on port `in_port`.
 #[inline]
-pub fn process<B: PacketBuf>(t: &Tables, in_port: u16, pkt: &mut B, fx: &mut Effects) -> Verdict {
+pub fn process<B: PacketBuf>(t: &Tables, in_port: u16, pkt: &mut B, fx: &mut Context) -> Verdict {
     let Some(port) = t.ports.get(usize::from(in_port)) else {
         return Verdict::Drop(DropReason::Malformed);
     };
@@ -104,7 +158,10 @@ pub fn process<B: PacketBuf>(t: &Tables, in_port: u16, pkt: &mut B, fx: &mut Eff
         Err(e) => return Verdict::Drop(wire_drop(e)),
     };
     let dst_mac = frame.dst();
-    let ingress = Ingress { port: in_port, src_mac: frame.src() };
+    let ingress = Ingress {
+        port: in_port,
+        src_mac: frame.src(),
+    };
     let for_us = dst_mac == port.mac;
     let group = ethernet::is_multicast(&dst_mac);
     if !for_us && !group {
@@ -135,28 +192,46 @@ fn wire_drop(e: WireError) -> DropReason {
     }
 }
 
-fn arp_in<B: PacketBuf>(in_port: u16, port: &PortInfo, pkt: &mut B, fx: &mut Effects) -> Verdict {
+fn arp_in<B: PacketBuf>(in_port: u16, port: &PortInfo, pkt: &mut B, fx: &mut Context) -> Verdict {
     let data = pkt.data_mut();
-    let (sender_mac, sender_ip, target_ip, op) = match arp::Packet::new_checked(&data[ethernet::HEADER_LEN..]) {
-        Ok(a) => (a.sender_mac(), a.sender_ip(), a.target_ip(), a.operation()),
-        Err(e) => return Verdict::Drop(wire_drop(e)),
-    };
+    let (sender_mac, sender_ip, target_ip, op) =
+        match arp::Packet::new_checked(&data[ethernet::HEADER_LEN..]) {
+            Ok(a) => (a.sender_mac(), a.sender_ip(), a.target_ip(), a.operation()),
+            Err(e) => return Verdict::Drop(wire_drop(e)),
+        };
     if ethernet::is_multicast(&sender_mac) {
         return Verdict::Drop(DropReason::Malformed);
     }
     // Learn hosts on our subnets only (RFC 826 "merge"), never from probes (sender 0.0.0.0).
-    if !sender_ip.is_unspecified() && port.v4_source_for(sender_ip).is_some() && !port.owns_v4(sender_ip) {
-        fx.learned.push((in_port, IpAddr::V4(sender_ip), sender_mac));
+    if !sender_ip.is_unspecified()
+        && port.v4_source_for(sender_ip).is_some()
+        && !port.owns_v4(sender_ip)
+    {
+        fx.learned
+            .push((in_port, IpAddr::V4(sender_ip), sender_mac));
     }
     if op == arp::OP_REQUEST && port.owns_v4(target_ip) {
         ethernet::write_header(data, &sender_mac, &port.mac, ethernet::ETHERTYPE_ARP);
-        arp::write(&mut data[ethernet::HEADER_LEN..], arp::OP_REPLY, &port.mac, target_ip, &sender_mac, sender_ip);
+        arp::write(
+            &mut data[ethernet::HEADER_LEN..],
+            arp::OP_REPLY,
+            &port.mac,
+            target_ip,
+            &sender_mac,
+            sender_ip,
+        );
         return Verdict::Reply(in_port);
     }
     Verdict::Consumed
 }
 
-fn ipv4_in<B: PacketBuf>(t: &Tables, ingress: Ingress, port: &PortInfo, pkt: &mut B, fx: &mut Effects) -> Verdict {
+fn ipv4_in<B: PacketBuf>(
+    t: &Tables,
+    ingress: Ingress,
+    port: &PortInfo,
+    pkt: &mut B,
+    fx: &mut Context,
+) -> Verdict {
     let data = &mut pkt.data_mut()[ethernet::HEADER_LEN..];
     let mut ip = match ipv4::Packet::new_checked(&mut *data) {
         Ok(p) => p,
@@ -166,6 +241,16 @@ fn ipv4_in<B: PacketBuf>(t: &Tables, ingress: Ingress, port: &PortInfo, pkt: &mu
         return Verdict::Drop(DropReason::BadChecksum);
     }
     let dst = ip.dst();
+    // Fast path: a cached decision for this destination from the current tables. Only
+    // forwarding decisions are cached, so a hit is never one of our own addresses.
+    if let Some(e) = fx.cache.get(t.generation, u32::from(dst)) {
+        if ip.ttl() > 1 && ip.total_len() <= usize::from(e.mtu) {
+            ip.decrement_ttl();
+            let (port, macs) = (e.port, e.macs);
+            pkt.data_mut()[0..12].copy_from_slice(&macs);
+            return Verdict::Forward(port);
+        }
+    }
     if port.owns_v4(dst) || t.ports.iter().any(|p| p.owns_v4(dst)) {
         return ipv4_local(t, ingress, pkt);
     }
@@ -185,13 +270,21 @@ fn ipv4_in<B: PacketBuf>(t: &Tables, ingress: Ingress, port: &PortInfo, pkt: &mu
         return Verdict::Drop(DropReason::NeighborUnresolved);
     };
     let out = &t.ports[usize::from(hop.port)];
+    let mut macs = [0u8; 12];
+    macs[..6].copy_from_slice(mac);
+    macs[6..].copy_from_slice(&out.mac);
+    fx.cache.insert(CacheEntry {
+        generation: t.generation,
+        dst: u32::from(dst),
+        port: hop.port,
+        mtu: out.mtu,
+        macs,
+    });
     if total > usize::from(out.mtu) {
         return Verdict::Drop(DropReason::MtuExceeded);
     }
     ip.decrement_ttl();
-    let data = pkt.data_mut();
-    data[0..6].copy_from_slice(mac);
-    data[6..12].copy_from_slice(&out.mac);
+    pkt.data_mut()[0..12].copy_from_slice(&macs);
     Verdict::Forward(hop.port)
 }
 
@@ -218,10 +311,20 @@ fn ipv4_local<B: PacketBuf>(t: &Tables, ingress: Ingress, pkt: &mut B) -> Verdic
     let data = pkt.data_mut();
     let ip_start = ethernet::HEADER_LEN;
     if hlen != ipv4::MIN_HEADER_LEN {
-        data.copy_within(ip_start + hlen..ip_start + total, ip_start + ipv4::MIN_HEADER_LEN);
+        data.copy_within(
+            ip_start + hlen..ip_start + total,
+            ip_start + ipv4::MIN_HEADER_LEN,
+        );
     }
     let new_total = total - hlen + ipv4::MIN_HEADER_LEN;
-    ipv4::write_header(&mut data[ip_start..], new_total as u16, DEFAULT_TTL, ipv4::PROTO_ICMP, dst, src);
+    ipv4::write_header(
+        &mut data[ip_start..],
+        new_total as u16,
+        DEFAULT_TTL,
+        ipv4::PROTO_ICMP,
+        dst,
+        src,
+    );
     if !pkt.set_len(ip_start + new_total) {
         return Verdict::Drop(DropReason::Malformed);
     }
@@ -230,11 +333,21 @@ fn ipv4_local<B: PacketBuf>(t: &Tables, ingress: Ingress, pkt: &mut B) -> Verdic
 
 /// Builds an ICMPv4 error about the packet in `pkt` in place (the original moves behind the
 /// new headers, using the buffer's headroom) and routes it back to the sender.
-fn icmp4_error<B: PacketBuf>(t: &Tables, ingress: Ingress, port: &PortInfo, pkt: &mut B, fx: &mut Effects, kind: u8, code: u8) -> Verdict {
+fn icmp4_error<B: PacketBuf>(
+    t: &Tables,
+    ingress: Ingress,
+    port: &PortInfo,
+    pkt: &mut B,
+    fx: &mut Context,
+    kind: u8,
+    code: u8,
+) -> Verdict {
     if fx.icmp_error_budget == 0 {
         return Verdict::Drop(DropReason::TtlExceeded);
     }
-    let Some(our_src) = port.first_v4() else { return Verdict::Drop(DropReason::TtlExceeded) };
+    let Some(our_src) = port.first_v4() else {
+        return Verdict::Drop(DropReason::TtlExceeded);
+    };
     let (orig_src, orig_total) = {
         let Ok(ip) = ipv4::Packet::new_checked(&pkt.data()[ethernet::HEADER_LEN..]) else {
             return Verdict::Drop(DropReason::Malformed);
@@ -244,7 +357,12 @@ fn icmp4_error<B: PacketBuf>(t: &Tables, ingress: Ingress, port: &PortInfo, pkt:
         if ip.is_later_fragment() {
             return Verdict::Drop(DropReason::TtlExceeded);
         }
-        if ip.protocol() == ipv4::PROTO_ICMP && ip.payload().first().is_some_and(|&k| k != icmp::V4_ECHO_REQUEST) {
+        if ip.protocol() == ipv4::PROTO_ICMP
+            && ip
+                .payload()
+                .first()
+                .is_some_and(|&k| k != icmp::V4_ECHO_REQUEST)
+        {
             return Verdict::Drop(DropReason::TtlExceeded);
         }
         (ip.src(), ip.total_len())
@@ -260,7 +378,14 @@ fn icmp4_error<B: PacketBuf>(t: &Tables, ingress: Ingress, port: &PortInfo, pkt:
     }
     let data = pkt.data_mut();
     let ip_start = ethernet::HEADER_LEN;
-    ipv4::write_header(&mut data[ip_start..], total as u16, DEFAULT_TTL, ipv4::PROTO_ICMP, our_src, orig_src);
+    ipv4::write_header(
+        &mut data[ip_start..],
+        total as u16,
+        DEFAULT_TTL,
+        ipv4::PROTO_ICMP,
+        our_src,
+        orig_src,
+    );
     let msg = &mut data[ip_start + ipv4::MIN_HEADER_LEN..ip_start + total];
     msg[0] = kind;
     msg[1] = code;
@@ -268,12 +393,21 @@ fn icmp4_error<B: PacketBuf>(t: &Tables, ingress: Ingress, port: &PortInfo, pkt:
     icmp::v4_fill_checksum(msg);
     fx.icmp_error_budget -= 1;
     match route_own_packet(t, ingress, pkt, IpAddr::V4(orig_src)) {
-        Verdict::Drop(DropReason::NeighborUnresolved | DropReason::NoRoute) => Verdict::Drop(DropReason::TtlExceeded),
+        Verdict::Drop(DropReason::NeighborUnresolved | DropReason::NoRoute) => {
+            Verdict::Drop(DropReason::TtlExceeded)
+        }
         v => v,
     }
 }
 
-fn ipv6_in<B: PacketBuf>(t: &Tables, ingress: Ingress, port: &PortInfo, pkt: &mut B, fx: &mut Effects, for_us: bool) -> Verdict {
+fn ipv6_in<B: PacketBuf>(
+    t: &Tables,
+    ingress: Ingress,
+    port: &PortInfo,
+    pkt: &mut B,
+    fx: &mut Context,
+    for_us: bool,
+) -> Verdict {
     let data = &mut pkt.data_mut()[ethernet::HEADER_LEN..];
     let mut ip = match ipv6::Packet::new_checked(&mut *data) {
         Ok(p) => p,
@@ -284,7 +418,12 @@ fn ipv6_in<B: PacketBuf>(t: &Tables, ingress: Ingress, port: &PortInfo, pkt: &mu
     if dst.is_multicast() || port.owns_v6(&dst) || t.ports.iter().any(|p| p.owns_v6(&dst)) {
         return ipv6_local(t, ingress, port, pkt, fx);
     }
-    if !for_us || src.is_multicast() || is_link_local(&dst) || is_link_local(&src) || dst.is_unspecified() {
+    if !for_us
+        || src.is_multicast()
+        || is_link_local(&dst)
+        || is_link_local(&src)
+        || dst.is_unspecified()
+    {
         return Verdict::Drop(DropReason::NotForwardable);
     }
     if ip.hop_limit() <= 1 {
@@ -311,10 +450,18 @@ fn ipv6_in<B: PacketBuf>(t: &Tables, ingress: Ingress, port: &PortInfo, pkt: &mu
 }
 
 /// IPv6 to the router or to a multicast group: neighbor discovery and echo.
-fn ipv6_local<B: PacketBuf>(t: &Tables, ingress: Ingress, port: &PortInfo, pkt: &mut B, fx: &mut Effects) -> Verdict {
+fn ipv6_local<B: PacketBuf>(
+    t: &Tables,
+    ingress: Ingress,
+    port: &PortInfo,
+    pkt: &mut B,
+    fx: &mut Context,
+) -> Verdict {
     let in_port = ingress.port;
     let data = &pkt.data()[ethernet::HEADER_LEN..];
-    let Ok(ip) = ipv6::Packet::new_checked(data) else { return Verdict::Drop(DropReason::Malformed) };
+    let Ok(ip) = ipv6::Packet::new_checked(data) else {
+        return Verdict::Drop(DropReason::Malformed);
+    };
     let (src, dst, hop_limit) = (ip.src(), ip.dst(), ip.hop_limit());
     if ip.next_header() != ipv6::NEXT_HEADER_ICMPV6 {
         return Verdict::Drop(DropReason::LocalUnhandled);
@@ -340,10 +487,13 @@ fn ipv6_local<B: PacketBuf>(t: &Tables, ingress: Ingress, port: &PortInfo, pkt: 
             if nd.kind() == icmp::V6_NEIGHBOR_ADVERT {
                 let mac = match nd.link_layer_option(icmp::ND_OPT_TARGET_LL) {
                     Ok(Some(mac)) => mac,
-                    Ok(None) => ethernet::Frame::new_checked(pkt.data()).map(|f| f.src()).unwrap_or_default(),
+                    Ok(None) => ethernet::Frame::new_checked(pkt.data())
+                        .map(|f| f.src())
+                        .unwrap_or_default(),
                     Err(e) => return Verdict::Drop(wire_drop(e)),
                 };
-                if !target.is_multicast() && !ethernet::is_multicast(&mac) && !port.owns_v6(&target) {
+                if !target.is_multicast() && !ethernet::is_multicast(&mac) && !port.owns_v6(&target)
+                {
                     fx.learned.push((in_port, IpAddr::V6(target), mac));
                 }
                 return Verdict::Consumed;
@@ -363,10 +513,20 @@ fn ipv6_local<B: PacketBuf>(t: &Tables, ingress: Ingress, port: &PortInfo, pkt: 
             // Answer: to the solicitor (or all nodes for DAD), from the target address.
             let (reply_dst, dst_mac, flags) = if src.is_unspecified() {
                 let all_nodes = Ipv6Addr::new(0xff02, 0, 0, 0, 0, 0, 0, 1);
-                (all_nodes, ipv6::multicast_mac(&all_nodes), icmp::NA_ROUTER | icmp::NA_OVERRIDE)
+                (
+                    all_nodes,
+                    ipv6::multicast_mac(&all_nodes),
+                    icmp::NA_ROUTER | icmp::NA_OVERRIDE,
+                )
             } else {
-                let Ok(f) = ethernet::Frame::new_checked(pkt.data()) else { return Verdict::Drop(DropReason::Malformed) };
-                (src, source_ll.unwrap_or(f.src()), icmp::NA_ROUTER | icmp::NA_SOLICITED | icmp::NA_OVERRIDE)
+                let Ok(f) = ethernet::Frame::new_checked(pkt.data()) else {
+                    return Verdict::Drop(DropReason::Malformed);
+                };
+                (
+                    src,
+                    source_ll.unwrap_or(f.src()),
+                    icmp::NA_ROUTER | icmp::NA_SOLICITED | icmp::NA_OVERRIDE,
+                )
             };
             let len = ethernet::HEADER_LEN + ipv6::HEADER_LEN + 32;
             if !pkt.set_len(len) {
@@ -375,7 +535,14 @@ fn ipv6_local<B: PacketBuf>(t: &Tables, ingress: Ingress, port: &PortInfo, pkt: 
             let data = pkt.data_mut();
             ethernet::write_header(data, &dst_mac, &port.mac, ethernet::ETHERTYPE_IPV6);
             let ip_start = ethernet::HEADER_LEN;
-            ipv6::write_header(&mut data[ip_start..], 32, ipv6::NEXT_HEADER_ICMPV6, 255, &target, &reply_dst);
+            ipv6::write_header(
+                &mut data[ip_start..],
+                32,
+                ipv6::NEXT_HEADER_ICMPV6,
+                255,
+                &target,
+                &reply_dst,
+            );
             let msg = &mut data[ip_start + ipv6::HEADER_LEN..len];
             icmp::write_neighbor_message(msg, icmp::V6_NEIGHBOR_ADVERT, flags, &target, &port.mac);
             icmp::v6_fill_checksum(&target, &reply_dst, msg);
@@ -386,7 +553,14 @@ fn ipv6_local<B: PacketBuf>(t: &Tables, ingress: Ingress, port: &PortInfo, pkt: 
             let data = pkt.data_mut();
             let ip_start = ethernet::HEADER_LEN;
             let plen = (total - ipv6::HEADER_LEN) as u16;
-            ipv6::write_header(&mut data[ip_start..], plen, ipv6::NEXT_HEADER_ICMPV6, DEFAULT_TTL, &dst, &src);
+            ipv6::write_header(
+                &mut data[ip_start..],
+                plen,
+                ipv6::NEXT_HEADER_ICMPV6,
+                DEFAULT_TTL,
+                &dst,
+                &src,
+            );
             let msg = &mut data[ip_start + ipv6::HEADER_LEN..ip_start + total];
             msg[0] = icmp::V6_ECHO_REPLY;
             icmp::v6_fill_checksum(&dst, &src, msg);
@@ -400,17 +574,29 @@ fn ipv6_local<B: PacketBuf>(t: &Tables, ingress: Ingress, port: &PortInfo, pkt: 
     }
 }
 
-fn icmp6_error<B: PacketBuf>(t: &Tables, ingress: Ingress, port: &PortInfo, pkt: &mut B, fx: &mut Effects, kind: u8, code: u8) -> Verdict {
+fn icmp6_error<B: PacketBuf>(
+    t: &Tables,
+    ingress: Ingress,
+    port: &PortInfo,
+    pkt: &mut B,
+    fx: &mut Context,
+    kind: u8,
+    code: u8,
+) -> Verdict {
     if fx.icmp_error_budget == 0 {
         return Verdict::Drop(DropReason::TtlExceeded);
     }
-    let Some(our_src) = port.first_v6() else { return Verdict::Drop(DropReason::TtlExceeded) };
+    let Some(our_src) = port.first_v6() else {
+        return Verdict::Drop(DropReason::TtlExceeded);
+    };
     let (orig_src, orig_len) = {
         let Ok(ip) = ipv6::Packet::new_checked(&pkt.data()[ethernet::HEADER_LEN..]) else {
             return Verdict::Drop(DropReason::Malformed);
         };
         // RFC 4443 2.4(e): no error about an ICMPv6 error message (types below 128).
-        if ip.next_header() == ipv6::NEXT_HEADER_ICMPV6 && ip.payload().first().is_some_and(|&k| k < 128) {
+        if ip.next_header() == ipv6::NEXT_HEADER_ICMPV6
+            && ip.payload().first().is_some_and(|&k| k < 128)
+        {
             return Verdict::Drop(DropReason::TtlExceeded);
         }
         (ip.src(), ipv6::HEADER_LEN + ip.payload_len())
@@ -427,7 +613,14 @@ fn icmp6_error<B: PacketBuf>(t: &Tables, ingress: Ingress, port: &PortInfo, pkt:
     let data = pkt.data_mut();
     let ip_start = ethernet::HEADER_LEN;
     let mlen = (total - ipv6::HEADER_LEN) as u16;
-    ipv6::write_header(&mut data[ip_start..], mlen, ipv6::NEXT_HEADER_ICMPV6, DEFAULT_TTL, &our_src, &orig_src);
+    ipv6::write_header(
+        &mut data[ip_start..],
+        mlen,
+        ipv6::NEXT_HEADER_ICMPV6,
+        DEFAULT_TTL,
+        &our_src,
+        &orig_src,
+    );
     let msg = &mut data[ip_start + ipv6::HEADER_LEN..ip_start + total];
     msg[0] = kind;
     msg[1] = code;
@@ -435,7 +628,9 @@ fn icmp6_error<B: PacketBuf>(t: &Tables, ingress: Ingress, port: &PortInfo, pkt:
     icmp::v6_fill_checksum(&our_src, &orig_src, msg);
     fx.icmp_error_budget -= 1;
     match route_own_packet(t, ingress, pkt, IpAddr::V6(orig_src)) {
-        Verdict::Drop(DropReason::NeighborUnresolved | DropReason::NoRoute) => Verdict::Drop(DropReason::TtlExceeded),
+        Verdict::Drop(DropReason::NeighborUnresolved | DropReason::NoRoute) => {
+            Verdict::Drop(DropReason::TtlExceeded)
+        }
         v => v,
     }
 }
@@ -443,16 +638,27 @@ fn icmp6_error<B: PacketBuf>(t: &Tables, ingress: Ingress, port: &PortInfo, pkt:
 /// Routes a packet the router built itself (IP header already written after the Ethernet
 /// header): look up `dst`, fill the Ethernet header. When the route leads back out of the
 /// ingress port and the neighbor is not known yet, the frame goes to the sender's MAC.
-fn route_own_packet<B: PacketBuf>(t: &Tables, ingress: Ingress, pkt: &mut B, dst: IpAddr) -> Verdict {
+fn route_own_packet<B: PacketBuf>(
+    t: &Tables,
+    ingress: Ingress,
+    pkt: &mut B,
+    dst: IpAddr,
+) -> Verdict {
     let Some(NextHop { port, via }) = t.routes.lookup(dst).copied() else {
         return Verdict::Drop(DropReason::NoRoute);
     };
     let mac = match t.neighbor(port, via.unwrap_or(dst)) {
         Some(mac) => *mac,
-        None if port == ingress.port && !ethernet::is_multicast(&ingress.src_mac) => ingress.src_mac,
+        None if port == ingress.port && !ethernet::is_multicast(&ingress.src_mac) => {
+            ingress.src_mac
+        }
         None => return Verdict::Drop(DropReason::NeighborUnresolved),
     };
-    let ethertype = if dst.is_ipv4() { ethernet::ETHERTYPE_IPV4 } else { ethernet::ETHERTYPE_IPV6 };
+    let ethertype = if dst.is_ipv4() {
+        ethernet::ETHERTYPE_IPV4
+    } else {
+        ethernet::ETHERTYPE_IPV6
+    };
     let src_mac = t.ports[usize::from(port)].mac;
     ethernet::write_header(pkt.data_mut(), &mac, &src_mac, ethertype);
     Verdict::Reply(port)
@@ -468,14 +674,28 @@ pub fn build_solicitation(port: &PortInfo, target: IpAddr, buf: &mut [u8]) -> Op
             Some(arp::build_request(buf, &port.mac, src, target))
         }
         IpAddr::V6(target) => {
-            let src = port.v6_source_for(&target).or_else(|| port.v6.last().map(|n| n.addr()))?;
+            let src = port
+                .v6_source_for(&target)
+                .or_else(|| port.v6.last().map(|n| n.addr()))?;
             let group = ipv6::solicited_node(&target);
             let len = ethernet::HEADER_LEN + ipv6::HEADER_LEN + 32;
             if buf.len() < len {
                 return None;
             }
-            ethernet::write_header(buf, &ipv6::multicast_mac(&group), &port.mac, ethernet::ETHERTYPE_IPV6);
-            ipv6::write_header(&mut buf[ethernet::HEADER_LEN..], 32, ipv6::NEXT_HEADER_ICMPV6, 255, &src, &group);
+            ethernet::write_header(
+                buf,
+                &ipv6::multicast_mac(&group),
+                &port.mac,
+                ethernet::ETHERTYPE_IPV6,
+            );
+            ipv6::write_header(
+                &mut buf[ethernet::HEADER_LEN..],
+                32,
+                ipv6::NEXT_HEADER_ICMPV6,
+                255,
+                &src,
+                &group,
+            );
             let msg = &mut buf[ethernet::HEADER_LEN + ipv6::HEADER_LEN..len];
             icmp::write_neighbor_message(msg, icmp::V6_NEIGHBOR_SOLICIT, 0, &target, &port.mac);
             icmp::v6_fill_checksum(&src, &group, msg);
@@ -486,7 +706,10 @@ pub fn build_solicitation(port: &PortInfo, target: IpAddr, buf: &mut [u8]) -> Op
 
 /// The next hops the routes point at, with their ports: what the workers keep resolved.
 pub fn next_hops(t: &Tables) -> impl Iterator<Item = (u16, IpAddr)> + '_ {
-    t.routes.entries().iter().filter_map(|e| e.next_hop.via.map(|v| (e.next_hop.port, v)))
+    t.routes
+        .entries()
+        .iter()
+        .filter_map(|e| e.next_hop.via.map(|v| (e.next_hop.port, v)))
 }
 
 #[cfg(test)]

@@ -21,14 +21,25 @@ where
             // inherits the main lcore's one-core mask, so that list would hold only that core.
             // SAFETY: sysconf is always safe to call.
             let online = unsafe { libc::sysconf(libc::_SC_NPROCESSORS_ONLN) }.max(1) as usize;
-            if core >= online || !core_affinity::set_for_current(core_affinity::CoreId { id: core }) {
-                let reason = format!("this machine has cores 0-{} (or the process may not use core {core})", online - 1);
-                let _ = ready_tx.send(Err(DataplaneError::Pin { index, core, reason }));
+            if core >= online || !core_affinity::set_for_current(core_affinity::CoreId { id: core })
+            {
+                let reason = format!(
+                    "this machine has cores 0-{} (or the process may not use core {core})",
+                    online - 1
+                );
+                let _ = ready_tx.send(Err(DataplaneError::Pin {
+                    index,
+                    core,
+                    reason,
+                }));
                 return;
             }
             // SAFETY: a new non-EAL thread registers itself once.
             if unsafe { dpdk_sys::rte_thread_register() } != 0 {
-                let _ = ready_tx.send(Err(DataplaneError::ThreadRegister { index, reason: last_dpdk_error() }));
+                let _ = ready_tx.send(Err(DataplaneError::ThreadRegister {
+                    index,
+                    reason: last_dpdk_error(),
+                }));
                 return;
             }
             // Short sleeps of the idle back-off should be short: the default 50 µs timer slack
@@ -40,14 +51,22 @@ where
             // SAFETY: the thread registered above and uses no DPDK object after this.
             unsafe { dpdk_sys::rte_thread_unregister() };
         })
-        .map_err(|e| DataplaneError::Pin { index, core, reason: e.to_string() })?;
+        .map_err(|e| DataplaneError::Pin {
+            index,
+            core,
+            reason: e.to_string(),
+        })?;
     match ready_rx.recv() {
         Ok(Ok(())) => Ok(handle),
         Ok(Err(e)) => {
             let _ = handle.join();
             Err(e)
         }
-        Err(_) => Err(DataplaneError::Pin { index, core, reason: "worker thread died during start".into() }),
+        Err(_) => Err(DataplaneError::Pin {
+            index,
+            core,
+            reason: "worker thread died during start".into(),
+        }),
     }
 }
 
@@ -66,7 +85,11 @@ const SPIN_POLLS: u32 = 256;
 
 impl Backoff {
     pub fn new(max_us: u32) -> Self {
-        Self { empty_polls: 0, sleep_us: 0, max_us }
+        Self {
+            empty_polls: 0,
+            sleep_us: 0,
+            max_us,
+        }
     }
 
     /// Records one poll that saw `packets`; returns the sleep to take now, if any.
@@ -99,7 +122,9 @@ mod tests {
         for _ in 0..SPIN_POLLS - 1 {
             assert_eq!(b.after_poll(0), None);
         }
-        let sleeps: Vec<u128> = (0..9).map(|_| b.after_poll(0).unwrap().as_micros()).collect();
+        let sleeps: Vec<u128> = (0..9)
+            .map(|_| b.after_poll(0).unwrap().as_micros())
+            .collect();
         assert_eq!(sleeps, [1, 2, 4, 8, 16, 32, 64, 100, 100]);
         assert_eq!(b.after_poll(1), None, "a packet resets to spinning");
         assert_eq!(b.after_poll(0), None);

@@ -70,7 +70,9 @@ impl Mbuf {
 
     /// Appends `bytes` at the end; false when the buffer has no room.
     pub fn extend_from_slice(&mut self, bytes: &[u8]) -> bool {
-        let Ok(n) = u16::try_from(bytes.len()) else { return false };
+        let Ok(n) = u16::try_from(bytes.len()) else {
+            return false;
+        };
         // SAFETY: append returns a pointer to n writable bytes, or NULL.
         let p = unsafe { dpdk_sys::sdwan_pktmbuf_append(self.0.as_ptr(), n) };
         if p.is_null() {
@@ -94,18 +96,30 @@ impl PacketBuf for Mbuf {
         let m = self.raw();
         // SAFETY: buf_addr + data_off .. + data_len is the first segment's data, inside the
         // buffer we own.
-        unsafe { std::slice::from_raw_parts(m.buf_addr.cast::<u8>().add(usize::from(m.data_off)), usize::from(m.data_len)) }
+        unsafe {
+            std::slice::from_raw_parts(
+                m.buf_addr.cast::<u8>().add(usize::from(m.data_off)),
+                usize::from(m.data_len),
+            )
+        }
     }
 
     #[inline]
     fn data_mut(&mut self) -> &mut [u8] {
         let m = self.raw_mut();
         // SAFETY: as above, and we own the mbuf exclusively.
-        unsafe { std::slice::from_raw_parts_mut(m.buf_addr.cast::<u8>().add(usize::from(m.data_off)), usize::from(m.data_len)) }
+        unsafe {
+            std::slice::from_raw_parts_mut(
+                m.buf_addr.cast::<u8>().add(usize::from(m.data_off)),
+                usize::from(m.data_len),
+            )
+        }
     }
 
     fn prepend(&mut self, n: usize) -> bool {
-        let Ok(n) = u16::try_from(n) else { return false };
+        let Ok(n) = u16::try_from(n) else {
+            return false;
+        };
         // SAFETY: prepend checks the headroom and returns NULL when it is too small.
         !unsafe { dpdk_sys::sdwan_pktmbuf_prepend(self.0.as_ptr(), n) }.is_null()
     }
@@ -118,7 +132,9 @@ impl PacketBuf for Mbuf {
         if len > cur && len - cur > self.tailroom() {
             return false;
         }
-        let Ok(len16) = u16::try_from(len) else { return false };
+        let Ok(len16) = u16::try_from(len) else {
+            return false;
+        };
         let m = self.raw_mut();
         m.data_len = len16;
         m.pkt_len = u32::from(len16);
@@ -153,7 +169,10 @@ impl Default for Burst {
 
 impl Burst {
     pub fn new() -> Self {
-        Self { ptrs: [std::ptr::null_mut(); MAX_BURST], len: 0 }
+        Self {
+            ptrs: [std::ptr::null_mut(); MAX_BURST],
+            len: 0,
+        }
     }
 
     #[inline]
@@ -187,7 +206,9 @@ impl Burst {
     pub fn drain(&mut self) -> impl Iterator<Item = Mbuf> + '_ {
         let n = std::mem::take(&mut self.len);
         // SAFETY: the first n pointers are owned, valid mbufs; ownership moves to the iterator.
-        self.ptrs[..n].iter().map(|&p| unsafe { Mbuf::from_raw(NonNull::new_unchecked(p)) })
+        self.ptrs[..n]
+            .iter()
+            .map(|&p| unsafe { Mbuf::from_raw(NonNull::new_unchecked(p)) })
     }
 
     /// Frees every mbuf still held.
@@ -203,7 +224,10 @@ impl Burst {
     /// pointers the driver wrote.
     pub(crate) fn spare_ptrs(&mut self) -> (*mut *mut rte_mbuf, u16) {
         // SAFETY: len <= MAX_BURST, so the offset stays inside the array.
-        (unsafe { self.ptrs.as_mut_ptr().add(self.len) }, (MAX_BURST - self.len) as u16)
+        (
+            unsafe { self.ptrs.as_mut_ptr().add(self.len) },
+            (MAX_BURST - self.len) as u16,
+        )
     }
 
     pub(crate) fn set_filled(&mut self, added: usize) {

@@ -22,12 +22,21 @@ impl Mempool {
     /// `count` mbufs (best as 2^n - 1), `cache` per lcore. Names are global to the process and
     /// at most 25 bytes.
     pub fn new(name: &str, count: u32, cache: u32) -> Result<Self, DataplaneError> {
-        let err = |reason: String| DataplaneError::Mempool { name: name.into(), count, reason };
+        let err = |reason: String| DataplaneError::Mempool {
+            name: name.into(),
+            count,
+            reason,
+        };
         let cname = CString::new(name).map_err(|_| err("name contains NUL".into()))?;
         // SAFETY: plain constructor call; returns NULL with rte_errno set on failure.
-        let raw = unsafe { dpdk_sys::rte_pktmbuf_pool_create(cname.as_ptr(), count, cache, 0, DATA_ROOM, -1) };
+        let raw = unsafe {
+            dpdk_sys::rte_pktmbuf_pool_create(cname.as_ptr(), count, cache, 0, DATA_ROOM, -1)
+        };
         let raw = NonNull::new(raw).ok_or_else(|| err(last_dpdk_error()))?;
-        Ok(Self { raw, name: name.into() })
+        Ok(Self {
+            raw,
+            name: name.into(),
+        })
     }
 
     pub fn as_ptr(&self) -> *mut dpdk_sys::rte_mempool {

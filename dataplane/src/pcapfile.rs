@@ -30,7 +30,12 @@ pub fn write(path: &Path, frames: &[Vec<u8>]) -> io::Result<()> {
 pub fn read(path: &Path) -> io::Result<Vec<Vec<u8>>> {
     let mut data = Vec::new();
     std::fs::File::open(path)?.read_to_end(&mut data)?;
-    let bad = |what: &str| io::Error::new(io::ErrorKind::InvalidData, format!("{}: {what}", path.display()));
+    let bad = |what: &str| {
+        io::Error::new(
+            io::ErrorKind::InvalidData,
+            format!("{}: {what}", path.display()),
+        )
+    };
     if data.len() < 24 {
         return Err(bad("shorter than a pcap header"));
     }
@@ -42,7 +47,11 @@ pub fn read(path: &Path) -> io::Result<Vec<Vec<u8>>> {
     };
     let u32_at = |b: &[u8], at: usize| {
         let w = [b[at], b[at + 1], b[at + 2], b[at + 3]];
-        if le { u32::from_le_bytes(w) } else { u32::from_be_bytes(w) }
+        if le {
+            u32::from_le_bytes(w)
+        } else {
+            u32::from_be_bytes(w)
+        }
     };
     let mut frames = Vec::new();
     let mut at = 24;

@@ -21,7 +21,13 @@ pub struct PortConfig {
 
 impl Default for PortConfig {
     fn default() -> Self {
-        Self { rx_queues: 1, tx_queues: 1, rx_desc: 1024, tx_desc: 1024, mtu: 1500 }
+        Self {
+            rx_queues: 1,
+            tx_queues: 1,
+            rx_desc: 1024,
+            tx_desc: 1024,
+            mtu: 1500,
+        }
     }
 }
 
@@ -67,7 +73,12 @@ impl Port {
         if ret != 0 {
             return Err(DataplaneError::PortNotFound(name.into()));
         }
-        Ok(Self { id, name: name.into(), started: false, closed: false })
+        Ok(Self {
+            id,
+            name: name.into(),
+            started: false,
+            closed: false,
+        })
     }
 
     pub fn id(&self) -> u16 {
@@ -79,7 +90,11 @@ impl Port {
     }
 
     fn err(&self, op: &'static str, code: i32) -> DataplaneError {
-        DataplaneError::Port { port: self.name.clone(), op, reason: dpdk_strerror(code) }
+        DataplaneError::Port {
+            port: self.name.clone(),
+            op,
+            reason: dpdk_strerror(code),
+        }
     }
 
     fn info(&self) -> Result<dpdk_sys::rte_eth_dev_info, DataplaneError> {
@@ -98,7 +113,11 @@ impl Port {
             .ok()
             .filter(|i| !i.driver_name.is_null())
             // SAFETY: driver_name is a static NUL-terminated string of the driver.
-            .map(|i| unsafe { CStr::from_ptr(i.driver_name) }.to_string_lossy().into_owned())
+            .map(|i| {
+                unsafe { CStr::from_ptr(i.driver_name) }
+                    .to_string_lossy()
+                    .into_owned()
+            })
             .unwrap_or_default()
     }
 
@@ -107,10 +126,20 @@ impl Port {
     pub fn configure(&mut self, cfg: &PortConfig, pool: &Mempool) -> Result<(), DataplaneError> {
         let info = self.info()?;
         if cfg.rx_queues > info.max_rx_queues {
-            return Err(DataplaneError::TooFewQueues { port: self.name.clone(), kind: "rx", max: info.max_rx_queues, needed: cfg.rx_queues });
+            return Err(DataplaneError::TooFewQueues {
+                port: self.name.clone(),
+                kind: "rx",
+                max: info.max_rx_queues,
+                needed: cfg.rx_queues,
+            });
         }
         if cfg.tx_queues > info.max_tx_queues {
-            return Err(DataplaneError::TooFewQueues { port: self.name.clone(), kind: "tx", max: info.max_tx_queues, needed: cfg.tx_queues });
+            return Err(DataplaneError::TooFewQueues {
+                port: self.name.clone(),
+                kind: "tx",
+                max: info.max_tx_queues,
+                needed: cfg.tx_queues,
+            });
         }
         let mut conf = dpdk_sys::rte_eth_conf::default();
         // SAFETY: a constant defined in the shim.
@@ -120,7 +149,9 @@ impl Port {
             conf.rx_adv_conf.rss_conf.rss_hf = rss & info.flow_type_rss_offloads;
         }
         // SAFETY: valid port id, conf lives for the call.
-        let ret = unsafe { dpdk_sys::rte_eth_dev_configure(self.id, cfg.rx_queues, cfg.tx_queues, &conf) };
+        let ret = unsafe {
+            dpdk_sys::rte_eth_dev_configure(self.id, cfg.rx_queues, cfg.tx_queues, &conf)
+        };
         if ret != 0 {
             return Err(self.err("rte_eth_dev_configure", ret));
         }
@@ -130,14 +161,25 @@ impl Port {
         for q in 0..cfg.rx_queues {
             // SAFETY: configured port; NULL rx_conf = driver defaults; pool outlives the port
             // (the daemon drops ports before pools).
-            let ret = unsafe { dpdk_sys::rte_eth_rx_queue_setup(self.id, q, cfg.rx_desc, socket, std::ptr::null(), pool.as_ptr()) };
+            let ret = unsafe {
+                dpdk_sys::rte_eth_rx_queue_setup(
+                    self.id,
+                    q,
+                    cfg.rx_desc,
+                    socket,
+                    std::ptr::null(),
+                    pool.as_ptr(),
+                )
+            };
             if ret != 0 {
                 return Err(self.err("rte_eth_rx_queue_setup", ret));
             }
         }
         for q in 0..cfg.tx_queues {
             // SAFETY: as above.
-            let ret = unsafe { dpdk_sys::rte_eth_tx_queue_setup(self.id, q, cfg.tx_desc, socket, std::ptr::null()) };
+            let ret = unsafe {
+                dpdk_sys::rte_eth_tx_queue_setup(self.id, q, cfg.tx_desc, socket, std::ptr::null())
+            };
             if ret != 0 {
                 return Err(self.err("rte_eth_tx_queue_setup", ret));
             }
@@ -199,7 +241,11 @@ impl Port {
         let mut link = dpdk_sys::rte_eth_link::default();
         // SAFETY: valid port and out pointer; nowait never blocks.
         unsafe { dpdk_sys::rte_eth_link_get_nowait(self.id, &mut link) };
-        LinkStatus { up: link.link_status() != 0, speed_mbps: link.link_speed, full_duplex: link.link_duplex() != 0 }
+        LinkStatus {
+            up: link.link_status() != 0,
+            speed_mbps: link.link_speed,
+            full_duplex: link.link_duplex() != 0,
+        }
     }
 
     pub fn stats(&self) -> PortStats {

@@ -52,7 +52,11 @@ impl Key for u32 {
     const BITS: u8 = 32;
     #[inline]
     fn mask(self, len: u8) -> Self {
-        if len == 0 { 0 } else { self & (u32::MAX << (32 - u32::from(len))) }
+        if len == 0 {
+            0
+        } else {
+            self & (u32::MAX << (32 - u32::from(len)))
+        }
     }
 }
 
@@ -60,13 +64,20 @@ impl Key for u128 {
     const BITS: u8 = 128;
     #[inline]
     fn mask(self, len: u8) -> Self {
-        if len == 0 { 0 } else { self & (u128::MAX << (128 - u32::from(len))) }
+        if len == 0 {
+            0
+        } else {
+            self & (u128::MAX << (128 - u32::from(len)))
+        }
     }
 }
 
 impl<K: Key> Lpm<K> {
     fn new() -> Self {
-        Self { lengths: Vec::new(), by_length: (0..=K::BITS).map(|_| FastMap::default()).collect() }
+        Self {
+            lengths: Vec::new(),
+            by_length: (0..=K::BITS).map(|_| FastMap::default()).collect(),
+        }
     }
 
     /// Inserts or replaces; the first route for a prefix wins only if `replace` is false.
@@ -103,7 +114,11 @@ pub struct RouteTable {
 
 impl Default for RouteTable {
     fn default() -> Self {
-        Self { v4: Lpm::new(), v6: Lpm::new(), entries: Vec::new() }
+        Self {
+            v4: Lpm::new(),
+            v6: Lpm::new(),
+            entries: Vec::new(),
+        }
     }
 }
 
@@ -116,13 +131,25 @@ impl RouteTable {
             if existing.source == RouteSource::Connected && source != RouteSource::Connected {
                 return;
             }
-            *existing = RouteEntry { prefix, next_hop, source };
+            *existing = RouteEntry {
+                prefix,
+                next_hop,
+                source,
+            };
         } else {
-            self.entries.push(RouteEntry { prefix, next_hop, source });
+            self.entries.push(RouteEntry {
+                prefix,
+                next_hop,
+                source,
+            });
         }
         match prefix {
-            IpNet::V4(n) => self.v4.insert(u32::from(n.network()), n.prefix_len(), next_hop, true),
-            IpNet::V6(n) => self.v6.insert(u128::from(n.network()), n.prefix_len(), next_hop, true),
+            IpNet::V4(n) => self
+                .v4
+                .insert(u32::from(n.network()), n.prefix_len(), next_hop, true),
+            IpNet::V6(n) => self
+                .v6
+                .insert(u128::from(n.network()), n.prefix_len(), next_hop, true),
         }
     }
 
@@ -177,17 +204,30 @@ mod tests {
         let mut t = RouteTable::default();
         t.insert("fd00:2::/64".parse().unwrap(), hop(1), RouteSource::Static);
         t.insert("fd00::/16".parse().unwrap(), hop(2), RouteSource::Static);
-        assert_eq!(t.lookup("fd00:2::99".parse().unwrap()).map(|h| h.port), Some(1));
-        assert_eq!(t.lookup("fd00:3::99".parse().unwrap()).map(|h| h.port), Some(2));
+        assert_eq!(
+            t.lookup("fd00:2::99".parse().unwrap()).map(|h| h.port),
+            Some(1)
+        );
+        assert_eq!(
+            t.lookup("fd00:3::99".parse().unwrap()).map(|h| h.port),
+            Some(2)
+        );
         assert_eq!(t.lookup("fe80::1".parse().unwrap()), None);
     }
 
     #[test]
     fn connected_not_overridden_by_static() {
         let mut t = RouteTable::default();
-        t.insert("10.1.0.0/24".parse().unwrap(), hop(0), RouteSource::Connected);
+        t.insert(
+            "10.1.0.0/24".parse().unwrap(),
+            hop(0),
+            RouteSource::Connected,
+        );
         t.insert("10.1.0.0/24".parse().unwrap(), hop(5), RouteSource::Static);
-        assert_eq!(t.lookup("10.1.0.9".parse().unwrap()).map(|h| h.port), Some(0));
+        assert_eq!(
+            t.lookup("10.1.0.9".parse().unwrap()).map(|h| h.port),
+            Some(0)
+        );
         assert_eq!(t.entries().len(), 1);
     }
 }

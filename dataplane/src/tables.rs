@@ -39,7 +39,13 @@ impl PortInfo {
         if let Ok(ll) = Ipv6Net::new(ipv6::link_local_from_mac(&mac), 64) {
             v6.push(ll);
         }
-        Self { name: name.to_owned(), mac, mtu, v4, v6 }
+        Self {
+            name: name.to_owned(),
+            mac,
+            mtu,
+            v4,
+            v6,
+        }
     }
 
     #[inline]
@@ -112,16 +118,29 @@ impl Tables {
         for (i, p) in ports.iter().enumerate() {
             let port = u16::try_from(i).unwrap_or(u16::MAX);
             for n in &p.v4 {
-                routes.insert(IpNet::V4(n.trunc()), NextHop { port, via: None }, RouteSource::Connected);
+                routes.insert(
+                    IpNet::V4(n.trunc()),
+                    NextHop { port, via: None },
+                    RouteSource::Connected,
+                );
             }
             for n in p.v6.iter().filter(|n| !is_link_local(&n.addr())) {
-                routes.insert(IpNet::V6(n.trunc()), NextHop { port, via: None }, RouteSource::Connected);
+                routes.insert(
+                    IpNet::V6(n.trunc()),
+                    NextHop { port, via: None },
+                    RouteSource::Connected,
+                );
             }
         }
         for (prefix, hop) in static_routes {
             routes.insert(*prefix, *hop, RouteSource::Static);
         }
-        Self { generation: 1, ports, routes, neighbors: FastMap::default() }
+        Self {
+            generation: 1,
+            ports,
+            routes,
+            neighbors: FastMap::default(),
+        }
     }
 
     #[inline]
@@ -142,7 +161,9 @@ pub struct TablePublisher {
 
 impl TablePublisher {
     pub fn new(first: Tables) -> Self {
-        Self { current: ArcSwap::from_pointee(first) }
+        Self {
+            current: ArcSwap::from_pointee(first),
+        }
     }
 
     /// The current snapshot, for a worker's burst or the management API. Lock-free.
@@ -168,20 +189,56 @@ mod tests {
 
     #[test]
     fn connected_routes_and_publication() {
-        let port = PortInfo::new("lan0", [2, 0, 0, 0, 0, 1], 1500, &["10.1.0.1/24".parse().unwrap(), "fd00:1::1/64".parse().unwrap()]);
-        assert!(port.owns_v6(&"fe80::ff:fe00:1".parse().unwrap()), "{:?}", port.v6);
-        let t = Tables::new(vec![port], &[("10.2.0.0/24".parse().unwrap(), NextHop { port: 0, via: Some("10.1.0.254".parse().unwrap()) })]);
-        assert_eq!(t.routes.lookup("10.1.0.7".parse().unwrap()), Some(&NextHop { port: 0, via: None }));
-        assert_eq!(t.routes.lookup("fd00:1::7".parse().unwrap()), Some(&NextHop { port: 0, via: None }));
-        assert!(t.routes.lookup("fe80::7".parse().unwrap()).is_none(), "link-local is never routed");
+        let port = PortInfo::new(
+            "lan0",
+            [2, 0, 0, 0, 0, 1],
+            1500,
+            &[
+                "10.1.0.1/24".parse().unwrap(),
+                "fd00:1::1/64".parse().unwrap(),
+            ],
+        );
+        assert!(
+            port.owns_v6(&"fe80::ff:fe00:1".parse().unwrap()),
+            "{:?}",
+            port.v6
+        );
+        let t = Tables::new(
+            vec![port],
+            &[(
+                "10.2.0.0/24".parse().unwrap(),
+                NextHop {
+                    port: 0,
+                    via: Some("10.1.0.254".parse().unwrap()),
+                },
+            )],
+        );
+        assert_eq!(
+            t.routes.lookup("10.1.0.7".parse().unwrap()),
+            Some(&NextHop { port: 0, via: None })
+        );
+        assert_eq!(
+            t.routes.lookup("fd00:1::7".parse().unwrap()),
+            Some(&NextHop { port: 0, via: None })
+        );
+        assert!(
+            t.routes.lookup("fe80::7".parse().unwrap()).is_none(),
+            "link-local is never routed"
+        );
         let publisher = TablePublisher::new(t);
         let before = publisher.load().generation;
         let mut next = (**publisher.load()).clone();
-        next.neighbors.insert(NeighborKey::new(0, "10.1.0.254".parse().unwrap()), [2, 0, 0, 0, 0, 2]);
+        next.neighbors.insert(
+            NeighborKey::new(0, "10.1.0.254".parse().unwrap()),
+            [2, 0, 0, 0, 0, 2],
+        );
         publisher.publish(next);
         let now = publisher.load();
         assert_eq!(now.generation, before + 1);
-        assert_eq!(now.neighbor(0, "10.1.0.254".parse().unwrap()), Some(&[2, 0, 0, 0, 0, 2]));
+        assert_eq!(
+            now.neighbor(0, "10.1.0.254".parse().unwrap()),
+            Some(&[2, 0, 0, 0, 0, 2])
+        );
     }
 
     #[test]

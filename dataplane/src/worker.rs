@@ -10,7 +10,7 @@ use crossbeam_queue::ArrayQueue;
 
 use crate::counters::{DropReason, WorkerCounters};
 use crate::eal;
-use crate::forward::{self, Effects, PacketBuf, Verdict};
+use crate::forward::{self, Context, PacketBuf, Verdict};
 use crate::lcore::Backoff;
 use crate::mbuf::{Burst, Mbuf, MAX_BURST};
 use crate::mempool::Mempool;
@@ -57,7 +57,11 @@ impl SolicitLimiter {
     fn allow(&mut self, port: u16, ip: IpAddr, now: u64) -> bool {
         let key = NeighborKey::new(port, ip);
         let slot = &mut self.slots[(key.addr as usize ^ usize::from(port)) % 64];
-        if slot.0 == port && slot.1 == key.addr && now.wrapping_sub(slot.2) < self.interval && slot.2 != 0 {
+        if slot.0 == port
+            && slot.1 == key.addr
+            && now.wrapping_sub(slot.2) < self.interval
+            && slot.2 != 0
+        {
             return false;
         }
         *slot = (port, key.addr, now.max(1));
@@ -72,8 +76,11 @@ pub fn run(cfg: WorkerConfig, pool: Arc<Mempool>, shared: WorkerShared) {
     let mut rx = Burst::new();
     let mut tx: Vec<Burst> = cfg.port_ids.iter().map(|_| Burst::new()).collect();
     let mut tx_bytes: Vec<u64> = vec![0; cfg.port_ids.len()];
-    let mut fx = Effects::default();
-    let mut limiter = SolicitLimiter { slots: [(0, 0, 0); 64], interval: hz / 10 };
+    let mut fx = Context::default();
+    let mut limiter = SolicitLimiter {
+        slots: [(0, 0, 0); 64],
+        interval: hz / 10,
+    };
     let rx_burst = usize::from(cfg.rx_burst).clamp(1, MAX_BURST);
     let mut next_housekeeping = 0u64;
     let mut next_resolve = 0u64;
@@ -88,31 +95,45 @@ pub fn run(cfg: WorkerConfig, pool: Arc<Mempool>, shared: WorkerShared) {
                 continue;
             }
             seen += n;
-            c.rx_packets.add(n as u64);
+            // Counted locally and published once per burst: a per-packet store to the shared
+            // counters would keep them out of registers.
+            let (mut rx_bytes, mut forwarded, mut replies) = (0u64, 0u64, 0u64);
             for mut m in rx.drain() {
-                let len = u64::from(m.pkt_len());
-                c.rx_bytes.add(len);
+                rx_bytes += u64::from(m.pkt_len());
                 if !m.is_contiguous() {
                     c.drop(DropReason::Malformed, 1);
                     continue;
                 }
                 match forward::process(&tables, in_port, &mut m, &mut fx) {
                     Verdict::Forward(out) => {
-                        c.forwarded.add(1);
+                        forwarded += 1;
                         enqueue(&mut tx, &mut tx_bytes, &cfg, c, out, m);
                     }
                     Verdict::Reply(out) => {
-                        c.local_replies.add(1);
+                        replies += 1;
                         enqueue(&mut tx, &mut tx_bytes, &cfg, c, out, m);
                     }
                     Verdict::Consumed => {}
                     Verdict::Drop(reason) => c.drop(reason, 1),
                 }
             }
+            c.rx_packets.add(n as u64);
+            c.rx_bytes.add(rx_bytes);
+            c.forwarded.add(forwarded);
+            c.local_replies.add(replies);
             flush(&mut tx, &mut tx_bytes, &cfg, c);
         }
         if !fx.learned.as_slice().is_empty() || !fx.solicit.as_slice().is_empty() {
-            after_burst(&tables, &mut fx, &shared, &pool, &mut limiter, &mut tx, &mut tx_bytes, &cfg);
+            after_burst(
+                &tables,
+                &mut fx,
+                &shared,
+                &pool,
+                &mut limiter,
+                &mut tx,
+                &mut tx_bytes,
+                &cfg,
+            );
         }
         if seen == 0 || next_housekeeping == 0 {
             let now = eal::rdtsc();
@@ -128,7 +149,16 @@ pub fn run(cfg: WorkerConfig, pool: Arc<Mempool>, shared: WorkerShared) {
                     }
                 }
                 next_resolve = now + hz;
-                after_burst(&tables, &mut fx, &shared, &pool, &mut limiter, &mut tx, &mut tx_bytes, &cfg);
+                after_burst(
+                    &tables,
+                    &mut fx,
+                    &shared,
+                    &pool,
+                    &mut limiter,
+                    &mut tx,
+                    &mut tx_bytes,
+                    &cfg,
+                );
             }
         }
         drop(tables);
@@ -145,7 +175,14 @@ pub fn run(cfg: WorkerConfig, pool: Arc<Mempool>, shared: WorkerShared) {
 }
 
 #[inline]
-fn enqueue(tx: &mut [Burst], tx_bytes: &mut [u64], cfg: &WorkerConfig, c: &WorkerCounters, out: u16, m: Mbuf) {
+fn enqueue(
+    tx: &mut [Burst],
+    tx_bytes: &mut [u64],
+    cfg: &WorkerConfig,
+    c: &WorkerCounters,
+    out: u16,
+    m: Mbuf,
+) {
     let i = usize::from(out);
     let len = u64::from(m.pkt_len());
     if tx[i].is_full() {
@@ -165,7 +202,13 @@ fn flush(tx: &mut [Burst], tx_bytes: &mut [u64], cfg: &WorkerConfig, c: &WorkerC
 }
 
 #[inline]
-fn flush_one(tx: &mut [Burst], tx_bytes: &mut [u64], cfg: &WorkerConfig, c: &WorkerCounters, i: usize) {
+fn flush_one(
+    tx: &mut [Burst],
+    tx_bytes: &mut [u64],
+    cfg: &WorkerConfig,
+    c: &WorkerCounters,
+    i: usize,
+) {
     let burst = &mut tx[i];
     let pending = burst.len();
     let sent = port::tx_burst(cfg.port_ids[i], cfg.queue, burst);
@@ -186,7 +229,7 @@ fn flush_one(tx: &mut [Burst], tx_bytes: &mut [u64], cfg: &WorkerConfig, c: &Wor
 #[allow(clippy::too_many_arguments)]
 fn after_burst(
     tables: &Tables,
-    fx: &mut Effects,
+    fx: &mut Context,
     shared: &WorkerShared,
     pool: &Mempool,
     limiter: &mut SolicitLimiter,
@@ -196,7 +239,9 @@ fn after_burst(
 ) {
     let c = &*shared.counters;
     for &(port, ip, mac) in fx.learned.as_slice() {
-        if tables.neighbor(port, ip) != Some(&mac) && shared.events.push(NeighborEvent { port, ip, mac }).is_ok() {
+        if tables.neighbor(port, ip) != Some(&mac)
+            && shared.events.push(NeighborEvent { port, ip, mac }).is_ok()
+        {
             c.neighbors_learned.add(1);
         }
     }
@@ -206,13 +251,17 @@ fn after_burst(
         if !limiter.allow(port, ip, now) {
             continue;
         }
-        let Some(info) = tables.ports.get(usize::from(port)) else { continue };
+        let Some(info) = tables.ports.get(usize::from(port)) else {
+            continue;
+        };
         let Some(mut m) = Mbuf::alloc(pool) else {
             c.drop(DropReason::NoBuffer, 1);
             continue;
         };
         let mut frame = [0u8; 128];
-        let Some(len) = forward::build_solicitation(info, ip, &mut frame) else { continue };
+        let Some(len) = forward::build_solicitation(info, ip, &mut frame) else {
+            continue;
+        };
         if m.set_len(0) && m.extend_from_slice(&frame[..len]) {
             c.solicitations.add(1);
             enqueue(tx, tx_bytes, cfg, c, port, m);
@@ -228,7 +277,10 @@ mod tests {
 
     #[test]
     fn limiter_allows_one_per_interval() {
-        let mut l = SolicitLimiter { slots: [(0, 0, 0); 64], interval: 100 };
+        let mut l = SolicitLimiter {
+            slots: [(0, 0, 0); 64],
+            interval: 100,
+        };
         let ip: IpAddr = "10.0.0.1".parse().unwrap();
         assert!(l.allow(0, ip, 1000));
         assert!(!l.allow(0, ip, 1050));

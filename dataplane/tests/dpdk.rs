@@ -11,15 +11,29 @@ use sdwan_dataplane::wire::checksum;
 use sdwan_dataplane::{eal, pcapfile, Engine, EngineSpec, PortSpec};
 
 fn eal() {
-    let args: Vec<String> = ["--no-huge", "-m", "512", "--no-pci", "--no-shconf", "-l", "0", "--log-level", "*:warning"]
-        .iter()
-        .map(|s| s.to_string())
-        .collect();
+    let args: Vec<String> = [
+        "--no-huge",
+        "-m",
+        "512",
+        "--no-pci",
+        "--no-shconf",
+        "-l",
+        "0",
+        "--log-level",
+        "*:warning",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
     eal::init(&args).expect("EAL starts with virtual devices and no hugepages");
 }
 
 fn worker_core() -> usize {
-    if std::thread::available_parallelism().map_or(1, |n| n.get()) > 1 { 1 } else { 0 }
+    if std::thread::available_parallelism().map_or(1, |n| n.get()) > 1 {
+        1
+    } else {
+        0
+    }
 }
 
 fn tmpdir(name: &str) -> PathBuf {
@@ -36,7 +50,14 @@ const PEER_MAC: [u8; 6] = [0x02, 0x00, 0x00, 0x00, 0x02, 0x02];
 
 /// An Ethernet + IPv4 + UDP frame, written field by field (independently of the crate's
 /// builders, so the test checks the pipeline against a second implementation).
-fn udp_frame(dst_mac: [u8; 6], src_mac: [u8; 6], src: [u8; 4], dst: [u8; 4], ttl: u8, payload: &[u8]) -> Vec<u8> {
+fn udp_frame(
+    dst_mac: [u8; 6],
+    src_mac: [u8; 6],
+    src: [u8; 4],
+    dst: [u8; 4],
+    ttl: u8,
+    payload: &[u8],
+) -> Vec<u8> {
     let total = 20 + 8 + payload.len();
     let mut f = Vec::new();
     f.extend_from_slice(&dst_mac);
@@ -70,7 +91,12 @@ fn arp_request(sender_mac: [u8; 6], sender: [u8; 4], target: [u8; 4]) -> Vec<u8>
     f
 }
 
-fn spec(name: &str, lan_dev: String, wan_dev: String, static_neighbors: Vec<(u16, IpAddr, [u8; 6])>) -> EngineSpec {
+fn spec(
+    name: &str,
+    lan_dev: String,
+    wan_dev: String,
+    static_neighbors: Vec<(u16, IpAddr, [u8; 6])>,
+) -> EngineSpec {
     EngineSpec {
         name: name.into(),
         mbufs: 2047,
@@ -96,7 +122,13 @@ fn spec(name: &str, lan_dev: String, wan_dev: String, static_neighbors: Vec<(u16
                 addresses: vec!["198.18.1.1/24".parse().unwrap()],
             },
         ],
-        routes: vec![("10.2.0.0/24".parse().unwrap(), NextHop { port: 1, via: Some("198.18.1.2".parse().unwrap()) })],
+        routes: vec![(
+            "10.2.0.0/24".parse().unwrap(),
+            NextHop {
+                port: 1,
+                via: Some("198.18.1.2".parse().unwrap()),
+            },
+        )],
         static_neighbors,
     }
 }
@@ -104,7 +136,10 @@ fn spec(name: &str, lan_dev: String, wan_dev: String, static_neighbors: Vec<(u16
 fn wait_for(what: &str, mut done: impl FnMut() -> bool) {
     let start = Instant::now();
     while !done() {
-        assert!(start.elapsed() < Duration::from_secs(10), "timed out waiting for {what}");
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "timed out waiting for {what}"
+        );
         std::thread::sleep(Duration::from_millis(5));
     }
 }
@@ -113,26 +148,77 @@ fn wait_for(what: &str, mut done: impl FnMut() -> bool) {
 fn pcap_in_pcap_out_exact_bytes() {
     eal();
     let dir = tmpdir("pcap");
-    let forward_me = udp_frame(ROUTER_LAN_MAC, HOST_MAC, [10, 1, 0, 2], [10, 2, 0, 2], 64, b"hello, branch B");
-    let expire_me = udp_frame(ROUTER_LAN_MAC, HOST_MAC, [10, 1, 0, 2], [10, 2, 0, 9], 1, b"ttl");
-    let no_route = udp_frame(ROUTER_LAN_MAC, HOST_MAC, [10, 1, 0, 2], [192, 0, 2, 1], 64, b"nowhere");
-    let not_for_us = udp_frame(PEER_MAC, HOST_MAC, [10, 1, 0, 2], [10, 2, 0, 2], 64, b"other");
-    let to_unresolved = udp_frame(ROUTER_LAN_MAC, HOST_MAC, [10, 1, 0, 2], [10, 1, 0, 99], 64, b"who?");
+    let forward_me = udp_frame(
+        ROUTER_LAN_MAC,
+        HOST_MAC,
+        [10, 1, 0, 2],
+        [10, 2, 0, 2],
+        64,
+        b"hello, branch B",
+    );
+    let expire_me = udp_frame(
+        ROUTER_LAN_MAC,
+        HOST_MAC,
+        [10, 1, 0, 2],
+        [10, 2, 0, 9],
+        1,
+        b"ttl",
+    );
+    let no_route = udp_frame(
+        ROUTER_LAN_MAC,
+        HOST_MAC,
+        [10, 1, 0, 2],
+        [192, 0, 2, 1],
+        64,
+        b"nowhere",
+    );
+    let not_for_us = udp_frame(
+        PEER_MAC,
+        HOST_MAC,
+        [10, 1, 0, 2],
+        [10, 2, 0, 2],
+        64,
+        b"other",
+    );
+    let to_unresolved = udp_frame(
+        ROUTER_LAN_MAC,
+        HOST_MAC,
+        [10, 1, 0, 2],
+        [10, 1, 0, 99],
+        64,
+        b"who?",
+    );
     let who_has_router = arp_request(HOST_MAC, [10, 1, 0, 2], [10, 1, 0, 1]);
-    let lan_in = vec![who_has_router, forward_me.clone(), expire_me.clone(), no_route, not_for_us, to_unresolved];
+    let lan_in = vec![
+        who_has_router,
+        forward_me.clone(),
+        expire_me.clone(),
+        no_route,
+        not_for_us,
+        to_unresolved,
+    ];
     pcapfile::write(&dir.join("lan_in.pcap"), &lan_in).unwrap();
     pcapfile::write(&dir.join("wan_in.pcap"), &[]).unwrap();
     let dev = |n: &str, side: &str| {
-        format!("net_pcap_{n},rx_pcap={}/{side}_in.pcap,tx_pcap={}/{side}_out.pcap", dir.display(), dir.display())
+        format!(
+            "net_pcap_{n},rx_pcap={}/{side}_in.pcap,tx_pcap={}/{side}_out.pcap",
+            dir.display(),
+            dir.display()
+        )
     };
     let neighbors = vec![
         (1, IpAddr::V4(Ipv4Addr::new(198, 18, 1, 2)), PEER_MAC),
         (0, IpAddr::V4(Ipv4Addr::new(10, 1, 0, 2)), HOST_MAC),
     ];
-    let engine = Engine::start(spec("pcapx", dev("x0", "lan"), dev("x1", "wan"), neighbors)).unwrap();
-    wait_for("all six frames", || engine.workers()[0].counters.rx_packets >= 6);
+    let engine =
+        Engine::start(spec("pcapx", dev("x0", "lan"), dev("x1", "wan"), neighbors)).unwrap();
+    wait_for("all six frames", || {
+        engine.workers()[0].counters.rx_packets >= 6
+    });
     // The unresolved neighbor triggers an ARP request; give the worker a moment to send it.
-    wait_for("the solicitation", || engine.workers()[0].counters.solicitations >= 1);
+    wait_for("the solicitation", || {
+        engine.workers()[0].counters.solicitations >= 1
+    });
     let w = engine.workers()[0].counters.clone();
     engine.shutdown();
 
@@ -141,7 +227,10 @@ fn pcap_in_pcap_out_exact_bytes() {
     assert_eq!(drops["no_route"], 1);
     assert_eq!(drops["not_for_us"], 1);
     assert_eq!(drops["neighbor_unresolved"], 1);
-    assert_eq!(w.local_replies, 2, "the ARP reply and the ICMP time exceeded");
+    assert_eq!(
+        w.local_replies, 2,
+        "the ARP reply and the ICMP time exceeded"
+    );
 
     let wan_out = pcapfile::read(&dir.join("wan_out.pcap")).unwrap();
     let mut expected = forward_me.clone();
@@ -151,10 +240,18 @@ fn pcap_in_pcap_out_exact_bytes() {
     expected[24..26].fill(0);
     let c = checksum::checksum(&expected[14..34]);
     expected[24..26].copy_from_slice(&c.to_be_bytes());
-    assert_eq!(wan_out, vec![expected], "exactly the routed frame leaves on the WAN port");
+    assert_eq!(
+        wan_out,
+        vec![expected],
+        "exactly the routed frame leaves on the WAN port"
+    );
 
     let lan_out = pcapfile::read(&dir.join("lan_out.pcap")).unwrap();
-    assert_eq!(lan_out.len(), 3, "ARP reply, time exceeded, ARP request: {lan_out:02x?}");
+    assert_eq!(
+        lan_out.len(),
+        3,
+        "ARP reply, time exceeded, ARP request: {lan_out:02x?}"
+    );
     let mut arp_reply = HOST_MAC.to_vec();
     arp_reply.extend_from_slice(&ROUTER_LAN_MAC);
     arp_reply.extend_from_slice(&[0x08, 0x06, 0, 1, 0x08, 0x00, 6, 4, 0, 2]);
@@ -166,15 +263,29 @@ fn pcap_in_pcap_out_exact_bytes() {
     assert_eq!(lan_out[0], arp_reply);
 
     let te = &lan_out[1];
-    assert_eq!(&te[0..14], &[HOST_MAC.as_slice(), ROUTER_LAN_MAC.as_slice(), &[0x08, 0x00]].concat()[..]);
+    assert_eq!(
+        &te[0..14],
+        &[
+            HOST_MAC.as_slice(),
+            ROUTER_LAN_MAC.as_slice(),
+            &[0x08, 0x00]
+        ]
+        .concat()[..]
+    );
     assert_eq!(checksum::checksum(&te[14..34]), 0, "IP header checksum");
-    assert_eq!((&te[26..30], &te[30..34]), (&[10u8, 1, 0, 1][..], &[10u8, 1, 0, 2][..]));
+    assert_eq!(
+        (&te[26..30], &te[30..34]),
+        (&[10u8, 1, 0, 1][..], &[10u8, 1, 0, 2][..])
+    );
     assert_eq!((te[34], te[35]), (11, 0), "ICMP time exceeded in transit");
     assert_eq!(checksum::checksum(&te[34..]), 0, "ICMP checksum");
     assert_eq!(&te[42..], &expire_me[14..], "quotes the expired datagram");
 
     let who_has = &lan_out[2];
-    assert_eq!(who_has, &arp_like_request(ROUTER_LAN_MAC, [10, 1, 0, 1], [10, 1, 0, 99]));
+    assert_eq!(
+        who_has,
+        &arp_like_request(ROUTER_LAN_MAC, [10, 1, 0, 1], [10, 1, 0, 99])
+    );
     let _ = std::fs::remove_dir_all(&dir);
 }
 
@@ -187,8 +298,16 @@ fn null_devices_run_and_count_drops() {
     eal();
     // net_null produces zero-filled frames forever: not addressed to us, so each is dropped
     // and counted; the sink side transmits nothing.
-    let engine = Engine::start(spec("nullx", "net_null_y0".into(), "net_null_y1,no-rx=1".into(), vec![])).unwrap();
-    wait_for("packets from net_null", || engine.workers()[0].counters.rx_packets > 10_000);
+    let engine = Engine::start(spec(
+        "nullx",
+        "net_null_y0".into(),
+        "net_null_y1,no-rx=1".into(),
+        vec![],
+    ))
+    .unwrap();
+    wait_for("packets from net_null", || {
+        engine.workers()[0].counters.rx_packets > 10_000
+    });
     let ifaces = engine.interfaces();
     assert_eq!(ifaces.len(), 2);
     assert_eq!(ifaces[0].driver, "net_null");
@@ -211,6 +330,13 @@ fn a_second_eal_with_other_arguments_is_refused() {
 #[test]
 fn unknown_device_is_a_clear_error() {
     eal();
-    let err = Engine::start(spec("badx", "0000:99:00.0".into(), "net_null_z1".into(), vec![])).err().expect("fails");
+    let err = Engine::start(spec(
+        "badx",
+        "0000:99:00.0".into(),
+        "net_null_z1".into(),
+        vec![],
+    ))
+    .err()
+    .expect("fails");
     assert!(err.to_string().contains("0000:99:00.0"), "{err}");
 }

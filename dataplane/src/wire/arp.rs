@@ -86,9 +86,21 @@ pub const FRAME_LEN: usize = 60;
 
 /// Builds a broadcast who-has request for `target_ip` into `buf` (>= 60 bytes); returns the
 /// frame length.
-pub fn build_request(buf: &mut [u8], src_mac: &MacAddr, src_ip: Ipv4Addr, target_ip: Ipv4Addr) -> usize {
+pub fn build_request(
+    buf: &mut [u8],
+    src_mac: &MacAddr,
+    src_ip: Ipv4Addr,
+    target_ip: Ipv4Addr,
+) -> usize {
     ethernet::write_header(buf, &BROADCAST_MAC, src_mac, ethernet::ETHERTYPE_ARP);
-    write(&mut buf[ethernet::HEADER_LEN..], OP_REQUEST, src_mac, src_ip, &[0; 6], target_ip);
+    write(
+        &mut buf[ethernet::HEADER_LEN..],
+        OP_REQUEST,
+        src_mac,
+        src_ip,
+        &[0; 6],
+        target_ip,
+    );
     buf[ethernet::HEADER_LEN + PACKET_LEN..FRAME_LEN].fill(0);
     FRAME_LEN
 }
@@ -100,7 +112,12 @@ mod tests {
     #[test]
     fn request_roundtrip() {
         let mut buf = [0xaau8; 64];
-        let n = build_request(&mut buf, &[2, 0, 0, 0, 0, 1], Ipv4Addr::new(10, 0, 0, 1), Ipv4Addr::new(10, 0, 0, 2));
+        let n = build_request(
+            &mut buf,
+            &[2, 0, 0, 0, 0, 1],
+            Ipv4Addr::new(10, 0, 0, 1),
+            Ipv4Addr::new(10, 0, 0, 2),
+        );
         assert_eq!(n, 60);
         let frame = ethernet::Frame::new_checked(&buf[..n]).unwrap();
         assert_eq!(frame.dst(), BROADCAST_MAC);
@@ -116,9 +133,22 @@ mod tests {
     #[test]
     fn rejects_non_ipv4_arp() {
         let mut buf = [0u8; 28];
-        write(&mut buf, OP_REQUEST, &[0; 6], Ipv4Addr::UNSPECIFIED, &[0; 6], Ipv4Addr::UNSPECIFIED);
+        write(
+            &mut buf,
+            OP_REQUEST,
+            &[0; 6],
+            Ipv4Addr::UNSPECIFIED,
+            &[0; 6],
+            Ipv4Addr::UNSPECIFIED,
+        );
         buf[5] = 16; // PLEN of IPv6
-        assert_eq!(Packet::new_checked(&buf[..]).err(), Some(WireError::Malformed));
-        assert_eq!(Packet::new_checked(&buf[..27]).err(), Some(WireError::Truncated));
+        assert_eq!(
+            Packet::new_checked(&buf[..]).err(),
+            Some(WireError::Malformed)
+        );
+        assert_eq!(
+            Packet::new_checked(&buf[..27]).err(),
+            Some(WireError::Truncated)
+        );
     }
 }

@@ -90,7 +90,12 @@ mod tests {
     #[test]
     fn parse_and_rewrite() {
         let mut f = [0u8; 20];
-        write_header(&mut f, &[1, 2, 3, 4, 5, 6], &[8, 9, 10, 11, 12, 13], ETHERTYPE_IPV4);
+        write_header(
+            &mut f,
+            &[1, 2, 3, 4, 5, 6],
+            &[8, 9, 10, 11, 12, 13],
+            ETHERTYPE_IPV4,
+        );
         let mut frame = Frame::new_checked(&mut f[..]).unwrap();
         assert_eq!(frame.dst(), [1, 2, 3, 4, 5, 6]);
         assert_eq!(frame.src(), [8, 9, 10, 11, 12, 13]);
@@ -103,6 +108,9 @@ mod tests {
 
     #[test]
     fn too_short() {
-        assert_eq!(Frame::new_checked(&[0u8; 13][..]).err(), Some(WireError::Truncated));
+        assert_eq!(
+            Frame::new_checked(&[0u8; 13][..]).err(),
+            Some(WireError::Truncated)
+        );
     }
 }

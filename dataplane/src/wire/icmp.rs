@@ -54,15 +54,24 @@ pub fn v4_fill_checksum(msg: &mut [u8]) {
 
 /// Verifies an ICMPv6 message's checksum (pseudo-header included).
 pub fn v6_checksum_ok(src: &Ipv6Addr, dst: &Ipv6Addr, msg: &[u8]) -> bool {
-    let Ok(len) = u32::try_from(msg.len()) else { return false };
-    msg.len() >= 4 && checksum::finish(checksum::sum(ipv6::pseudo_header_sum(src, dst, len, ipv6::NEXT_HEADER_ICMPV6), msg)) == 0
+    let Ok(len) = u32::try_from(msg.len()) else {
+        return false;
+    };
+    msg.len() >= 4
+        && checksum::finish(checksum::sum(
+            ipv6::pseudo_header_sum(src, dst, len, ipv6::NEXT_HEADER_ICMPV6),
+            msg,
+        )) == 0
 }
 
 /// Fills the checksum of an ICMPv6 message in place.
 pub fn v6_fill_checksum(src: &Ipv6Addr, dst: &Ipv6Addr, msg: &mut [u8]) {
     msg[2..4].fill(0);
     let len = u32::try_from(msg.len()).unwrap_or(u32::MAX);
-    let c = checksum::finish(checksum::sum(ipv6::pseudo_header_sum(src, dst, len, ipv6::NEXT_HEADER_ICMPV6), msg));
+    let c = checksum::finish(checksum::sum(
+        ipv6::pseudo_header_sum(src, dst, len, ipv6::NEXT_HEADER_ICMPV6),
+        msg,
+    ));
     msg[2..4].copy_from_slice(&c.to_be_bytes());
 }
 
@@ -115,14 +124,24 @@ impl<'a> NeighborMessage<'a> {
 
 /// Writes an NS (with source link-layer option) or NA (with target link-layer option) body of
 /// 32 bytes into `msg`, checksum left to the caller (it needs the IPv6 addresses).
-pub fn write_neighbor_message(msg: &mut [u8], kind: u8, flags: u8, target: &Ipv6Addr, mac: &MacAddr) -> usize {
+pub fn write_neighbor_message(
+    msg: &mut [u8],
+    kind: u8,
+    flags: u8,
+    target: &Ipv6Addr,
+    mac: &MacAddr,
+) -> usize {
     msg[0] = kind;
     msg[1] = 0;
     msg[2..4].fill(0);
     msg[4] = flags;
     msg[5..8].fill(0);
     msg[8..24].copy_from_slice(&target.octets());
-    msg[24] = if kind == V6_NEIGHBOR_SOLICIT { ND_OPT_SOURCE_LL } else { ND_OPT_TARGET_LL };
+    msg[24] = if kind == V6_NEIGHBOR_SOLICIT {
+        ND_OPT_SOURCE_LL
+    } else {
+        ND_OPT_TARGET_LL
+    };
     msg[25] = 1;
     msg[26..32].copy_from_slice(mac);
     32
@@ -138,7 +157,13 @@ mod tests {
         let target: Ipv6Addr = "fd00:1::2".parse().unwrap();
         let dst = ipv6::solicited_node(&target);
         let mut msg = [0u8; 32];
-        write_neighbor_message(&mut msg, V6_NEIGHBOR_SOLICIT, 0, &target, &[2, 0, 0, 0, 0, 9]);
+        write_neighbor_message(
+            &mut msg,
+            V6_NEIGHBOR_SOLICIT,
+            0,
+            &target,
+            &[2, 0, 0, 0, 0, 9],
+        );
         v6_fill_checksum(&src, &dst, &mut msg);
         assert!(v6_checksum_ok(&src, &dst, &msg));
         msg[10] ^= 1;
@@ -147,17 +172,29 @@ mod tests {
         let ns = NeighborMessage::new_checked(&msg).unwrap();
         assert_eq!(ns.kind(), V6_NEIGHBOR_SOLICIT);
         assert_eq!(ns.target(), target);
-        assert_eq!(ns.link_layer_option(ND_OPT_SOURCE_LL), Ok(Some([2, 0, 0, 0, 0, 9])));
+        assert_eq!(
+            ns.link_layer_option(ND_OPT_SOURCE_LL),
+            Ok(Some([2, 0, 0, 0, 0, 9]))
+        );
         assert_eq!(ns.link_layer_option(ND_OPT_TARGET_LL), Ok(None));
     }
 
     #[test]
     fn zero_length_option_is_malformed() {
         let mut msg = [0u8; 32];
-        write_neighbor_message(&mut msg, V6_NEIGHBOR_SOLICIT, 0, &Ipv6Addr::LOCALHOST, &[0; 6]);
+        write_neighbor_message(
+            &mut msg,
+            V6_NEIGHBOR_SOLICIT,
+            0,
+            &Ipv6Addr::LOCALHOST,
+            &[0; 6],
+        );
         msg[25] = 0;
         let ns = NeighborMessage::new_checked(&msg).unwrap();
-        assert_eq!(ns.link_layer_option(ND_OPT_SOURCE_LL), Err(WireError::Malformed));
+        assert_eq!(
+            ns.link_layer_option(ND_OPT_SOURCE_LL),
+            Err(WireError::Malformed)
+        );
     }
 
     #[test]

@@ -89,7 +89,20 @@ impl<T: AsRef<[u8]>> Packet<T> {
     }
 
     pub fn verify_checksum(&self) -> bool {
-        checksum::checksum(&self.buf.as_ref()[..self.header_len()]) == 0
+        let hdr = &self.buf.as_ref()[..self.header_len()];
+        if hdr.len() == MIN_HEADER_LEN {
+            // The common case, word-wise: the one's-complement sum of 16-bit words equals the
+            // folded sum of 32-bit words (RFC 1071 section 2(B), "parallel summation").
+            let mut acc = 0u64;
+            for w in hdr.chunks_exact(4) {
+                acc += u64::from(u32::from_be_bytes([w[0], w[1], w[2], w[3]]));
+            }
+            acc = (acc & 0xffff_ffff) + (acc >> 32);
+            acc = (acc & 0xffff) + (acc >> 16);
+            acc = (acc & 0xffff) + (acc >> 16);
+            return acc as u16 == 0xffff;
+        }
+        checksum::checksum(hdr) == 0
     }
 
     /// The bytes after the header, up to the total length.
@@ -116,7 +129,14 @@ impl<T: AsRef<[u8]> + AsMut<[u8]>> Packet<T> {
 }
 
 /// Writes a 20-byte header (no options, DF clear, checksum filled) at the start of `buf`.
-pub fn write_header(buf: &mut [u8], total_len: u16, ttl: u8, protocol: u8, src: Ipv4Addr, dst: Ipv4Addr) {
+pub fn write_header(
+    buf: &mut [u8],
+    total_len: u16,
+    ttl: u8,
+    protocol: u8,
+    src: Ipv4Addr,
+    dst: Ipv4Addr,
+) {
     buf[0] = 0x45;
     buf[1] = 0;
     buf[2..4].copy_from_slice(&total_len.to_be_bytes());
@@ -136,7 +156,14 @@ mod tests {
 
     fn sample() -> [u8; 28] {
         let mut b = [0u8; 28];
-        write_header(&mut b, 28, 64, PROTO_UDP, Ipv4Addr::new(10, 1, 0, 2), Ipv4Addr::new(10, 2, 0, 2));
+        write_header(
+            &mut b,
+            28,
+            64,
+            PROTO_UDP,
+            Ipv4Addr::new(10, 1, 0, 2),
+            Ipv4Addr::new(10, 2, 0, 2),
+        );
         b
     }
 
@@ -167,14 +194,26 @@ mod tests {
     fn rejects_bad_headers() {
         let mut b = sample();
         b[0] = 0x65;
-        assert_eq!(Packet::new_checked(&b[..]).err(), Some(WireError::Malformed));
+        assert_eq!(
+            Packet::new_checked(&b[..]).err(),
+            Some(WireError::Malformed)
+        );
         let mut b = sample();
         b[0] = 0x44; // IHL 16 bytes
-        assert_eq!(Packet::new_checked(&b[..]).err(), Some(WireError::Malformed));
+        assert_eq!(
+            Packet::new_checked(&b[..]).err(),
+            Some(WireError::Malformed)
+        );
         let mut b = sample();
         b[3] = 200; // total length past the buffer
-        assert_eq!(Packet::new_checked(&b[..]).err(), Some(WireError::Truncated));
-        assert_eq!(Packet::new_checked(&sample()[..19]).err(), Some(WireError::Truncated));
+        assert_eq!(
+            Packet::new_checked(&b[..]).err(),
+            Some(WireError::Truncated)
+        );
+        assert_eq!(
+            Packet::new_checked(&sample()[..19]).err(),
+            Some(WireError::Truncated)
+        );
         let mut b = sample();
         b[12] ^= 1;
         assert!(!Packet::new_checked(&b[..]).unwrap().verify_checksum());

@@ -80,7 +80,14 @@ impl<T: AsRef<[u8]> + AsMut<[u8]>> Packet<T> {
 }
 
 /// Writes a 40-byte header at the start of `buf`.
-pub fn write_header(buf: &mut [u8], payload_len: u16, next_header: u8, hop_limit: u8, src: &Ipv6Addr, dst: &Ipv6Addr) {
+pub fn write_header(
+    buf: &mut [u8],
+    payload_len: u16,
+    next_header: u8,
+    hop_limit: u8,
+    src: &Ipv6Addr,
+    dst: &Ipv6Addr,
+) {
     buf[0] = 0x60;
     buf[1..4].fill(0);
     buf[4..6].copy_from_slice(&payload_len.to_be_bytes());
@@ -101,7 +108,16 @@ pub fn pseudo_header_sum(src: &Ipv6Addr, dst: &Ipv6Addr, upper_len: u32, next_he
 /// The solicited-node multicast address of `addr` (RFC 4291 section 2.7.1).
 pub fn solicited_node(addr: &Ipv6Addr) -> Ipv6Addr {
     let o = addr.octets();
-    Ipv6Addr::new(0xff02, 0, 0, 0, 0, 1, 0xff00 | u16::from(o[13]), u16::from_be_bytes([o[14], o[15]]))
+    Ipv6Addr::new(
+        0xff02,
+        0,
+        0,
+        0,
+        0,
+        1,
+        0xff00 | u16::from(o[13]),
+        u16::from_be_bytes([o[14], o[15]]),
+    )
 }
 
 /// The Ethernet multicast address of an IPv6 multicast address (RFC 2464 section 7).
@@ -134,20 +150,35 @@ mod tests {
         let (s, d) = ("fd00:1::2".parse().unwrap(), "fd00:2::2".parse().unwrap());
         write_header(&mut b, 8, 17, 64, &s, &d);
         let mut p = Packet::new_checked(&mut b[..]).unwrap();
-        assert_eq!((p.payload_len(), p.next_header(), p.hop_limit()), (8, 17, 64));
+        assert_eq!(
+            (p.payload_len(), p.next_header(), p.hop_limit()),
+            (8, 17, 64)
+        );
         assert_eq!((p.src(), p.dst()), (s, d));
         p.decrement_hop_limit();
         assert_eq!(p.hop_limit(), 63);
-        assert_eq!(Packet::new_checked(&b[..47]).err(), Some(WireError::Truncated));
+        assert_eq!(
+            Packet::new_checked(&b[..47]).err(),
+            Some(WireError::Truncated)
+        );
         b[0] = 0x40;
-        assert_eq!(Packet::new_checked(&b[..]).err(), Some(WireError::Malformed));
+        assert_eq!(
+            Packet::new_checked(&b[..]).err(),
+            Some(WireError::Malformed)
+        );
     }
 
     #[test]
     fn multicast_helpers() {
         let a: Ipv6Addr = "fd00:1::1:2:3".parse().unwrap();
-        assert_eq!(solicited_node(&a), "ff02::1:ff02:3".parse::<Ipv6Addr>().unwrap());
-        assert_eq!(multicast_mac(&solicited_node(&a)), [0x33, 0x33, 0xff, 0x02, 0x00, 0x03]);
+        assert_eq!(
+            solicited_node(&a),
+            "ff02::1:ff02:3".parse::<Ipv6Addr>().unwrap()
+        );
+        assert_eq!(
+            multicast_mac(&solicited_node(&a)),
+            [0x33, 0x33, 0xff, 0x02, 0x00, 0x03]
+        );
         assert_eq!(
             link_local_from_mac(&[0x02, 0x11, 0x22, 0x33, 0x44, 0x55]),
             "fe80::11:22ff:fe33:4455".parse::<Ipv6Addr>().unwrap()

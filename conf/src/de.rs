@@ -1,0 +1,391 @@
+//! Field parsers used through `#[serde(deserialize_with)]`. Every check that concerns a single
+//! value lives here, so its error is raised while the deserialiser stands on that value and
+//! carries the value's own line and column. Sequences whose elements are checked are read
+//! through an element wrapper for the same reason (the location is the element's).
+
+use std::fmt;
+use std::net::IpAddr;
+use std::path::PathBuf;
+
+use ipnet::IpNet;
+use serde::de::{self, Deserialize, Deserializer, Error as _, Visitor};
+use serde::Serializer;
+
+// ---------------------------------------------------------------------------------------------
+// Integers
+
+/// Reads any YAML integer (a plain scalar, not a quoted string) as `i128`.
+struct IntVisitor;
+
+impl Visitor<'_> for IntVisitor {
+    type Value = i128;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("an integer")
+    }
+    fn visit_i64<E: de::Error>(self, v: i64) -> Result<i128, E> {
+        Ok(v.into())
+    }
+    fn visit_u64<E: de::Error>(self, v: u64) -> Result<i128, E> {
+        Ok(v.into())
+    }
+    fn visit_i128<E: de::Error>(self, v: i128) -> Result<i128, E> {
+        Ok(v)
+    }
+    fn visit_u128<E: de::Error>(self, v: u128) -> Result<i128, E> {
+        i128::try_from(v).map_err(|_| E::custom(format!("{v} is out of range")))
+    }
+}
+
+/// An integer in `min..=max`, converted to `T` (the range must fit `T`).
+fn int_in<'de, D, T>(d: D, min: i128, max: i128) -> Result<T, D::Error>
+where
+    D: Deserializer<'de>,
+    T: TryFrom<i128>,
+{
+    let v = d.deserialize_any(IntVisitor)?;
+    if v < min || v > max {
+        return Err(D::Error::custom(format!(
+            "{v} is out of range {min}..={max}"
+        )));
+    }
+    T::try_from(v).map_err(|_| D::Error::custom(format!("{v} is out of range {min}..={max}")))
+}
+
+pub(crate) fn mbufs<'de, D: Deserializer<'de>>(d: D) -> Result<u32, D::Error> {
+    int_in(d, 1023, 4_194_303)
+}
+
+pub(crate) fn mbuf_cache<'de, D: Deserializer<'de>>(d: D) -> Result<u32, D::Error> {
+    int_in(d, 0, 512)
+}
+
+pub(crate) fn core<'de, D: Deserializer<'de>>(d: D) -> Result<usize, D::Error> {
+    int_in(d, 0, crate::Workers::MAX_CORES as i128 - 1)
+}
+
+pub(crate) fn rx_burst<'de, D: Deserializer<'de>>(d: D) -> Result<u16, D::Error> {
+    int_in(d, 1, 256)
+}
+
+pub(crate) fn idle_sleep_max_us<'de, D: Deserializer<'de>>(d: D) -> Result<u32, D::Error> {
+    int_in(d, 0, 100_000)
+}
+
+pub(crate) fn mtu<'de, D: Deserializer<'de>>(d: D) -> Result<u16, D::Error> {
+    int_in(d, 576, 9000)
+}
+
+/// One element of `workers.cores`.
+struct Core(usize);
+
+impl<'de> Deserialize<'de> for Core {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        core(d).map(Core)
+    }
+}
+
+pub(crate) fn cores<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<usize>, D::Error> {
+    Ok(Vec::<Core>::deserialize(d)?
+        .into_iter()
+        .map(|c| c.0)
+        .collect())
+}
+
+// ---------------------------------------------------------------------------------------------
+// Strings
+
+/// A C string for DPDK: no NUL byte.
+fn check_c_string(what: &str, s: &str) -> Result<(), String> {
+    if s.contains('\0') {
+        return Err(format!("{what} {s:?} contains a NUL character"));
+    }
+    Ok(())
+}
+
+fn check_ident(what: &str, s: &str, max: usize) -> Result<(), String> {
+    let ok = !s.is_empty()
+        && s.len() <= max
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
+    if ok {
+        Ok(())
+    } else {
+        Err(format!(
+            "invalid {what} {s:?}: use 1 to {max} characters from A-Z a-z 0-9 _ -"
+        ))
+    }
+}
+
+pub(crate) fn node_name<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Error> {
+    let s = String::deserialize(d)?;
+    check_ident("node name", &s, 32).map_err(D::Error::custom)?;
+    Ok(s)
+}
+
+pub(crate) fn port_name<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Error> {
+    let s = String::deserialize(d)?;
+    check_ident("port name", &s, 15).map_err(D::Error::custom)?;
+    Ok(s)
+}
+
+/// DPDK's `RTE_DEV_NAME_MAX_LEN` (64) including the terminating NUL.
+const DEVICE_NAME_MAX: usize = 63;
+
+pub(crate) fn device<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Error> {
+    let s = String::deserialize(d)?;
+    let name = s.split(',').next().unwrap_or("");
+    let err = |why: &str| D::Error::custom(format!("invalid device {s:?}: {why}"));
+    if s.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        return Err(err("contains white space or a control character"));
+    }
+    if name.is_empty() {
+        return Err(err(
+            "the device name before the first ',' is empty (expected e.g. \
+             \"net_af_packet0,iface=lan0\" or \"0000:01:00.0\")",
+        ));
+    }
+    if name.len() > DEVICE_NAME_MAX {
+        return Err(err(&format!(
+            "the device name before the first ',' is longer than {DEVICE_NAME_MAX} bytes"
+        )));
+    }
+    Ok(s)
+}
+
+/// One element of `dpdk.eal_args`.
+struct EalArg(String);
+
+impl<'de> Deserialize<'de> for EalArg {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        check_c_string("EAL argument", &s).map_err(D::Error::custom)?;
+        Ok(EalArg(s))
+    }
+}
+
+pub(crate) fn eal_args<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
+    Ok(Vec::<EalArg>::deserialize(d)?
+        .into_iter()
+        .map(|a| a.0)
+        .collect())
+}
+
+/// `sizeof(sockaddr_un.sun_path) - 1` on Linux.
+const SUN_PATH_MAX: usize = 107;
+
+pub(crate) fn socket<'de, D: Deserializer<'de>>(d: D) -> Result<Option<PathBuf>, D::Error> {
+    let Some(s) = Option::<String>::deserialize(d)? else {
+        return Ok(None);
+    };
+    if s.is_empty() {
+        return Err(D::Error::custom("the socket path is empty"));
+    }
+    check_c_string("socket path", &s).map_err(D::Error::custom)?;
+    if s.len() > SUN_PATH_MAX {
+        return Err(D::Error::custom(format!(
+            "socket path {s:?} is {} bytes long, at most {SUN_PATH_MAX} fit a Unix socket address",
+            s.len()
+        )));
+    }
+    Ok(Some(PathBuf::from(s)))
+}
+
+// ---------------------------------------------------------------------------------------------
+// Addresses
+
+fn parse_net(what: &str, s: &str) -> Result<IpNet, String> {
+    match s.parse::<IpNet>() {
+        Ok(net) => Ok(net),
+        Err(e) => {
+            if s.parse::<IpAddr>().is_ok() {
+                Err(format!(
+                    "invalid {what} {s:?}: the prefix length is missing (write e.g. {s}/24 or {s}/64)"
+                ))
+            } else {
+                Err(format!(
+                    "invalid {what} {s:?}: {e} (expected ADDRESS/PREFIX-LENGTH)"
+                ))
+            }
+        }
+    }
+}
+
+fn check_if_addr(s: &str) -> Result<IpNet, String> {
+    let net = parse_net("interface address", s)?;
+    let addr = net.addr();
+    let bad = |why: String| Err(format!("invalid interface address {s:?}: {why}"));
+    if addr.is_unspecified() || addr.is_multicast() || addr.is_loopback() {
+        return bad("an unspecified, loopback or multicast address cannot be assigned".into());
+    }
+    if let IpNet::V4(v4) = net {
+        if v4.prefix_len() <= 30 {
+            if v4.addr() == v4.network() {
+                return bad(format!(
+                    "{} is the network address of {}; the host part must not be all zeros",
+                    v4.addr(),
+                    v4.trunc()
+                ));
+            }
+            if v4.addr() == v4.broadcast() {
+                return bad(format!(
+                    "{} is the broadcast address of {}",
+                    v4.addr(),
+                    v4.trunc()
+                ));
+            }
+        }
+    }
+    Ok(net)
+}
+
+/// One element of `ports[].addresses`.
+struct IfAddr(IpNet);
+
+impl<'de> Deserialize<'de> for IfAddr {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        check_if_addr(&s).map(IfAddr).map_err(D::Error::custom)
+    }
+}
+
+pub(crate) fn if_addrs<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<IpNet>, D::Error> {
+    Ok(Vec::<IfAddr>::deserialize(d)?
+        .into_iter()
+        .map(|a| a.0)
+        .collect())
+}
+
+pub(crate) fn route_prefix<'de, D: Deserializer<'de>>(d: D) -> Result<IpNet, D::Error> {
+    let s = String::deserialize(d)?;
+    let net = parse_net("route prefix", &s).map_err(D::Error::custom)?;
+    if net.addr() != net.network() {
+        return Err(D::Error::custom(format!(
+            "route prefix {s:?} has host bits set (did you mean {}?)",
+            net.trunc()
+        )));
+    }
+    Ok(net)
+}
+
+pub(crate) fn next_hop<'de, D: Deserializer<'de>>(d: D) -> Result<Option<IpAddr>, D::Error> {
+    let Some(s) = Option::<String>::deserialize(d)? else {
+        return Ok(None);
+    };
+    let addr: IpAddr = s.parse().map_err(|e| {
+        D::Error::custom(format!(
+            "invalid next hop {s:?}: {e} (expected an IPv4 or IPv6 address without prefix length)"
+        ))
+    })?;
+    if addr.is_unspecified() || addr.is_multicast() || addr.is_loopback() {
+        return Err(D::Error::custom(format!(
+            "invalid next hop {s:?}: an unspecified, loopback or multicast address"
+        )));
+    }
+    Ok(Some(addr))
+}
+
+// ---------------------------------------------------------------------------------------------
+// MAC addresses
+
+fn parse_mac(s: &str) -> Result<[u8; 6], String> {
+    let bad = |why: &str| format!("invalid MAC address {s:?}: {why}");
+    let mut mac = [0u8; 6];
+    let mut parts = s.split(':');
+    for byte in mac.iter_mut() {
+        let part = parts
+            .next()
+            .ok_or_else(|| bad("expected six hex bytes separated by ':'"))?;
+        if part.len() != 2 || !part.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return Err(bad("expected six hex bytes separated by ':'"));
+        }
+        *byte = u8::from_str_radix(part, 16).map_err(|_| bad("not hexadecimal"))?;
+    }
+    if parts.next().is_some() {
+        return Err(bad("expected six hex bytes separated by ':'"));
+    }
+    if mac[0] & 1 != 0 {
+        return Err(bad("a multicast address cannot be a port's address"));
+    }
+    if mac == [0; 6] {
+        return Err(bad("the all-zero address cannot be a port's address"));
+    }
+    Ok(mac)
+}
+
+pub(crate) fn mac<'de, D: Deserializer<'de>>(d: D) -> Result<Option<[u8; 6]>, D::Error> {
+    match Option::<String>::deserialize(d)? {
+        None => Ok(None),
+        Some(s) => parse_mac(&s).map(Some).map_err(D::Error::custom),
+    }
+}
+
+/// Formats a MAC address as `02:00:00:00:00:01`.
+pub(crate) fn format_mac(mac: &[u8; 6]) -> String {
+    let [a, b, c, d, e, f] = mac;
+    format!("{a:02x}:{b:02x}:{c:02x}:{d:02x}:{e:02x}:{f:02x}")
+}
+
+pub(crate) fn serialize_mac<S: Serializer>(mac: &Option<[u8; 6]>, s: S) -> Result<S::Ok, S::Error> {
+    match mac {
+        Some(mac) => s.serialize_some(&format_mac(mac)),
+        None => s.serialize_none(),
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Optional sections
+
+/// An optional section or list: absent or empty (`routes:`) gives the default.
+pub(crate) fn null_as_default<'de, D, T>(d: D) -> Result<T, D::Error>
+where
+    D: Deserializer<'de>,
+    T: Deserialize<'de> + Default,
+{
+    Ok(Option::<T>::deserialize(d)?.unwrap_or_default())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn mac_round_trip() {
+        let mac = parse_mac("02:00:5E:10:00:01").unwrap();
+        assert_eq!(mac, [2, 0, 0x5e, 0x10, 0, 1]);
+        assert_eq!(format_mac(&mac), "02:00:5e:10:00:01");
+        for bad in [
+            "",
+            "02:00:00:00:00",
+            "02:00:00:00:00:01:02",
+            "02-00-00-00-00-01",
+            "2:00:00:00:00:01",
+            "0g:00:00:00:00:01",
+            "+2:00:00:00:00:01",
+            "01:00:5e:00:00:01",
+            "00:00:00:00:00:00",
+        ] {
+            assert!(parse_mac(bad).is_err(), "{bad:?} accepted");
+        }
+    }
+
+    #[test]
+    fn interface_addresses() {
+        assert!(check_if_addr("10.0.0.1/24").is_ok());
+        assert!(check_if_addr("10.0.0.0/31").is_ok());
+        assert!(check_if_addr("10.0.0.1/32").is_ok());
+        assert!(check_if_addr("fd00::/64").is_ok());
+        assert!(check_if_addr("10.0.0.0/24")
+            .unwrap_err()
+            .contains("network address"));
+        assert!(check_if_addr("10.0.0.255/24")
+            .unwrap_err()
+            .contains("broadcast"));
+        assert!(check_if_addr("10.0.0.1")
+            .unwrap_err()
+            .contains("prefix length is missing"));
+        assert!(check_if_addr("127.0.0.1/8").is_err());
+        assert!(check_if_addr("224.0.0.1/24").is_err());
+        assert!(check_if_addr("::/0").is_err());
+    }
+}

@@ -1,0 +1,391 @@
+//! The `sdwand` configuration model: one YAML file per appliance, parsed into [`Config`] and
+//! validated strictly. Every error names the file, the line and column, and the field path
+//! (`ports[1].addresses[0]`, `routes[2].via`, …) — see [`ConfigError`].
+//!
+//! # YAML front end: `serde-saphyr`
+//!
+//! `serde_yaml` is archived. Of the maintained serde YAML crates, `serde_yaml_ng` (0.10) and
+//! `serde-saphyr` (2.x) were compared on this model: both report the line and column of unknown
+//! fields (`deny_unknown_fields`), wrong types and invalid nested values. `serde-saphyr` was
+//! chosen because:
+//! - it offers [`serde_saphyr::Spanned`], which this crate uses to build a field-path → location
+//!   map, so cross-field errors found *after* deserialising (route to an unknown port, duplicate
+//!   cores, …) point at the offending value instead of at the document;
+//! - it is pure Rust and built to be panic-free, with resource budgets (nesting depth, alias
+//!   expansion, node counts) against hostile input, where `serde_yaml_ng` sits on
+//!   `unsafe-libyaml` (C transpiled to unsafe Rust);
+//! - it is stricter by default where a config loader should be: duplicate mapping keys are an
+//!   error (with the second key's location), a null is not silently an empty list (this crate
+//!   accepts an empty value, explicitly, only for the optional sections `dpdk`, `workers`,
+//!   `management`, `routes`, and for `ports`, which must then still be non-empty), and a second
+//!   YAML document is an error with a location rather than without one;
+//! - it is actively developed.
+//!
+//! Its cost is a minimum Rust version of 1.89 (the workspace declares 1.85; the toolchain in use
+//! is newer). `serde_path_to_error` supplies the field path of errors raised while deserialising.
+//!
+//! # How locations are found
+//! - Errors raised while deserialising (syntax, unknown keys, wrong types, values rejected by the
+//!   field parsers in `de.rs`) carry the location of the offending token from `serde-saphyr` and
+//!   the path from `serde_path_to_error`.
+//! - Errors found by the cross-field checks in `validate.rs` carry a field path; the document is
+//!   then read a second time into a tree of `Spanned` nodes and the path is looked up there (the
+//!   nearest present ancestor when the field was defaulted). This second read happens only on
+//!   the error path.
+//! - Lines are counted as YAML counts them: LF, CRLF and a lone CR each end a line. Columns are
+//!   in characters. With anchors and aliases, the location is where the value is used.
+//!
+//! # Checks beyond types and ranges
+//! Besides what the field documentation states: an interface address may not be unspecified,
+//! loopback or multicast, nor (IPv4, prefix length ≤ 30) the subnet's broadcast address; an
+//! address is assigned to one port only; a next hop may not be unspecified, loopback, multicast
+//! or the port's own address; a MAC override may not be multicast or all-zero; EAL arguments,
+//! device strings and the socket path, which go to C, may not hold NUL (devices: no white
+//! space, a name of at most 63 bytes); the socket path fits `sun_path` (107 bytes).
+
+use std::fmt;
+use std::net::IpAddr;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+mod de;
+mod locate;
+mod validate;
+
+/// Largest configuration file accepted (bytes). Real files are a few KiB.
+pub const MAX_CONFIG_BYTES: usize = 1 << 20;
+
+/// A configuration error: either the file could not be read, or its content is invalid.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file could not be read (including: not UTF-8).
+    #[error("{}: {source}", file.display())]
+    Io {
+        file: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    /// The content is invalid. `line` and `column` are 1-based; `field` is the dotted path of the
+    /// offending field with sequence indexes (`ports[0].addresses[1]`), or `<document>` when the
+    /// error concerns the whole document (for example a YAML syntax error at the top level).
+    #[error("{}:{line}:{column}: {field}: {message}", file.display())]
+    Invalid {
+        file: PathBuf,
+        line: usize,
+        column: usize,
+        field: String,
+        message: String,
+    },
+}
+
+/// The whole configuration of one appliance.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Config {
+    pub node: Node,
+    /// Optional section; defaults apply.
+    pub dpdk: Dpdk,
+    /// Optional section; defaults apply.
+    pub workers: Workers,
+    /// Optional section; the socket defaults to `/run/sdwand/<node.name>.sock`.
+    pub management: Management,
+    /// At least one.
+    pub ports: Vec<Port>,
+    /// Optional, default empty.
+    pub routes: Vec<StaticRoute>,
+}
+
+/// Identity of the appliance.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Node {
+    /// `[A-Za-z0-9_-]{1,32}`.
+    #[serde(deserialize_with = "de::node_name")]
+    pub name: String,
+}
+
+/// DPDK environment (EAL) and packet-buffer pool.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Dpdk {
+    /// Extra EAL arguments (the program name is not included).
+    #[serde(default = "Dpdk::default_eal_args", deserialize_with = "de::eal_args")]
+    pub eal_args: Vec<String>,
+    /// Mempool size in mbufs, 1023..=4_194_303 (best as 2^n - 1).
+    #[serde(default = "Dpdk::default_mbufs", deserialize_with = "de::mbufs")]
+    pub mbufs: u32,
+    /// Per-lcore mempool cache, 0..=512.
+    #[serde(
+        default = "Dpdk::default_mbuf_cache",
+        deserialize_with = "de::mbuf_cache"
+    )]
+    pub mbuf_cache: u32,
+}
+
+impl Dpdk {
+    pub const DEFAULT_MBUFS: u32 = 16383;
+    pub const DEFAULT_MBUF_CACHE: u32 = 256;
+
+    pub fn default_eal_args() -> Vec<String> {
+        ["--no-huge", "-m", "512", "--no-pci", "--no-shconf"]
+            .iter()
+            .map(|s| s.to_string())
+            .collect()
+    }
+    fn default_mbufs() -> u32 {
+        Self::DEFAULT_MBUFS
+    }
+    fn default_mbuf_cache() -> u32 {
+        Self::DEFAULT_MBUF_CACHE
+    }
+}
+
+impl Default for Dpdk {
+    fn default() -> Self {
+        Dpdk {
+            eal_args: Self::default_eal_args(),
+            mbufs: Self::DEFAULT_MBUFS,
+            mbuf_cache: Self::DEFAULT_MBUF_CACHE,
+        }
+    }
+}
+
+/// Worker threads and their cores.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Workers {
+    /// One worker pinned to each core; non-empty, unique, each < 1024, none equal to
+    /// `control_core`.
+    #[serde(default = "Workers::default_cores", deserialize_with = "de::cores")]
+    pub cores: Vec<usize>,
+    /// The EAL main lcore / control thread core, < 1024.
+    #[serde(default, deserialize_with = "de::core")]
+    pub control_core: usize,
+    /// Packets per rx burst, 1..=256.
+    #[serde(
+        default = "Workers::default_rx_burst",
+        deserialize_with = "de::rx_burst"
+    )]
+    pub rx_burst: u16,
+    /// Adaptive polling: the longest back-off sleep of an idle worker in µs, 0..=100_000
+    /// (0 = always spin).
+    #[serde(
+        default = "Workers::default_idle_sleep_max_us",
+        deserialize_with = "de::idle_sleep_max_us"
+    )]
+    pub idle_sleep_max_us: u32,
+}
+
+impl Workers {
+    /// Cores are numbered below this.
+    pub const MAX_CORES: usize = 1024;
+    pub const DEFAULT_RX_BURST: u16 = 32;
+    pub const DEFAULT_IDLE_SLEEP_MAX_US: u32 = 200;
+
+    fn default_cores() -> Vec<usize> {
+        vec![1]
+    }
+    fn default_rx_burst() -> u16 {
+        Self::DEFAULT_RX_BURST
+    }
+    fn default_idle_sleep_max_us() -> u32 {
+        Self::DEFAULT_IDLE_SLEEP_MAX_US
+    }
+}
+
+impl Default for Workers {
+    fn default() -> Self {
+        Workers {
+            cores: Self::default_cores(),
+            control_core: 0,
+            rx_burst: Self::DEFAULT_RX_BURST,
+            idle_sleep_max_us: Self::DEFAULT_IDLE_SLEEP_MAX_US,
+        }
+    }
+}
+
+/// The management API.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Management {
+    /// Unix socket of the management API (at most 107 bytes, the `sun_path` limit).
+    pub socket: PathBuf,
+}
+
+impl Management {
+    /// The default for a node: `/run/sdwand/<node_name>.sock`.
+    pub fn default_for(node_name: &str) -> Self {
+        Management {
+            socket: PathBuf::from(format!("/run/sdwand/{node_name}.sock")),
+        }
+    }
+}
+
+/// One DPDK port.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Port {
+    /// `[A-Za-z0-9_-]{1,15}`, unique.
+    #[serde(deserialize_with = "de::port_name")]
+    pub name: String,
+    /// DPDK device string: a vdev with arguments (`net_af_packet0,iface=lan0`) or a PCI address
+    /// (`0000:01:00.0`). Unique by the part before the first ',' ([`Port::vdev_name`]).
+    #[serde(deserialize_with = "de::device")]
+    pub device: String,
+    pub role: PortRole,
+    /// Interface addresses with prefix length; at least one.
+    #[serde(deserialize_with = "de::if_addrs")]
+    pub addresses: Vec<ipnet::IpNet>,
+    /// Optional MAC override; written `"02:00:00:00:00:01"` (serialised the same way).
+    #[serde(
+        default,
+        deserialize_with = "de::mac",
+        serialize_with = "de::serialize_mac"
+    )]
+    pub mac: Option<[u8; 6]>,
+    /// 576..=9000.
+    #[serde(default = "Port::default_mtu", deserialize_with = "de::mtu")]
+    pub mtu: u16,
+}
+
+impl Port {
+    pub const DEFAULT_MTU: u16 = 1500;
+
+    fn default_mtu() -> u16 {
+        Self::DEFAULT_MTU
+    }
+
+    /// The device name: the part of [`Port::device`] before the first ','.
+    pub fn vdev_name(&self) -> &str {
+        self.device.split(',').next().unwrap_or("")
+    }
+}
+
+/// What a port faces.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum PortRole {
+    Lan,
+    Wan,
+}
+
+/// A static route.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StaticRoute {
+    /// Destination; a network address (host bits zero).
+    #[serde(deserialize_with = "de::route_prefix")]
+    pub prefix: ipnet::IpNet,
+    /// Next hop, inside a connected subnet of `port`; `None` = directly connected on `port`.
+    #[serde(default, deserialize_with = "de::next_hop")]
+    pub via: Option<IpAddr>,
+    /// The name of a port.
+    pub port: String,
+}
+
+/// The document as written, before defaults that depend on other fields are applied.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawConfig {
+    node: Node,
+    #[serde(default, deserialize_with = "de::null_as_default")]
+    dpdk: Dpdk,
+    #[serde(default, deserialize_with = "de::null_as_default")]
+    workers: Workers,
+    #[serde(default, deserialize_with = "de::null_as_default")]
+    management: RawManagement,
+    #[serde(default, deserialize_with = "de::null_as_default")]
+    ports: Vec<Port>,
+    #[serde(default, deserialize_with = "de::null_as_default")]
+    routes: Vec<StaticRoute>,
+}
+
+#[derive(Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawManagement {
+    #[serde(default, deserialize_with = "de::socket")]
+    socket: Option<PathBuf>,
+}
+
+impl From<RawConfig> for Config {
+    fn from(raw: RawConfig) -> Self {
+        let management = match raw.management.socket {
+            Some(socket) => Management { socket },
+            None => Management::default_for(&raw.node.name),
+        };
+        Config {
+            node: raw.node,
+            dpdk: raw.dpdk,
+            workers: raw.workers,
+            management,
+            ports: raw.ports,
+            routes: raw.routes,
+        }
+    }
+}
+
+/// Reads `path` and parses it with [`parse`].
+pub fn load(path: &Path) -> Result<Config, ConfigError> {
+    let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Io {
+        file: path.to_path_buf(),
+        source,
+    })?;
+    parse(&text, path)
+}
+
+/// Parses and validates a configuration. `file` is only used in errors.
+pub fn parse(text: &str, file: &Path) -> Result<Config, ConfigError> {
+    let invalid = |at: locate::Loc, field: String, message: String| ConfigError::Invalid {
+        file: file.to_path_buf(),
+        line: at.line,
+        column: at.column,
+        field,
+        message,
+    };
+    if text.len() > MAX_CONFIG_BYTES {
+        return Err(invalid(
+            locate::Loc::START,
+            locate::DOCUMENT.to_string(),
+            format!(
+                "file too large ({} bytes, at most {MAX_CONFIG_BYTES})",
+                text.len()
+            ),
+        ));
+    }
+    let raw: RawConfig = match locate::deserialize(text) {
+        Ok(raw) => raw,
+        Err(e) => return Err(invalid(e.at, e.field, e.message)),
+    };
+    let config = Config::from(raw);
+    if let Err(issue) = validate::validate(&config) {
+        let (at, path) = locate::locate_any(text, &issue.paths);
+        return Err(invalid(at, path.to_string(), issue.message));
+    }
+    Ok(config)
+}
+
+impl fmt::Display for PortRole {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            PortRole::Lan => "lan",
+            PortRole::Wan => "wan",
+        })
+    }
+}
+
+impl ConfigError {
+    /// The 1-based line of an [`ConfigError::Invalid`] error.
+    pub fn line(&self) -> Option<usize> {
+        match self {
+            ConfigError::Invalid { line, .. } => Some(*line),
+            ConfigError::Io { .. } => None,
+        }
+    }
+
+    /// The field path of an [`ConfigError::Invalid`] error.
+    pub fn field(&self) -> Option<&str> {
+        match self {
+            ConfigError::Invalid { field, .. } => Some(field),
+            ConfigError::Io { .. } => None,
+        }
+    }
+}

@@ -1,0 +1,233 @@
+//! The shipped configuration files parse and mean what they say.
+
+use std::net::IpAddr;
+use std::path::{Path, PathBuf};
+
+use sdwan_conf::{load, Config, Dpdk, PortRole, Workers};
+
+fn file(rel: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join(rel)
+}
+
+fn net(s: &str) -> ipnet::IpNet {
+    s.parse().unwrap()
+}
+
+fn ip(s: &str) -> Option<IpAddr> {
+    Some(s.parse().unwrap())
+}
+
+fn route_summary(c: &Config) -> Vec<(String, Option<IpAddr>, String)> {
+    c.routes
+        .iter()
+        .map(|r| (r.prefix.to_string(), r.via, r.port.clone()))
+        .collect()
+}
+
+#[test]
+fn branch_example() {
+    let c = load(&file("examples/branch.yaml")).unwrap();
+    assert_eq!(c.node.name, "branch-lyon-01");
+    assert_eq!(c.dpdk.mbufs, 65535);
+    assert_eq!(c.dpdk.mbuf_cache, 256);
+    assert_eq!(c.dpdk.eal_args[0], "--file-prefix");
+    assert_eq!(c.workers.cores, vec![2, 3]);
+    assert_eq!(c.workers.control_core, 0);
+    assert_eq!(c.workers.rx_burst, 32);
+    assert_eq!(c.workers.idle_sleep_max_us, 50);
+    assert_eq!(
+        c.management.socket,
+        Path::new("/run/sdwand/branch-lyon-01.sock")
+    );
+    let roles: Vec<_> = c.ports.iter().map(|p| (p.name.as_str(), p.role)).collect();
+    assert_eq!(
+        roles,
+        [
+            ("lan", PortRole::Lan),
+            ("fiber", PortRole::Wan),
+            ("mpls", PortRole::Wan)
+        ]
+    );
+    let lan = &c.ports[0];
+    assert_eq!(lan.device, "0000:01:00.0");
+    assert_eq!(lan.vdev_name(), "0000:01:00.0");
+    assert_eq!(lan.addresses, [net("10.20.0.1/24"), net("fd00:20::1/64")]);
+    assert_eq!(lan.mac, Some([0x02, 0x5e, 0x10, 0x00, 0x20, 0x01]));
+    assert_eq!(c.ports[2].mtu, 9000);
+    assert_eq!(c.ports[1].mac, None);
+    assert_eq!(c.routes.len(), 5);
+    assert_eq!(c.routes[0].prefix, net("0.0.0.0/0"));
+    assert_eq!(c.routes[1].via, ip("2001:db8:100::1"));
+    assert_eq!(c.routes[4].port, "lan");
+    // Serialises (the daemon may show its configuration); the MAC as text.
+    let json = serde_json::to_value(&c).unwrap();
+    assert_eq!(json["ports"][0]["mac"], "02:5e:10:00:20:01");
+    assert_eq!(json["ports"][0]["role"], "lan");
+    assert_eq!(json["ports"][0]["addresses"][1], "fd00:20::1/64");
+}
+
+#[test]
+fn lab_site_a() {
+    let c = load(&file("lab/site-a.yaml")).unwrap();
+    assert_eq!(c.node.name, "site-a");
+    assert_eq!(
+        c.dpdk.eal_args,
+        ["--no-huge", "-m", "256", "--no-pci", "--no-shconf"]
+    );
+    assert_eq!(c.dpdk.mbufs, 8191);
+    assert_eq!(c.dpdk.mbuf_cache, Dpdk::DEFAULT_MBUF_CACHE);
+    assert_eq!(c.workers.cores, vec![1]);
+    assert_eq!(c.workers.control_core, 0);
+    assert_eq!(c.workers.rx_burst, Workers::DEFAULT_RX_BURST);
+    assert_eq!(c.workers.idle_sleep_max_us, 200);
+    assert_eq!(c.management.socket, Path::new("/run/sdwan-lab/site-a.sock"));
+    let ports: Vec<_> = c
+        .ports
+        .iter()
+        .map(|p| (p.name.as_str(), p.device.as_str(), p.vdev_name(), p.role))
+        .collect();
+    assert_eq!(
+        ports,
+        [
+            (
+                "lan0",
+                "net_af_packet0,iface=lan0",
+                "net_af_packet0",
+                PortRole::Lan
+            ),
+            (
+                "inet",
+                "net_af_packet1,iface=inet",
+                "net_af_packet1",
+                PortRole::Wan
+            ),
+            (
+                "mpls",
+                "net_af_packet2,iface=mpls",
+                "net_af_packet2",
+                PortRole::Wan
+            ),
+        ]
+    );
+    assert_eq!(
+        c.ports[0].addresses,
+        [net("10.1.0.1/24"), net("fd00:1::1/64")]
+    );
+    assert_eq!(
+        c.ports[1].addresses,
+        [net("198.18.1.1/24"), net("fd00:ff:1::1/64")]
+    );
+    assert_eq!(
+        c.ports[2].addresses,
+        [net("198.18.2.1/24"), net("fd00:ff:2::1/64")]
+    );
+    assert!(c.ports.iter().all(|p| p.mac.is_none() && p.mtu == 1500));
+    let s = |p: &str, v: &str, port: &str| (p.to_string(), ip(v), port.to_string());
+    assert_eq!(
+        route_summary(&c),
+        [
+            s("10.2.0.0/24", "198.18.1.2", "inet"),
+            s("fd00:2::/64", "fd00:ff:1::2", "inet"),
+            s("10.2.100.0/24", "198.18.2.2", "mpls"),
+            s("fd00:2:100::/64", "fd00:ff:2::2", "mpls"),
+        ]
+    );
+}
+
+#[test]
+fn crlf_line_endings() {
+    let text = std::fs::read_to_string(file("lab/site-a.yaml")).unwrap();
+    let crlf = text.replace('\n', "\r\n");
+    let path = Path::new("site-a.yaml");
+    assert_eq!(
+        sdwan_conf::parse(&crlf, path).unwrap(),
+        sdwan_conf::parse(&text, path).unwrap()
+    );
+    // Lines are still counted right.
+    let bad = crlf.replace("port: mpls }", "port: wan9 }");
+    let err = sdwan_conf::parse(&bad, path).unwrap_err();
+    assert_eq!(err.line(), Some(36), "{err}");
+    assert_eq!(err.field(), Some("routes[2].port"));
+}
+
+#[test]
+fn lab_site_b() {
+    let c = load(&file("lab/site-b.yaml")).unwrap();
+    assert_eq!(c.node.name, "site-b");
+    assert_eq!(c.dpdk.mbufs, 8191);
+    assert_eq!(c.workers.cores, vec![0]);
+    assert_eq!(c.workers.control_core, 1);
+    assert_eq!(c.management.socket, Path::new("/run/sdwan-lab/site-b.sock"));
+    assert_eq!(
+        c.ports[0].addresses,
+        [net("10.2.0.1/24"), net("fd00:2::1/64")]
+    );
+    assert_eq!(
+        c.ports[1].addresses,
+        [net("198.18.1.2/24"), net("fd00:ff:1::2/64")]
+    );
+    assert_eq!(
+        c.ports[2].addresses,
+        [net("198.18.2.2/24"), net("fd00:ff:2::2/64")]
+    );
+    let s = |p: &str, v: &str, port: &str| (p.to_string(), ip(v), port.to_string());
+    assert_eq!(
+        route_summary(&c),
+        [
+            s("10.1.0.0/24", "198.18.1.1", "inet"),
+            s("fd00:1::/64", "fd00:ff:1::1", "inet"),
+            s("10.1.100.0/24", "198.18.2.1", "mpls"),
+            s("fd00:1:100::/64", "fd00:ff:2::1", "mpls"),
+        ]
+    );
+}
+
+#[test]
+fn minimal_config_takes_defaults() {
+    let text = "\
+node: {name: n1}
+ports:
+  - name: p0
+    device: net_tap0
+    role: lan
+    addresses: [192.0.2.1/24]
+";
+    let c = sdwan_conf::parse(text, Path::new("min.yaml")).unwrap();
+    assert_eq!(c.dpdk, Dpdk::default());
+    assert_eq!(
+        c.dpdk.eal_args,
+        ["--no-huge", "-m", "512", "--no-pci", "--no-shconf"]
+    );
+    assert_eq!(c.dpdk.mbufs, 16383);
+    assert_eq!(c.workers, Workers::default());
+    assert_eq!(c.workers.cores, vec![1]);
+    assert_eq!(c.management.socket, Path::new("/run/sdwand/n1.sock"));
+    assert_eq!(c.ports[0].mtu, 1500);
+    assert!(c.routes.is_empty());
+}
+
+#[test]
+fn empty_optional_sections_take_defaults() {
+    let text = "\
+node: {name: n1}
+dpdk:
+workers:
+management:
+ports:
+  - name: p0
+    device: net_tap0
+    role: wan
+    addresses:
+      - fd00:9::1/64
+    mac: ~
+routes:
+  - prefix: fd00:10::/64
+    port: p0
+";
+    let c = sdwan_conf::parse(text, Path::new("min.yaml")).unwrap();
+    assert_eq!(c.dpdk, Dpdk::default());
+    assert_eq!(c.workers, Workers::default());
+    assert_eq!(c.management.socket, Path::new("/run/sdwand/n1.sock"));
+    assert_eq!(c.ports[0].addresses, [net("fd00:9::1/64")]);
+    assert_eq!(c.routes[0].via, None);
+}

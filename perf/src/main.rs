@@ -1,0 +1,301 @@
+//! `sdwan-perf forward`: the foundation's throughput scenario. The same traffic (a capture of
+//! UDP frames replayed endlessly from memory by `net_pcap` with `infinite_rx=1`) goes into
+//! sdwand's forwarding worker (parse, route, rewrite, count) and into `dpdk-testpmd` in io mode
+//! (no packet processing at all: the framework's ceiling), each on one core with a `net_null`
+//! sink, in the same run. Rounds alternate between the two so that background load hits both
+//! alike; the best round of each is reported, with the ratio.
+
+use std::io::{BufRead, BufReader};
+use std::net::{IpAddr, Ipv4Addr};
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use sdwan_dataplane::route::NextHop;
+use sdwan_dataplane::wire::checksum;
+use sdwan_dataplane::{eal, pcapfile, Engine, EngineSpec, PortSpec};
+
+const ROUTER_MAC: [u8; 6] = [0x02, 0, 0, 0, 0x01, 0x01];
+const HOST_MAC: [u8; 6] = [0x02, 0, 0, 0, 0x01, 0x02];
+const PEER_MAC: [u8; 6] = [0x02, 0, 0, 0, 0x02, 0x02];
+
+struct Options {
+    seconds: u64,
+    size: usize,
+    flows: usize,
+    rounds: usize,
+    main_core: usize,
+    worker_core: usize,
+    json: bool,
+}
+
+const USAGE: &str =
+    "usage: sdwan-perf forward [--seconds N] [--size BYTES] [--flows N] [--rounds N]
+                          [--main-core C] [--worker-core C] [--json]";
+
+fn main() {
+    let mut args = std::env::args().skip(1);
+    match args.next().as_deref() {
+        Some("forward") => {}
+        _ => {
+            eprintln!("{USAGE}");
+            std::process::exit(2);
+        }
+    }
+    let mut o = Options {
+        seconds: 4,
+        size: 64,
+        flows: 256,
+        rounds: 2,
+        main_core: 0,
+        worker_core: 1,
+        json: false,
+    };
+    while let Some(a) = args.next() {
+        let mut num = |name: &str| -> usize {
+            args.next().and_then(|v| v.parse().ok()).unwrap_or_else(|| {
+                eprintln!("{name} needs a number\n{USAGE}");
+                std::process::exit(2)
+            })
+        };
+        match a.as_str() {
+            "--seconds" => o.seconds = num("--seconds") as u64,
+            "--size" => o.size = num("--size"),
+            "--flows" => o.flows = num("--flows"),
+            "--rounds" => o.rounds = num("--rounds"),
+            "--main-core" => o.main_core = num("--main-core"),
+            "--worker-core" => o.worker_core = num("--worker-core"),
+            "--json" => o.json = true,
+            _ => {
+                eprintln!("unknown argument {a}\n{USAGE}");
+                std::process::exit(2);
+            }
+        }
+    }
+    if !(60..=1514).contains(&o.size) || o.flows == 0 || o.flows > 65536 || o.seconds < 2 {
+        eprintln!("--size must be 60..1514, --flows 1..65536, --seconds at least 2");
+        std::process::exit(2);
+    }
+    let dir = std::env::temp_dir().join(format!("sdwan-perf-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let pcap = dir.join("in.pcap");
+    pcapfile::write(&pcap, &frames(o.size, o.flows)).expect("write capture");
+
+    let eal_args: Vec<String> = [
+        "--no-huge",
+        "-m",
+        "1024",
+        "--no-pci",
+        "--no-shconf",
+        "--log-level",
+        "*:error",
+        "-l",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .chain([o.main_core.to_string()])
+    .collect();
+    eal::init(&eal_args).unwrap_or_else(|e| {
+        eprintln!("sdwan-perf: {e}");
+        std::process::exit(1)
+    });
+
+    let mut ours = Vec::new();
+    let mut testpmd = Vec::new();
+    for round in 0..o.rounds {
+        ours.push(run_worker(&o, &pcap, round));
+        testpmd.push(run_testpmd(&o, &pcap).unwrap_or_else(|e| {
+            eprintln!("sdwan-perf: dpdk-testpmd: {e}");
+            std::process::exit(1)
+        }));
+    }
+    let best = |v: &[f64]| v.iter().cloned().fold(0.0, f64::max);
+    let (o_best, t_best) = (best(&ours), best(&testpmd));
+    let ratio = if t_best > 0.0 { o_best / t_best } else { 0.0 };
+    if o.json {
+        println!(
+            "{}",
+            serde_json::json!({
+                "scenario": "forward", "frame_bytes": o.size, "flows": o.flows, "worker_cores": 1,
+                "devices": "net_pcap(infinite_rx) -> net_null",
+                "sdwand_mpps": o_best, "testpmd_io_mpps": t_best, "ratio": ratio,
+                "rounds_sdwand": ours, "rounds_testpmd": testpmd,
+            })
+        );
+    } else {
+        println!("scenario   forward, {} B frames, {} flows, 1 worker core, net_pcap(infinite_rx) -> net_null", o.size, o.flows);
+        println!(
+            "rounds     sdwand {:?}  testpmd {:?}  (Mpps)",
+            round2(&ours),
+            round2(&testpmd)
+        );
+        println!("sdwand forwarding worker  {o_best:7.2} Mpps");
+        println!("dpdk-testpmd io           {t_best:7.2} Mpps");
+        println!("ratio                     {ratio:7.3}");
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+fn round2(v: &[f64]) -> Vec<f64> {
+    v.iter().map(|x| (x * 100.0).round() / 100.0).collect()
+}
+
+/// UDP frames from a LAN host to `flows` destinations in 10.2.0.0/16, addressed to the router.
+fn frames(size: usize, flows: usize) -> Vec<Vec<u8>> {
+    (0..flows)
+        .map(|i| {
+            let mut f = vec![0u8; size];
+            f[0..6].copy_from_slice(&ROUTER_MAC);
+            f[6..12].copy_from_slice(&HOST_MAC);
+            f[12..14].copy_from_slice(&[0x08, 0x00]);
+            let total = (size - 14) as u16;
+            let ip = &mut f[14..34];
+            ip[0] = 0x45;
+            ip[2..4].copy_from_slice(&total.to_be_bytes());
+            ip[6] = 0x40;
+            ip[8] = 64;
+            ip[9] = 17;
+            ip[12..16].copy_from_slice(&[10, 1, 0, 2]);
+            ip[16..20].copy_from_slice(&[10, 2, (i >> 8) as u8, i as u8]);
+            let c = checksum::checksum(ip);
+            ip[10..12].copy_from_slice(&c.to_be_bytes());
+            f[34..36].copy_from_slice(&(1024 + i as u16).to_be_bytes());
+            f[36..38].copy_from_slice(&5001u16.to_be_bytes());
+            f[38..40].copy_from_slice(&(total - 20).to_be_bytes());
+            f
+        })
+        .collect()
+}
+
+fn run_worker(o: &Options, pcap: &Path, round: usize) -> f64 {
+    let spec = EngineSpec {
+        name: format!("perf{round}"),
+        mbufs: 16383,
+        mbuf_cache: 256,
+        worker_cores: vec![o.worker_core],
+        rx_burst: 32,
+        idle_sleep_max_us: 0,
+        ports: vec![
+            PortSpec {
+                name: "lan0".into(),
+                device: format!(
+                    "net_pcap_perf{round},rx_pcap={},infinite_rx=1",
+                    pcap.display()
+                ),
+                role: "lan".into(),
+                mac: Some(ROUTER_MAC),
+                mtu: 1500,
+                addresses: vec!["10.1.0.1/24".parse().unwrap()],
+            },
+            PortSpec {
+                name: "inet".into(),
+                device: format!("net_null_perf{round},no-rx=1"),
+                role: "wan".into(),
+                mac: None,
+                mtu: 1500,
+                addresses: vec!["198.18.1.1/24".parse().unwrap()],
+            },
+        ],
+        routes: vec![(
+            "10.2.0.0/16".parse().unwrap(),
+            NextHop {
+                port: 1,
+                via: Some("198.18.1.2".parse().unwrap()),
+            },
+        )],
+        static_neighbors: vec![(1, IpAddr::V4(Ipv4Addr::new(198, 18, 1, 2)), PEER_MAC)],
+    };
+    let engine = Engine::start(spec).unwrap_or_else(|e| {
+        eprintln!("sdwan-perf: {e}");
+        std::process::exit(1)
+    });
+    std::thread::sleep(Duration::from_secs(1));
+    let start = (Instant::now(), engine.workers()[0].counters.forwarded);
+    std::thread::sleep(Duration::from_secs(o.seconds - 1));
+    let end = (Instant::now(), engine.workers()[0].counters.forwarded);
+    let w = engine.workers()[0].counters.clone();
+    engine.shutdown();
+    if w.total_drops() > 0 {
+        eprintln!(
+            "sdwan-perf: warning: the worker dropped packets: {:?}",
+            w.drops.iter().filter(|d| d.1 > 0).collect::<Vec<_>>()
+        );
+    }
+    (end.1 - start.1) as f64 / end.0.duration_since(start.0).as_secs_f64() / 1e6
+}
+
+/// Runs `dpdk-testpmd` in io mode on the same kind of devices and returns the median of its
+/// per-second transmit rates after the first second.
+fn run_testpmd(o: &Options, pcap: &Path) -> Result<f64, String> {
+    let mut child = Command::new("stdbuf")
+        .args([
+            "-oL",
+            "dpdk-testpmd",
+            "--no-huge",
+            "-m",
+            "1024",
+            "--no-pci",
+            "--no-shconf",
+            "--log-level",
+            "*:error",
+        ])
+        .arg("-l")
+        .arg(format!("{},{}", o.main_core, o.worker_core))
+        .arg(format!(
+            "--vdev=net_pcap0,rx_pcap={},infinite_rx=1",
+            pcap.display()
+        ))
+        .arg("--vdev=net_null0,no-rx=1")
+        .args([
+            "--",
+            "--total-num-mbufs=16384",
+            "--forward-mode=io",
+            "--auto-start",
+            "--stats-period",
+            "1",
+            "--nb-cores=1",
+        ])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .map_err(|e| {
+            format!("cannot start (is the dpdk package installed? run scripts/setup.sh): {e}")
+        })?;
+    let stdout = child.stdout.take().ok_or("no stdout")?;
+    let deadline = Instant::now() + Duration::from_secs(o.seconds + 1);
+    let mut rates = Vec::new();
+    let mut port = None;
+    for line in BufReader::new(stdout).lines() {
+        let Ok(line) = line else { break };
+        if let Some(rest) = line.split("NIC statistics for port").nth(1) {
+            port = rest
+                .split_whitespace()
+                .next()
+                .and_then(|p| p.parse::<u32>().ok());
+        }
+        if port == Some(1) {
+            if let Some(v) = line
+                .trim()
+                .strip_prefix("Tx-pps:")
+                .and_then(|r| r.split_whitespace().next())
+                .and_then(|v| v.parse::<f64>().ok())
+            {
+                rates.push(v / 1e6);
+            }
+        }
+        if Instant::now() > deadline {
+            break;
+        }
+    }
+    // SIGINT: testpmd stops its ports and exits cleanly on it.
+    // SAFETY: kill(2) on our own child's pid.
+    unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
+    let _ = child.wait();
+    let mut samples: Vec<f64> = rates.into_iter().skip(1).filter(|r| *r > 0.0).collect();
+    if samples.is_empty() {
+        return Err("printed no throughput statistics".into());
+    }
+    samples.sort_by(|a, b| a.total_cmp(b));
+    Ok(samples[samples.len() / 2])
+}
