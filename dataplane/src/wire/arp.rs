@@ -38,23 +38,28 @@ impl<T: AsRef<[u8]>> Packet<T> {
         Ok(Self { buf })
     }
 
+    #[inline]
     pub fn operation(&self) -> u16 {
         be16(self.buf.as_ref(), 6)
     }
 
+    #[inline]
     pub fn sender_mac(&self) -> MacAddr {
         self.buf.as_ref()[8..14].try_into().unwrap_or_default()
     }
 
+    #[inline]
     pub fn sender_ip(&self) -> Ipv4Addr {
         let b = self.buf.as_ref();
         Ipv4Addr::new(b[14], b[15], b[16], b[17])
     }
 
+    #[inline]
     pub fn target_mac(&self) -> MacAddr {
         self.buf.as_ref()[18..24].try_into().unwrap_or_default()
     }
 
+    #[inline]
     pub fn target_ip(&self) -> Ipv4Addr {
         let b = self.buf.as_ref();
         Ipv4Addr::new(b[24], b[25], b[26], b[27])

@@ -35,36 +35,44 @@ impl<T: AsRef<[u8]>> Frame<T> {
         Ok(Self { buf })
     }
 
+    #[inline]
     pub fn dst(&self) -> MacAddr {
         self.buf.as_ref()[0..6].try_into().unwrap_or_default()
     }
 
+    #[inline]
     pub fn src(&self) -> MacAddr {
         self.buf.as_ref()[6..12].try_into().unwrap_or_default()
     }
 
+    #[inline]
     pub fn ethertype(&self) -> u16 {
         be16(self.buf.as_ref(), 12)
     }
 
+    #[inline]
     pub fn payload(&self) -> &[u8] {
         &self.buf.as_ref()[HEADER_LEN..]
     }
 }
 
 impl<T: AsRef<[u8]> + AsMut<[u8]>> Frame<T> {
+    #[inline]
     pub fn set_dst(&mut self, mac: &MacAddr) {
         self.buf.as_mut()[0..6].copy_from_slice(mac);
     }
 
+    #[inline]
     pub fn set_src(&mut self, mac: &MacAddr) {
         self.buf.as_mut()[6..12].copy_from_slice(mac);
     }
 
+    #[inline]
     pub fn set_ethertype(&mut self, ethertype: u16) {
         self.buf.as_mut()[12..14].copy_from_slice(&ethertype.to_be_bytes());
     }
 
+    #[inline]
     pub fn payload_mut(&mut self) -> &mut [u8] {
         &mut self.buf.as_mut()[HEADER_LEN..]
     }

@@ -53,41 +53,50 @@ impl<T: AsRef<[u8]>> Packet<T> {
         Ok(Self { buf })
     }
 
+    #[inline]
     pub fn header_len(&self) -> usize {
         usize::from(self.buf.as_ref()[0] & 0x0f) * 4
     }
 
+    #[inline]
     pub fn total_len(&self) -> usize {
         usize::from(be16(self.buf.as_ref(), 2))
     }
 
+    #[inline]
     pub fn dont_fragment(&self) -> bool {
         self.buf.as_ref()[6] & 0x40 != 0
     }
 
     /// True for any fragment but the first (offset != 0); such a packet has no L4 header.
+    #[inline]
     pub fn is_later_fragment(&self) -> bool {
         be16(self.buf.as_ref(), 6) & 0x1fff != 0
     }
 
+    #[inline]
     pub fn ttl(&self) -> u8 {
         self.buf.as_ref()[8]
     }
 
+    #[inline]
     pub fn protocol(&self) -> u8 {
         self.buf.as_ref()[9]
     }
 
+    #[inline]
     pub fn src(&self) -> Ipv4Addr {
         let b = self.buf.as_ref();
         Ipv4Addr::new(b[12], b[13], b[14], b[15])
     }
 
+    #[inline]
     pub fn dst(&self) -> Ipv4Addr {
         let b = self.buf.as_ref();
         Ipv4Addr::new(b[16], b[17], b[18], b[19])
     }
 
+    #[inline]
     pub fn verify_checksum(&self) -> bool {
         let hdr = &self.buf.as_ref()[..self.header_len()];
         if hdr.len() == MIN_HEADER_LEN {
@@ -106,6 +115,7 @@ impl<T: AsRef<[u8]>> Packet<T> {
     }
 
     /// The bytes after the header, up to the total length.
+    #[inline]
     pub fn payload(&self) -> &[u8] {
         &self.buf.as_ref()[self.header_len()..self.total_len()]
     }
@@ -113,6 +123,7 @@ impl<T: AsRef<[u8]>> Packet<T> {
 
 impl<T: AsRef<[u8]> + AsMut<[u8]>> Packet<T> {
     /// Decrements the TTL and patches the checksum incrementally (RFC 1624).
+    #[inline]
     pub fn decrement_ttl(&mut self) {
         let b = self.buf.as_mut();
         let old = be16(b, 8);
@@ -122,6 +133,7 @@ impl<T: AsRef<[u8]> + AsMut<[u8]>> Packet<T> {
         b[10..12].copy_from_slice(&check.to_be_bytes());
     }
 
+    #[inline]
     pub fn payload_mut(&mut self) -> &mut [u8] {
         let (h, t) = (self.header_len(), self.total_len());
         &mut self.buf.as_mut()[h..t]

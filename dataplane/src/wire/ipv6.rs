@@ -40,39 +40,47 @@ impl<T: AsRef<[u8]>> Packet<T> {
         Ok(Self { buf })
     }
 
+    #[inline]
     pub fn payload_len(&self) -> usize {
         usize::from(be16(self.buf.as_ref(), 4))
     }
 
+    #[inline]
     pub fn next_header(&self) -> u8 {
         self.buf.as_ref()[6]
     }
 
+    #[inline]
     pub fn hop_limit(&self) -> u8 {
         self.buf.as_ref()[7]
     }
 
+    #[inline]
     pub fn src(&self) -> Ipv6Addr {
         let o: [u8; 16] = self.buf.as_ref()[8..24].try_into().unwrap_or_default();
         Ipv6Addr::from(o)
     }
 
+    #[inline]
     pub fn dst(&self) -> Ipv6Addr {
         let o: [u8; 16] = self.buf.as_ref()[24..40].try_into().unwrap_or_default();
         Ipv6Addr::from(o)
     }
 
+    #[inline]
     pub fn payload(&self) -> &[u8] {
         &self.buf.as_ref()[HEADER_LEN..HEADER_LEN + self.payload_len()]
     }
 }
 
 impl<T: AsRef<[u8]> + AsMut<[u8]>> Packet<T> {
+    #[inline]
     pub fn decrement_hop_limit(&mut self) {
         let b = self.buf.as_mut();
         b[7] = b[7].wrapping_sub(1);
     }
 
+    #[inline]
     pub fn payload_mut(&mut self) -> &mut [u8] {
         let len = self.payload_len();
         &mut self.buf.as_mut()[HEADER_LEN..HEADER_LEN + len]
