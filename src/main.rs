@@ -43,7 +43,7 @@ fn main() -> ExitCode {
             "--config" | "-c" => config_path = args.next().map(PathBuf::from),
             "--check" => check_only = true,
             "--version" | "-V" => {
-                println!("sdwand {}", env!("CARGO_PKG_VERSION"));
+                println!("sdwand {} ({})", env!("CARGO_PKG_VERSION"), env!("SDWAN_GIT_REV"));
                 return ExitCode::SUCCESS;
             }
             "--help" | "-h" => {
@@ -301,7 +301,7 @@ fn handle(req: Request, config: &Config, engine: &Engine, started: Instant) -> R
                 .collect::<Vec<_>>(),
         ),
         Request::ShowVersion => serde_json::to_value(api::Version {
-            version: env!("CARGO_PKG_VERSION").into(),
+            version: concat!(env!("CARGO_PKG_VERSION"), " (", env!("SDWAN_GIT_REV"), ")").into(),
             dpdk: eal::version(),
             node: config.node.name.clone(),
         }),
