@@ -207,9 +207,7 @@ fn run(config: &Config) -> Result<(), String> {
 fn counters(s: &CounterSnapshot) -> api::Counters {
     api::Counters {
         rx_packets: s.rx_packets,
-        rx_bytes: s.rx_bytes,
         tx_packets: s.tx_packets,
-        tx_bytes: s.tx_bytes,
         forwarded: s.forwarded,
         local_replies: s.local_replies,
         solicitations: s.solicitations,

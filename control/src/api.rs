@@ -69,9 +69,7 @@ pub struct Interface {
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Counters {
     pub rx_packets: u64,
-    pub rx_bytes: u64,
     pub tx_packets: u64,
-    pub tx_bytes: u64,
     pub forwarded: u64,
     pub local_replies: u64,
     pub solicitations: u64,

@@ -90,9 +90,7 @@ impl Counter {
 #[repr(align(64))]
 pub struct WorkerCounters {
     pub rx_packets: Counter,
-    pub rx_bytes: Counter,
     pub tx_packets: Counter,
-    pub tx_bytes: Counter,
     pub forwarded: Counter,
     /// ARP and ND replies, ICMP echo replies, ICMP errors: what the box answered itself.
     pub local_replies: Counter,
@@ -120,9 +118,7 @@ impl WorkerCounters {
     pub fn snapshot(&self) -> CounterSnapshot {
         CounterSnapshot {
             rx_packets: self.rx_packets.get(),
-            rx_bytes: self.rx_bytes.get(),
             tx_packets: self.tx_packets.get(),
-            tx_bytes: self.tx_bytes.get(),
             forwarded: self.forwarded.get(),
             local_replies: self.local_replies.get(),
             solicitations: self.solicitations.get(),
@@ -142,9 +138,7 @@ impl WorkerCounters {
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, serde::Deserialize)]
 pub struct CounterSnapshot {
     pub rx_packets: u64,
-    pub rx_bytes: u64,
     pub tx_packets: u64,
-    pub tx_bytes: u64,
     pub forwarded: u64,
     pub local_replies: u64,
     pub solicitations: u64,
@@ -166,9 +160,7 @@ impl CounterSnapshot {
         let mut total = CounterSnapshot::default();
         for s in all {
             total.rx_packets += s.rx_packets;
-            total.rx_bytes += s.rx_bytes;
             total.tx_packets += s.tx_packets;
-            total.tx_bytes += s.tx_bytes;
             total.forwarded += s.forwarded;
             total.local_replies += s.local_replies;
             total.solicitations += s.solicitations;

@@ -75,7 +75,6 @@ pub fn run(cfg: WorkerConfig, pool: Arc<Mempool>, shared: WorkerShared) {
     let mut backoff = Backoff::new(cfg.idle_sleep_max_us);
     let mut rx = Burst::new();
     let mut tx: Vec<Burst> = cfg.port_ids.iter().map(|_| Burst::new()).collect();
-    let mut tx_bytes: Vec<u64> = vec![0; cfg.port_ids.len()];
     let mut fx = Context::default();
     let mut limiter = SolicitLimiter {
         slots: [(0, 0, 0); 64],
@@ -96,32 +95,29 @@ pub fn run(cfg: WorkerConfig, pool: Arc<Mempool>, shared: WorkerShared) {
             }
             seen += n;
             // Counted locally and published once per burst: a per-packet store to the shared
-            // counters would keep them out of registers.
-            let (mut rx_bytes, mut forwarded, mut replies) = (0u64, 0u64, 0u64);
+            // counters would keep them out of registers. Byte counts come from the devices
+            // (`show interfaces`), so the loop never reads an mbuf header. Multi-segment mbufs
+            // need no check here: the pipeline reads the first segment only and checks every
+            // length against it, so a packet that does not fit there is dropped as malformed.
+            let (mut forwarded, mut replies) = (0u64, 0u64);
             for mut m in rx.drain() {
-                rx_bytes += u64::from(m.pkt_len());
-                if !m.is_contiguous() {
-                    c.drop(DropReason::Malformed, 1);
-                    continue;
-                }
                 match forward::process(&tables, in_port, &mut m, &mut fx) {
                     Verdict::Forward(out) => {
                         forwarded += 1;
-                        enqueue(&mut tx, &mut tx_bytes, &cfg, c, out, m);
+                        enqueue(&mut tx, &cfg, c, out, m);
                     }
                     Verdict::Reply(out) => {
                         replies += 1;
-                        enqueue(&mut tx, &mut tx_bytes, &cfg, c, out, m);
+                        enqueue(&mut tx, &cfg, c, out, m);
                     }
                     Verdict::Consumed => {}
                     Verdict::Drop(reason) => c.drop(reason, 1),
                 }
             }
             c.rx_packets.add(n as u64);
-            c.rx_bytes.add(rx_bytes);
             c.forwarded.add(forwarded);
             c.local_replies.add(replies);
-            flush(&mut tx, &mut tx_bytes, &cfg, c);
+            flush(&mut tx, &cfg, c);
         }
         if !fx.learned.as_slice().is_empty() || !fx.solicit.as_slice().is_empty() {
             after_burst(
@@ -131,7 +127,6 @@ pub fn run(cfg: WorkerConfig, pool: Arc<Mempool>, shared: WorkerShared) {
                 &pool,
                 &mut limiter,
                 &mut tx,
-                &mut tx_bytes,
                 &cfg,
             );
         }
@@ -156,7 +151,6 @@ pub fn run(cfg: WorkerConfig, pool: Arc<Mempool>, shared: WorkerShared) {
                     &pool,
                     &mut limiter,
                     &mut tx,
-                    &mut tx_bytes,
                     &cfg,
                 );
             }
@@ -175,53 +169,34 @@ pub fn run(cfg: WorkerConfig, pool: Arc<Mempool>, shared: WorkerShared) {
 }
 
 #[inline]
-fn enqueue(
-    tx: &mut [Burst],
-    tx_bytes: &mut [u64],
-    cfg: &WorkerConfig,
-    c: &WorkerCounters,
-    out: u16,
-    m: Mbuf,
-) {
+fn enqueue(tx: &mut [Burst], cfg: &WorkerConfig, c: &WorkerCounters, out: u16, m: Mbuf) {
     let i = usize::from(out);
-    let len = u64::from(m.pkt_len());
     if tx[i].is_full() {
-        flush_one(tx, tx_bytes, cfg, c, i);
+        flush_one(tx, cfg, c, i);
     }
-    if tx[i].push(m).is_ok() {
-        tx_bytes[i] += len;
-    }
+    // A full burst was just flushed, so this cannot fail; if it did, dropping `m` frees it.
+    let _ = tx[i].push(m);
 }
 
-fn flush(tx: &mut [Burst], tx_bytes: &mut [u64], cfg: &WorkerConfig, c: &WorkerCounters) {
+fn flush(tx: &mut [Burst], cfg: &WorkerConfig, c: &WorkerCounters) {
     for i in 0..tx.len() {
         if !tx[i].is_empty() {
-            flush_one(tx, tx_bytes, cfg, c, i);
+            flush_one(tx, cfg, c, i);
         }
     }
 }
 
 #[inline]
-fn flush_one(
-    tx: &mut [Burst],
-    tx_bytes: &mut [u64],
-    cfg: &WorkerConfig,
-    c: &WorkerCounters,
-    i: usize,
-) {
+fn flush_one(tx: &mut [Burst], cfg: &WorkerConfig, c: &WorkerCounters, i: usize) {
     let burst = &mut tx[i];
     let pending = burst.len();
     let sent = port::tx_burst(cfg.port_ids[i], cfg.queue, burst);
-    let mut bytes = tx_bytes[i];
     if sent < pending {
-        for m in burst.drain() {
-            bytes -= u64::from(m.pkt_len());
-        }
+        // What the queue refused is freed and counted.
+        burst.clear();
         c.drop(DropReason::TxQueueFull, (pending - sent) as u64);
     }
     c.tx_packets.add(sent as u64);
-    c.tx_bytes.add(bytes);
-    tx_bytes[i] = 0;
 }
 
 /// Hands learned neighbors to the control thread and sends the solicitations the burst asked
@@ -234,7 +209,6 @@ fn after_burst(
     pool: &Mempool,
     limiter: &mut SolicitLimiter,
     tx: &mut [Burst],
-    tx_bytes: &mut [u64],
     cfg: &WorkerConfig,
 ) {
     let c = &*shared.counters;
@@ -264,11 +238,11 @@ fn after_burst(
         };
         if m.set_len(0) && m.extend_from_slice(&frame[..len]) {
             c.solicitations.add(1);
-            enqueue(tx, tx_bytes, cfg, c, port, m);
+            enqueue(tx, cfg, c, port, m);
         }
     }
     fx.solicit.clear();
-    flush(tx, tx_bytes, cfg, c);
+    flush(tx, cfg, c);
 }
 
 #[cfg(test)]
