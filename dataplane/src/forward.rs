@@ -48,32 +48,50 @@ pub struct Context {
     pub cache: RouteCache,
 }
 
-/// A per-worker, direct-mapped cache of IPv4 forwarding decisions: destination → egress port,
-/// both MAC addresses and the egress MTU. One probe replaces the longest-prefix match, the
-/// neighbor lookup and the check for the router's own addresses. An entry is valid only for
-/// the table generation it was made from, so any publication (a route or neighbor change)
-/// invalidates the whole cache at once, without the control thread touching it.
+/// A per-worker, direct-mapped cache of IPv4 forwarding decisions: destination → adjacency
+/// (egress port, both MAC addresses, egress MTU). One probe replaces the longest-prefix match,
+/// the neighbor lookup and the check for the router's own addresses. Entries are 8 bytes and
+/// point into a small adjacency table, so the cache stays in L1 beside the packets.
+///
+/// An entry is valid only for the table generation it was made from (its low 24 bits; a stale
+/// entry would have to survive 2^24 publications untouched to alias), so any publication (a
+/// route or neighbor change) invalidates the whole cache at once, without the control thread
+/// touching it.
 #[derive(Debug)]
 pub struct RouteCache {
     entries: Box<[CacheEntry]>,
+    adjacencies: Vec<Adjacency>,
+    /// The generation the adjacency table was built for.
+    adjacency_generation: u64,
 }
 
 #[derive(Debug, Clone, Copy, Default)]
-struct CacheEntry {
-    generation: u64,
+#[repr(C, align(8))]
+pub struct CacheEntry {
     dst: u32,
+    /// Low 24 bits: the table generation; high 8 bits: the adjacency index.
+    tag: u32,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Adjacency {
     port: u16,
     mtu: u16,
     /// Destination then source MAC: the 12 bytes written over the frame's Ethernet addresses.
     macs: [u8; 12],
 }
 
-const CACHE_SLOTS: usize = 1024;
+const CACHE_SLOTS: usize = 2048;
+/// Adjacencies per generation (the index has 8 bits).
+const MAX_ADJACENCIES: usize = 256;
+const GENERATION_MASK: u32 = 0x00ff_ffff;
 
 impl Default for RouteCache {
     fn default() -> Self {
         Self {
             entries: vec![CacheEntry::default(); CACHE_SLOTS].into_boxed_slice(),
+            adjacencies: Vec::with_capacity(MAX_ADJACENCIES),
+            adjacency_generation: 0,
         }
     }
 }
@@ -84,15 +102,31 @@ impl RouteCache {
         (dst.wrapping_mul(0x9e37_79b1) >> (32 - CACHE_SLOTS.trailing_zeros())) as usize
     }
 
+    /// Never 0, so a fresh (all-zero) entry matches no generation.
     #[inline(always)]
-    fn get(&self, generation: u64, dst: u32) -> Option<&CacheEntry> {
-        let e = &self.entries[Self::slot(dst)];
-        (e.generation == generation && e.dst == dst).then_some(e)
+    fn tag(generation: u64) -> u32 {
+        ((generation as u32) & GENERATION_MASK).max(1)
     }
 
-    #[inline]
-    fn insert(&mut self, entry: CacheEntry) {
-        self.entries[Self::slot(entry.dst)] = entry;
+    /// Caches `dst` → `adj` for `generation`; does nothing when the adjacency table of this
+    /// generation is full (those destinations then take the full path).
+    fn insert(&mut self, generation: u64, dst: u32, adj: Adjacency) {
+        if self.adjacency_generation != generation {
+            self.adjacencies.clear();
+            self.adjacency_generation = generation;
+        }
+        let index = match self.adjacencies.iter().position(|a| *a == adj) {
+            Some(i) => i,
+            None if self.adjacencies.len() < MAX_ADJACENCIES => {
+                self.adjacencies.push(adj);
+                self.adjacencies.len() - 1
+            }
+            None => return,
+        };
+        self.entries[Self::slot(dst)] = CacheEntry {
+            dst,
+            tag: Self::tag(generation) | ((index as u32) << 24),
+        };
     }
 }
 
@@ -150,59 +184,94 @@ const ICMP6_ERROR_MAX: usize = 1280;
 /// Processes one frame received on port `in_port`.
 #[inline]
 pub fn process<B: PacketBuf>(t: &Tables, in_port: u16, pkt: &mut B, fx: &mut Context) -> Verdict {
-    if let Some(out) = ipv4_fast_path(t, in_port, pkt.data_mut(), &fx.cache) {
-        return Verdict::Forward(out);
+    if let Some(fast) = FastPath::new(t, in_port, &fx.cache) {
+        if let Some(out) = fast.forward(pkt.data_mut()) {
+            return Verdict::Forward(out);
+        }
     }
     process_slow(t, in_port, pkt, fx)
 }
 
-/// The common case in one pass over one slice: a unicast IPv4 frame for our MAC, a 20-byte
-/// header with a good checksum and TTL > 1, to a destination in the route cache. Anything
-/// else (including every error) returns `None` and takes the full path, which counts it.
-#[inline(always)]
-fn ipv4_fast_path(t: &Tables, in_port: u16, d: &mut [u8], cache: &RouteCache) -> Option<u16> {
-    if d.len() < ethernet::HEADER_LEN + ipv4::MIN_HEADER_LEN {
-        return None;
-    }
-    // EtherType 0x0800, version 4, header length 5 words.
-    if d[12] != 0x08 || d[13] != 0x00 || d[14] != 0x45 {
-        return None;
-    }
-    let port = t.ports.get(usize::from(in_port))?;
-    if d[0..4] != port.mac[0..4] || d[4..6] != port.mac[4..6] {
-        return None;
-    }
-    let total = usize::from(u16::from_be_bytes([d[16], d[17]]));
-    let ttl = d[22];
-    if total < ipv4::MIN_HEADER_LEN || ethernet::HEADER_LEN + total > d.len() || ttl <= 1 {
-        return None;
-    }
-    let mut acc = 0u64;
-    for w in d[14..34].chunks_exact(4) {
-        acc += u64::from(u32::from_be_bytes([w[0], w[1], w[2], w[3]]));
-    }
-    acc = (acc & 0xffff_ffff) + (acc >> 32);
-    acc = (acc & 0xffff) + (acc >> 16);
-    acc = (acc & 0xffff) + (acc >> 16);
-    if acc != 0xffff {
-        return None;
-    }
-    let dst = u32::from_be_bytes([d[30], d[31], d[32], d[33]]);
-    let e = cache.get(t.generation, dst)?;
-    if total > usize::from(e.mtu) {
-        return None;
-    }
-    // TTL is the high byte of header word 4: decrementing it adds 0x0100 to the checksum
-    // (RFC 1141, with the end-around carry).
-    d[22] = ttl - 1;
-    let sum = u32::from(u16::from_be_bytes([d[24], d[25]])) + 0x0100;
-    let check = (sum + (sum >> 16)) as u16;
-    d[24..26].copy_from_slice(&check.to_be_bytes());
-    d[0..12].copy_from_slice(&e.macs);
-    Some(e.port)
+/// The common case, with everything it needs for one burst hoisted out of the per-packet
+/// loop: a unicast IPv4 frame for our MAC, a 20-byte header with a good checksum and TTL > 1,
+/// to a destination in the route cache. Anything else (every error included) is left to
+/// `process_slow`, which counts it.
+#[derive(Clone, Copy)]
+pub struct FastPath<'a> {
+    mac: MacAddr,
+    tag: u32,
+    entries: &'a [CacheEntry],
+    adjacencies: &'a [Adjacency],
 }
 
-fn process_slow<B: PacketBuf>(t: &Tables, in_port: u16, pkt: &mut B, fx: &mut Context) -> Verdict {
+impl<'a> FastPath<'a> {
+    #[inline]
+    pub fn new(t: &Tables, in_port: u16, cache: &'a RouteCache) -> Option<Self> {
+        let port = t.ports.get(usize::from(in_port))?;
+        Some(Self {
+            mac: port.mac,
+            tag: RouteCache::tag(t.generation),
+            entries: &cache.entries,
+            adjacencies: &cache.adjacencies,
+        })
+    }
+
+    /// Forwards the frame in place and returns the egress port, or `None` for the full path
+    /// (the frame is then untouched).
+    #[inline(always)]
+    pub fn forward(&self, d: &mut [u8]) -> Option<u16> {
+        if d.len() < ethernet::HEADER_LEN + ipv4::MIN_HEADER_LEN {
+            return None;
+        }
+        // EtherType 0x0800, then version 4 with a 5-word header: bytes 12..15 as one word.
+        if d[12..15] != [0x08, 0x00, 0x45] || d[0..6] != self.mac {
+            return None;
+        }
+        let total = usize::from(u16::from_be_bytes([d[16], d[17]]));
+        let ttl = d[22];
+        if total < ipv4::MIN_HEADER_LEN || ethernet::HEADER_LEN + total > d.len() || ttl <= 1 {
+            return None;
+        }
+        // The header checksum, five 32-bit words at a time. The one's-complement sum does not
+        // depend on byte order (RFC 1071 section 2(B)), so the words are added as they lie in
+        // memory: a valid header still sums to all ones.
+        let mut acc = 0u64;
+        for w in d[14..34].chunks_exact(4) {
+            acc += u64::from(u32::from_ne_bytes([w[0], w[1], w[2], w[3]]));
+        }
+        acc = (acc & 0xffff_ffff) + (acc >> 32);
+        acc = (acc & 0xffff) + (acc >> 16);
+        acc = (acc & 0xffff) + (acc >> 16);
+        if acc != 0xffff {
+            return None;
+        }
+        let dst = u32::from_be_bytes([d[30], d[31], d[32], d[33]]);
+        let e = &self.entries[RouteCache::slot(dst)];
+        if e.dst != dst || e.tag & GENERATION_MASK != self.tag {
+            return None;
+        }
+        let adj = self.adjacencies.get((e.tag >> 24) as usize)?;
+        if total > usize::from(adj.mtu) {
+            return None;
+        }
+        // TTL is the high byte of header word 4: decrementing it adds 0x0100 to the checksum
+        // (RFC 1141, with the end-around carry).
+        d[22] = ttl - 1;
+        let sum = u32::from(u16::from_be_bytes([d[24], d[25]])) + 0x0100;
+        let check = (sum + (sum >> 16)) as u16;
+        d[24..26].copy_from_slice(&check.to_be_bytes());
+        d[0..12].copy_from_slice(&adj.macs);
+        Some(adj.port)
+    }
+}
+
+/// Everything but the fast path's common case.
+pub fn process_slow<B: PacketBuf>(
+    t: &Tables,
+    in_port: u16,
+    pkt: &mut B,
+    fx: &mut Context,
+) -> Verdict {
     let Some(port) = t.ports.get(usize::from(in_port)) else {
         return Verdict::Drop(DropReason::Malformed);
     };
@@ -316,13 +385,15 @@ fn ipv4_in<B: PacketBuf>(
     let mut macs = [0u8; 12];
     macs[..6].copy_from_slice(mac);
     macs[6..].copy_from_slice(&out.mac);
-    fx.cache.insert(CacheEntry {
-        generation: t.generation,
-        dst: u32::from(dst),
-        port: hop.port,
-        mtu: out.mtu,
-        macs,
-    });
+    fx.cache.insert(
+        t.generation,
+        u32::from(dst),
+        Adjacency {
+            port: hop.port,
+            mtu: out.mtu,
+            macs,
+        },
+    );
     if total > usize::from(out.mtu) {
         return Verdict::Drop(DropReason::MtuExceeded);
     }

@@ -9,6 +9,8 @@ use dpdk_sys::rte_mbuf;
 use crate::forward::PacketBuf;
 use crate::mempool::Mempool;
 
+/// `repr(transparent)`: a `Burst`'s pointer array can be viewed as `[Mbuf]` in place.
+#[repr(transparent)]
 pub struct Mbuf(NonNull<rte_mbuf>);
 
 // SAFETY: an mbuf is owned by exactly one `Mbuf` at a time; moving it between threads is how
@@ -201,6 +203,15 @@ impl Burst {
         Ok(())
     }
 
+    /// The held mbufs, still owned by the burst, for in-place processing.
+    #[inline]
+    pub fn as_mut_slice(&mut self) -> &mut [Mbuf] {
+        // SAFETY: the first len pointers are valid, non-null mbufs owned by the burst, and
+        // `Mbuf` is a transparent wrapper of a non-null pointer, so the layouts agree. The
+        // slice borrows the burst, so nothing can take the mbufs out meanwhile.
+        unsafe { std::slice::from_raw_parts_mut(self.ptrs.as_mut_ptr().cast::<Mbuf>(), self.len) }
+    }
+
     /// Takes the mbufs out, in order.
     #[inline]
     pub fn drain(&mut self) -> impl Iterator<Item = Mbuf> + '_ {
@@ -209,6 +220,16 @@ impl Burst {
         self.ptrs[..n]
             .iter()
             .map(|&p| unsafe { Mbuf::from_raw(NonNull::new_unchecked(p)) })
+    }
+
+    /// Moves as many mbufs from the front of `other` as fit here, in order; returns how many.
+    #[inline]
+    pub fn append(&mut self, other: &mut Burst) -> usize {
+        let n = (MAX_BURST - self.len).min(other.len);
+        self.ptrs[self.len..self.len + n].copy_from_slice(&other.ptrs[..n]);
+        self.len += n;
+        other.consume_front(n);
+        n
     }
 
     /// Frees every mbuf still held.
@@ -240,6 +261,7 @@ impl Burst {
         (self.ptrs.as_mut_ptr(), self.len as u16)
     }
 
+    #[inline]
     pub(crate) fn consume_front(&mut self, sent: usize) {
         let sent = sent.min(self.len);
         self.ptrs.copy_within(sent..self.len, 0);

@@ -18,6 +18,9 @@ use crate::port;
 use crate::tables::{NeighborKey, TablePublisher, Tables};
 use crate::wire::MacAddr;
 
+/// Marks a packet in a burst that the fast path left, or that ended up not being sent.
+const NOT_FAST: u16 = u16::MAX;
+
 /// A neighbor a worker saw; the control thread merges these into the next table generation.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct NeighborEvent {
@@ -100,19 +103,56 @@ pub fn run(cfg: WorkerConfig, pool: Arc<Mempool>, shared: WorkerShared) {
             // need no check here: the pipeline reads the first segment only and checks every
             // length against it, so a packet that does not fit there is dropped as malformed.
             let (mut forwarded, mut replies) = (0u64, 0u64);
-            for mut m in rx.drain() {
-                match forward::process(&tables, in_port, &mut m, &mut fx) {
-                    Verdict::Forward(out) => {
-                        forwarded += 1;
-                        enqueue(&mut tx, &cfg, c, out, m);
+            // Vector style, as VPP does it: a tight first pass takes the common case for the
+            // whole burst with its state hoisted; the full path then runs for the rest; then
+            // the packets go to their ports in arrival order.
+            let mut outs = [NOT_FAST; MAX_BURST];
+            if let Some(fast) = forward::FastPath::new(&tables, in_port, &fx.cache) {
+                for (out, m) in outs.iter_mut().zip(rx.as_mut_slice()) {
+                    if let Some(port) = fast.forward(m.data_mut()) {
+                        *out = port;
                     }
-                    Verdict::Reply(out) => {
-                        replies += 1;
-                        enqueue(&mut tx, &cfg, c, out, m);
-                    }
-                    Verdict::Consumed => {}
-                    Verdict::Drop(reason) => c.drop(reason, 1),
                 }
+            }
+            for (out, m) in outs.iter_mut().zip(rx.as_mut_slice()) {
+                if *out != NOT_FAST {
+                    forwarded += 1;
+                    continue;
+                }
+                *out = match forward::process_slow(&tables, in_port, m, &mut fx) {
+                    Verdict::Forward(port) => {
+                        forwarded += 1;
+                        port
+                    }
+                    Verdict::Reply(port) => {
+                        replies += 1;
+                        port
+                    }
+                    Verdict::Consumed => NOT_FAST,
+                    Verdict::Drop(reason) => {
+                        c.drop(reason, 1);
+                        NOT_FAST
+                    }
+                };
+            }
+            // A run of packets to the same port is staged in a local burst (its length stays
+            // in a register) and moved to that port's tx burst in one copy: pushing each packet
+            // straight into `tx[port]` made a load-store chain through memory per packet.
+            let mut staged = Burst::new();
+            let mut staged_port = 0u16;
+            for (m, &out) in rx.drain().zip(outs.iter()) {
+                if out == NOT_FAST {
+                    continue; // consumed or dropped: `m` is freed here
+                }
+                if out != staged_port && !staged.is_empty() {
+                    stage_out(&mut tx, &cfg, c, staged_port, &mut staged);
+                }
+                staged_port = out;
+                // At most one rx burst is staged, so this never overflows.
+                let _ = staged.push(m);
+            }
+            if !staged.is_empty() {
+                stage_out(&mut tx, &cfg, c, staged_port, &mut staged);
             }
             c.rx_packets.add(n as u64);
             c.forwarded.add(forwarded);
@@ -176,6 +216,24 @@ fn enqueue(tx: &mut [Burst], cfg: &WorkerConfig, c: &WorkerCounters, out: u16, m
     }
     // A full burst was just flushed, so this cannot fail; if it did, dropping `m` frees it.
     let _ = tx[i].push(m);
+}
+
+/// Moves a staged run into the tx burst of `port`, transmitting when that fills.
+#[inline]
+fn stage_out(
+    tx: &mut [Burst],
+    cfg: &WorkerConfig,
+    c: &WorkerCounters,
+    port: u16,
+    staged: &mut Burst,
+) {
+    let i = usize::from(port);
+    while !staged.is_empty() {
+        if tx[i].is_full() {
+            flush_one(tx, cfg, c, i);
+        }
+        tx[i].append(staged);
+    }
 }
 
 fn flush(tx: &mut [Burst], cfg: &WorkerConfig, c: &WorkerCounters) {
