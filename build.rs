@@ -5,7 +5,7 @@ use std::process::Command;
 
 fn main() {
     let rev = Command::new("git")
-        .args(["describe", "--always", "--dirty", "--exclude", "*"])
+        .args(["rev-parse", "--short=12", "HEAD"])
         .output()
         .ok()
         .filter(|o| o.status.success())
@@ -13,6 +13,8 @@ fn main() {
         .filter(|s| !s.is_empty())
         .unwrap_or_else(|| "unknown".into());
     println!("cargo:rustc-env=SDWAN_GIT_REV={rev}");
+    // HEAD and the branch refs change on checkout and commit; watching the index instead would
+    // relink on every `git add`.
     println!("cargo:rerun-if-changed=.git/HEAD");
-    println!("cargo:rerun-if-changed=.git/index");
+    println!("cargo:rerun-if-changed=.git/refs/heads");
 }

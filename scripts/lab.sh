@@ -22,7 +22,7 @@
 # and IPv6 off, and sdwand runs in each site with conf/lab/site-{a,b}.yaml.
 #
 # Environment: LAB_PREFIX (sdw) prefixes the namespaces; LAB_DIR (/run/sdwan-lab) holds pid
-# files, logs and sockets; WANEM and SDWAND name the binaries (default
+# files, logs, exit statuses (NAME.rc) and sockets; WANEM and SDWAND name the binaries (default
 # ${CARGO_TARGET_DIR:-target}/release/{sdwan-wanem,sdwand}, relative to the repository root).
 set -euo pipefail
 
@@ -102,15 +102,19 @@ live_pid() { # name
 }
 
 # Start a command in the background, detached (own session), stdin from /dev/null, output to
-# LAB_DIR/NAME.log; its pid (the final exec'd program's) goes to LAB_DIR/NAME.pid.
+# LAB_DIR/NAME.log; its pid (the program's: `ip netns exec` and `env` exec it) goes to
+# LAB_DIR/NAME.pid, and its exit status, once it has exited, to LAB_DIR/NAME.rc (128+N when
+# killed by signal N). A small bash wrapper, the program's parent, waits for it to record that.
 spawn() { # name cmd...
     local name=$1; shift
-    local pidf=$LAB_DIR/$name.pid tmp=$LAB_DIR/.$name.pid i start
-    rm -f "$pidf" "$tmp" "$LAB_DIR/$name.start"
-    # The pid is written before exec, so it is the final program's; its start time is recorded
-    # next to it (if it has exited already, wait_socket reports that with its log).
+    local pidf=$LAB_DIR/$name.pid tmp=$LAB_DIR/.$name.pid rcf=$LAB_DIR/$name.rc i start
+    rm -f "$pidf" "$tmp" "$LAB_DIR/$name.start" "$rcf"
+    # The pid is written as soon as the program is forked; its start time is recorded next to
+    # it (if it has exited already, wait_socket reports that with its log). Nothing signals the
+    # wrapper: it lives in the root namespace, in its own session, and stop_procs signals the pid.
     # shellcheck disable=SC2016
-    setsid bash -c 'echo $$ >"$0"; exec "$@"' "$tmp" "$@" </dev/null >"$LAB_DIR/$name.log" 2>&1 &
+    setsid bash -c 'rcf=$1; shift; "$@" & echo $! >"$0"; wait $!; echo $? >"$rcf"' \
+        "$tmp" "$rcf" "$@" </dev/null >"$LAB_DIR/$name.log" 2>&1 &
     for ((i = 0; i < 100; i++)); do
         if [[ -s $tmp ]]; then
             start=$(proc_start "$(<"$tmp")") || start=gone
@@ -158,6 +162,19 @@ stop_procs() {
         if kill -0 "${pids[$i]}" 2>/dev/null; then
             log "${names[$i]} (pid ${pids[$i]}) did not exit within 10 s of SIGTERM: SIGKILL"
             kill -KILL "${pids[$i]}" 2>/dev/null || true
+        fi
+    done
+    # Report how each one ended (LAB_DIR/NAME.rc, written by spawn's wrapper; kept for tests).
+    for i in "${!names[@]}"; do
+        name=${names[$i]}
+        for ((left = 0; left < 20; left++)); do
+            [[ -s $LAB_DIR/$name.rc ]] && break
+            sleep 0.05
+        done
+        if [[ -s $LAB_DIR/$name.rc ]]; then
+            log "${name} (pid ${pids[$i]}) exited with status $(<"$LAB_DIR/$name.rc")"
+        else
+            log "${name} (pid ${pids[$i]}) stopped (exit status unknown)"
         fi
     done
     for name in "${PROCS[@]}"; do rm -f "$LAB_DIR/$name.pid" "$LAB_DIR/$name.start"; done

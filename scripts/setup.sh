@@ -1,17 +1,33 @@
 #!/usr/bin/env bash
-# Installs the Debian packages this project needs (build, lab, tests). Idempotent: run it as
-# often as you like. Keep ONE list below; add packages to it, one per line, with a comment.
+# Installs what this project needs on Debian bookworm (build, lab, tests): the Debian packages
+# below and the rustup components rustfmt and clippy. Idempotent: run it as often as you like
+# (apt-get install of installed packages and `rustup component add` of present components
+# change nothing). Run as root, or as a user with sudo. Rust itself (rustup, cargo) must be
+# installed already: https://rustup.rs
+#
+# Keep ONE package list below; add packages to it, one per line, with a comment.
 set -euo pipefail
 
 PACKAGES=(
+    # --- build: DPDK 22.11 and the bindgen FFI (dpdk-sys) ---
+    libdpdk-dev     # DPDK headers and libraries (pkg-config libdpdk)
+    dpdk            # DPDK drivers (net_af_packet, net_null, net_pcap, ...) and tools
+    dpdk-dev        # DPDK development tools (dpdk-devbind, ...)
+    libclang-dev    # bindgen parses the DPDK headers with libclang
+    clang           # C compiler for the dpdk-sys shim (cc crate) and bindgen's headers
+    pkg-config      # finds DPDK's include paths and link lines
+    libpcap-dev     # net_pcap virtual devices (DPDK tests) link libpcap
+    build-essential # gcc, make, libc headers for build scripts and linking
     # --- network-namespace lab (scripts/lab.sh) and its tests (tests/*.sh) ---
-    iproute2        # ip netns / link / addr / route
+    iproute2        # ip netns / link / addr / route, ss
     ethtool         # offloads off on the lab's veths
     procps          # sysctl
     util-linux      # setsid
-    iputils-ping    # ping in tests/lab_impair.sh
+    iputils-ping    # ping in tests/lab_*.sh and scripts/demo.sh
     iperf3          # throughput through the WAN emulator (tests/lab_impair.sh)
-    jq              # reads `sdwan-wanem ctl show --json` in tests
+    jq              # reads the JSON of `sdwan-wanem ctl show --json` and `sdwan-cli ... --json`
+    tcpdump         # looking at the lab's wires when something does not pass
+    python3         # helper scripts
     # --- lint ---
     shellcheck      # shellcheck scripts/*.sh tests/*.sh
 )
@@ -20,5 +36,38 @@ SUDO=
 if [[ $(id -u) -ne 0 ]]; then
     SUDO=sudo
 fi
-$SUDO env DEBIAN_FRONTEND=noninteractive apt-get update
-$SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends "${PACKAGES[@]}"
+echo "setup: apt-get update && apt-get install ${#PACKAGES[@]} packages" >&2
+# A mirror may fail for a moment: three tries each.
+apt_get() {
+    local i
+    for i in 1 2 3; do
+        $SUDO env DEBIAN_FRONTEND=noninteractive apt-get "$@" && return 0
+        [[ $i -lt 3 ]] && { echo "setup: apt-get $1 failed; retrying in 10 s" >&2; sleep 10; }
+    done
+    return 1
+}
+apt_get update -q
+apt_get install -y -q --no-install-recommends "${PACKAGES[@]}"
+
+# Rust components for `cargo fmt` and `cargo clippy` (scripts/test.sh). Rust comes from rustup.
+if command -v rustup >/dev/null 2>&1; then
+    installed=$(rustup component list --installed 2>/dev/null || true)
+    missing=()
+    for c in rustfmt clippy; do
+        grep -q "^$c\(-\|$\)" <<<"$installed" || missing+=("$c")
+    done
+    if [[ ${#missing[@]} -gt 0 ]]; then
+        echo "setup: rustup component add ${missing[*]}" >&2
+        rustup component add "${missing[@]}"
+    else
+        echo "setup: rustup components rustfmt and clippy present" >&2
+    fi
+elif command -v cargo >/dev/null 2>&1; then
+    for c in fmt clippy; do
+        cargo "$c" --version >/dev/null 2>&1 \
+            || echo "setup: warning: cargo $c is missing and there is no rustup to add it" >&2
+    done
+else
+    echo "setup: warning: no Rust toolchain found; install one with rustup (https://rustup.rs)" >&2
+fi
+echo "setup: done" >&2

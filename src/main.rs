@@ -43,7 +43,11 @@ fn main() -> ExitCode {
             "--config" | "-c" => config_path = args.next().map(PathBuf::from),
             "--check" => check_only = true,
             "--version" | "-V" => {
-                println!("sdwand {} ({})", env!("CARGO_PKG_VERSION"), env!("SDWAN_GIT_REV"));
+                println!(
+                    "sdwand {} ({})",
+                    env!("CARGO_PKG_VERSION"),
+                    env!("SDWAN_GIT_REV")
+                );
                 return ExitCode::SUCCESS;
             }
             "--help" | "-h" => {

@@ -54,12 +54,25 @@ fn main() -> ExitCode {
     let socket = match socket.or_else(default_socket) {
         Some(s) => s,
         None => {
-            eprintln!("sdwan-cli: no sdwand socket found in /run/sdwand/ (is sdwand running?); give one with --socket PATH");
+            eprintln!("sdwan-cli: no sdwand socket found in /run/sdwand/ (sdwand is not running, or several are: give one with --socket PATH)");
             return ExitCode::from(1);
         }
     };
     let response = match mgmt::call(&socket, &request, Duration::from_secs(5)) {
         Ok(r) => r,
+        Err(mgmt::MgmtError::Connect { path, source })
+            if matches!(
+                source.kind(),
+                std::io::ErrorKind::NotFound | std::io::ErrorKind::ConnectionRefused
+            ) =>
+        {
+            eprintln!(
+                "sdwan-cli: sdwand is not running: nothing listens on {} ({source}); \
+                 start sdwand, or give its socket with --socket PATH",
+                path.display()
+            );
+            return ExitCode::from(1);
+        }
         Err(e) => {
             eprintln!("sdwan-cli: {e}");
             return ExitCode::from(1);

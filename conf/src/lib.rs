@@ -21,7 +21,7 @@
 //!   YAML document is an error with a location rather than without one;
 //! - it is actively developed.
 //!
-//! Its cost is a minimum Rust version of 1.89 (the workspace declares 1.85; the toolchain in use
+//! Its cost is a minimum Rust version of 1.89, which the workspace declares (the toolchain in use
 //! is newer). `serde_path_to_error` supplies the field path of errors raised while deserialising.
 //!
 //! # How locations are found

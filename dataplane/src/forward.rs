@@ -67,14 +67,14 @@ pub struct RouteCache {
 
 #[derive(Debug, Clone, Copy, Default)]
 #[repr(C, align(8))]
-pub struct CacheEntry {
+struct CacheEntry {
     dst: u32,
     /// Low 24 bits: the table generation; high 8 bits: the adjacency index.
     tag: u32,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Adjacency {
+struct Adjacency {
     port: u16,
     mtu: u16,
     /// Destination then source MAC: the 12 bytes written over the frame's Ethernet addresses.
@@ -197,7 +197,7 @@ pub fn process<B: PacketBuf>(t: &Tables, in_port: u16, pkt: &mut B, fx: &mut Con
 /// to a destination in the route cache. Anything else (every error included) is left to
 /// `process_slow`, which counts it.
 #[derive(Clone, Copy)]
-pub struct FastPath<'a> {
+struct FastPath<'a> {
     mac: MacAddr,
     tag: u32,
     entries: &'a [CacheEntry],
@@ -206,7 +206,7 @@ pub struct FastPath<'a> {
 
 impl<'a> FastPath<'a> {
     #[inline]
-    pub fn new(t: &Tables, in_port: u16, cache: &'a RouteCache) -> Option<Self> {
+    fn new(t: &Tables, in_port: u16, cache: &'a RouteCache) -> Option<Self> {
         let port = t.ports.get(usize::from(in_port))?;
         Some(Self {
             mac: port.mac,
@@ -219,7 +219,7 @@ impl<'a> FastPath<'a> {
     /// Forwards the frame in place and returns the egress port, or `None` for the full path
     /// (the frame is then untouched).
     #[inline(always)]
-    pub fn forward(&self, d: &mut [u8]) -> Option<u16> {
+    fn forward(&self, d: &mut [u8]) -> Option<u16> {
         if d.len() < ethernet::HEADER_LEN + ipv4::MIN_HEADER_LEN {
             return None;
         }
@@ -266,12 +266,7 @@ impl<'a> FastPath<'a> {
 }
 
 /// Everything but the fast path's common case.
-pub fn process_slow<B: PacketBuf>(
-    t: &Tables,
-    in_port: u16,
-    pkt: &mut B,
-    fx: &mut Context,
-) -> Verdict {
+fn process_slow<B: PacketBuf>(t: &Tables, in_port: u16, pkt: &mut B, fx: &mut Context) -> Verdict {
     let Some(port) = t.ports.get(usize::from(in_port)) else {
         return Verdict::Drop(DropReason::Malformed);
     };

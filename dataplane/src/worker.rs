@@ -18,8 +18,8 @@ use crate::port;
 use crate::tables::{NeighborKey, TablePublisher, Tables};
 use crate::wire::MacAddr;
 
-/// Marks a packet in a burst that the fast path left, or that ended up not being sent.
-const NOT_FAST: u16 = u16::MAX;
+/// Marks a packet of a burst that is not sent (consumed or dropped).
+const NOT_SENT: u16 = u16::MAX;
 
 /// A neighbor a worker saw; the control thread merges these into the next table generation.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -103,23 +103,9 @@ pub fn run(cfg: WorkerConfig, pool: Arc<Mempool>, shared: WorkerShared) {
             // need no check here: the pipeline reads the first segment only and checks every
             // length against it, so a packet that does not fit there is dropped as malformed.
             let (mut forwarded, mut replies) = (0u64, 0u64);
-            // Vector style, as VPP does it: a tight first pass takes the common case for the
-            // whole burst with its state hoisted; the full path then runs for the rest; then
-            // the packets go to their ports in arrival order.
-            let mut outs = [NOT_FAST; MAX_BURST];
-            if let Some(fast) = forward::FastPath::new(&tables, in_port, &fx.cache) {
-                for (out, m) in outs.iter_mut().zip(rx.as_mut_slice()) {
-                    if let Some(port) = fast.forward(m.data_mut()) {
-                        *out = port;
-                    }
-                }
-            }
+            let mut outs = [NOT_SENT; MAX_BURST];
             for (out, m) in outs.iter_mut().zip(rx.as_mut_slice()) {
-                if *out != NOT_FAST {
-                    forwarded += 1;
-                    continue;
-                }
-                *out = match forward::process_slow(&tables, in_port, m, &mut fx) {
+                *out = match forward::process(&tables, in_port, m, &mut fx) {
                     Verdict::Forward(port) => {
                         forwarded += 1;
                         port
@@ -128,10 +114,10 @@ pub fn run(cfg: WorkerConfig, pool: Arc<Mempool>, shared: WorkerShared) {
                         replies += 1;
                         port
                     }
-                    Verdict::Consumed => NOT_FAST,
+                    Verdict::Consumed => NOT_SENT,
                     Verdict::Drop(reason) => {
                         c.drop(reason, 1);
-                        NOT_FAST
+                        NOT_SENT
                     }
                 };
             }
@@ -141,7 +127,7 @@ pub fn run(cfg: WorkerConfig, pool: Arc<Mempool>, shared: WorkerShared) {
             let mut staged = Burst::new();
             let mut staged_port = 0u16;
             for (m, &out) in rx.drain().zip(outs.iter()) {
-                if out == NOT_FAST {
+                if out == NOT_SENT {
                     continue; // consumed or dropped: `m` is freed here
                 }
                 if out != staged_port && !staged.is_empty() {

@@ -1,0 +1,107 @@
+#!/usr/bin/env bash
+# Runs the whole test suite, as root, on Debian bookworm with Rust installed:
+#
+#   1. setup           scripts/setup.sh (apt-get update + install; rustfmt, clippy)
+#   2. fmt             cargo fmt --all -- --check
+#   3. clippy          cargo clippy --workspace --all-targets -- -D warnings
+#   4. shellcheck      shellcheck scripts/*.sh tests/*.sh .ci/run
+#   5. cargo test      cargo test --workspace (unit tests, DPDK tests on virtual devices with
+#                      --no-huge, end-to-end tests of the sdwand and sdwan-cli binaries)
+#   6. release build   cargo build --release of sdwand, sdwan-cli, sdwan-wanem (for the labs)
+#   7. lab impair      tests/lab_impair.sh: the WAN emulator between kernel routers
+#   8. lab forwarding  tests/lab_forwarding.sh: two sdwand routers in the namespace lab
+#
+# Every group runs even when an earlier one failed (except what cannot run without the
+# release build). At the end: a summary table, then as the very last line `N passed, M failed`
+# (groups). Exit status 0 when all passed, 1 otherwise.
+#
+# Environment: CARGO_TARGET_DIR (cargo's, also used by the labs), SKIP_SETUP=1 to leave out
+# step 1 (for repeated local runs), CI (set by CI systems; only makes cargo's output plain).
+set -uo pipefail
+
+ORIG_PWD=$PWD
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+cd "$ROOT" || exit 1
+if [[ -n ${CARGO_TARGET_DIR:-} && ${CARGO_TARGET_DIR} != /* ]]; then
+    export CARGO_TARGET_DIR=$ORIG_PWD/$CARGO_TARGET_DIR
+fi
+if [[ -n ${CI:-} ]]; then
+    export CARGO_TERM_COLOR=never
+fi
+TARGET=${CARGO_TARGET_DIR:-$ROOT/target}
+
+NAMES=()
+RESULTS=()
+TIMES=()
+T_START=$SECONDS
+
+# group NAME TIMEOUT_S CMD... : runs CMD with a time limit, records PASS/FAIL and its duration.
+group() {
+    local name=$1 limit=$2 t0 rc
+    shift 2
+    echo
+    echo "==================== ${name} ===================="
+    echo "\$ $*"
+    t0=$SECONDS
+    timeout --kill-after=30 "$limit" "$@"
+    rc=$?
+    if [[ $rc -eq 124 ]]; then
+        echo "test.sh: ${name}: timed out after ${limit} s"
+    fi
+    record "$name" "$rc" $((SECONDS - t0))
+    return "$rc"
+}
+
+record() { # name rc seconds
+    NAMES+=("$1")
+    if [[ $2 -eq 0 ]]; then RESULTS+=(PASS); else RESULTS+=("FAIL (exit $2)"); fi
+    TIMES+=("$3")
+}
+
+not_run() { # name why
+    echo
+    echo "==================== $1 ===================="
+    echo "test.sh: not run: $2"
+    NAMES+=("$1")
+    RESULTS+=("FAIL (not run: $2)")
+    TIMES+=(0)
+}
+
+if [[ $(id -u) -ne 0 ]]; then
+    echo "test.sh: warning: not root; the DPDK and lab tests need root and will fail or skip" >&2
+fi
+
+if [[ ${SKIP_SETUP:-0} == 1 ]]; then
+    echo "test.sh: SKIP_SETUP=1: not running scripts/setup.sh"
+else
+    group "setup" 1800 scripts/setup.sh
+fi
+group "fmt" 300 cargo fmt --all -- --check
+group "clippy" 2400 cargo clippy --workspace --all-targets -- -D warnings
+group "shellcheck" 120 shellcheck scripts/*.sh tests/*.sh .ci/run
+group "cargo test" 2400 cargo test --workspace
+if group "release build" 2400 cargo build --release -p sdwand -p sdwan-cli -p sdwan-wanem; then
+    group "lab impair" 300 env WANEM="$TARGET/release/sdwan-wanem" tests/lab_impair.sh
+    group "lab forwarding" 300 env SDWAND="$TARGET/release/sdwand" \
+        SDWAN_CLI="$TARGET/release/sdwan-cli" WANEM="$TARGET/release/sdwan-wanem" \
+        tests/lab_forwarding.sh
+else
+    not_run "lab impair" "the release build failed"
+    not_run "lab forwarding" "the release build failed"
+fi
+
+PASSED=0
+FAILED=0
+echo
+echo "==================== summary ===================="
+for i in "${!NAMES[@]}"; do
+    printf '  %-16s %-36s %5s s\n' "${NAMES[$i]}" "${RESULTS[$i]}" "${TIMES[$i]}"
+    if [[ ${RESULTS[$i]} == PASS ]]; then
+        PASSED=$((PASSED + 1))
+    else
+        FAILED=$((FAILED + 1))
+    fi
+done
+echo "  total time $((SECONDS - T_START)) s"
+echo "${PASSED} passed, ${FAILED} failed"
+[[ $FAILED -eq 0 ]]
