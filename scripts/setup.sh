@@ -17,6 +17,8 @@ PACKAGES=(
     clang           # C compiler for the dpdk-sys shim (cc crate) and bindgen's headers
     pkg-config      # finds DPDK's include paths and link lines
     libpcap-dev     # net_pcap virtual devices (DPDK tests) link libpcap
+    libnuma-dev     # static DPDK links libnuma (also a dependency of libdpdk-dev)
+    libbsd-dev      # static DPDK links libbsd (strlcpy; also a dependency of libdpdk-dev)
     build-essential # gcc, make, libc headers for build scripts and linking
     # --- network-namespace lab (scripts/lab.sh) and its tests (tests/*.sh) ---
     iproute2        # ip netns / link / addr / route, ss
