@@ -23,6 +23,58 @@ pub trait PacketBuf {
     fn set_len(&mut self, len: usize) -> bool;
 }
 
+/// A packet buffer in ordinary memory, with headroom like an mbuf's: for tests, fuzzing and
+/// tools that drive the pipeline without DPDK.
+pub struct ByteBuf {
+    bytes: Vec<u8>,
+    start: usize,
+    end: usize,
+}
+
+impl ByteBuf {
+    /// Headroom and capacity match a default mbuf (128 + 2048 bytes).
+    pub const HEADROOM: usize = 128;
+    pub const CAPACITY: usize = 2048;
+
+    /// A buffer holding `frame` (at most `CAPACITY` bytes; longer frames are cut).
+    pub fn new(frame: &[u8]) -> Self {
+        let len = frame.len().min(Self::CAPACITY);
+        let mut bytes = vec![0u8; Self::HEADROOM + Self::CAPACITY];
+        bytes[Self::HEADROOM..Self::HEADROOM + len].copy_from_slice(&frame[..len]);
+        Self {
+            bytes,
+            start: Self::HEADROOM,
+            end: Self::HEADROOM + len,
+        }
+    }
+}
+
+impl PacketBuf for ByteBuf {
+    fn data(&self) -> &[u8] {
+        &self.bytes[self.start..self.end]
+    }
+
+    fn data_mut(&mut self) -> &mut [u8] {
+        &mut self.bytes[self.start..self.end]
+    }
+
+    fn prepend(&mut self, n: usize) -> bool {
+        if n > self.start {
+            return false;
+        }
+        self.start -= n;
+        true
+    }
+
+    fn set_len(&mut self, len: usize) -> bool {
+        if self.start + len > self.bytes.len() {
+            return false;
+        }
+        self.end = self.start + len;
+        true
+    }
+}
+
 /// What to do with the frame after `process`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Verdict {

@@ -3,49 +3,6 @@ use crate::route::NextHop;
 use crate::tables::{NeighborKey, PortInfo, Tables};
 use crate::wire::{checksum, ethernet};
 
-/// A test packet buffer with headroom, like an mbuf.
-struct VecBuf {
-    buf: Vec<u8>,
-    start: usize,
-    end: usize,
-}
-
-impl VecBuf {
-    fn new(frame: &[u8]) -> Self {
-        let mut buf = vec![0u8; 128];
-        buf.extend_from_slice(frame);
-        buf.resize(128 + 2048, 0);
-        Self {
-            buf,
-            start: 128,
-            end: 128 + frame.len(),
-        }
-    }
-}
-
-impl PacketBuf for VecBuf {
-    fn data(&self) -> &[u8] {
-        &self.buf[self.start..self.end]
-    }
-    fn data_mut(&mut self) -> &mut [u8] {
-        &mut self.buf[self.start..self.end]
-    }
-    fn prepend(&mut self, n: usize) -> bool {
-        if n > self.start {
-            return false;
-        }
-        self.start -= n;
-        true
-    }
-    fn set_len(&mut self, len: usize) -> bool {
-        if self.start + len > self.buf.len() {
-            return false;
-        }
-        self.end = self.start + len;
-        true
-    }
-}
-
 const LAN_MAC: MacAddr = [0x02, 0, 0, 0, 0x01, 0x01];
 const WAN_MAC: MacAddr = [0x02, 0, 0, 0, 0x02, 0x01];
 const HOST_MAC: MacAddr = [0x02, 0, 0, 0, 0x01, 0x02];
@@ -151,8 +108,8 @@ fn echo4(dst: &str, ttl: u8) -> Vec<u8> {
     f
 }
 
-fn run(t: &Tables, in_port: u16, frame: &[u8]) -> (Verdict, VecBuf, Context) {
-    let mut buf = VecBuf::new(frame);
+fn run(t: &Tables, in_port: u16, frame: &[u8]) -> (Verdict, ByteBuf, Context) {
+    let mut buf = ByteBuf::new(frame);
     let mut fx = Context::default();
     let v = process(t, in_port, &mut buf, &mut fx);
     (v, buf, fx)
@@ -303,7 +260,7 @@ fn ttl_one_gets_time_exceeded_from_ingress_address() {
     assert!(icmp::v4_checksum_ok(msg));
     assert_eq!(&msg[8..], &orig[14..], "quotes the whole original datagram");
     // No error is sent once the budget is spent.
-    let mut buf = VecBuf::new(&orig);
+    let mut buf = ByteBuf::new(&orig);
     let mut fx = Context {
         icmp_error_budget: 0,
         ..Context::default()
@@ -501,9 +458,9 @@ fn route_cache_hit_matches_the_full_path_and_follows_new_generations() {
     let mut t = tables(true);
     let mut fx = Context::default();
     let frame = udp4(LAN_MAC, "10.1.0.2", "10.2.0.2", 64);
-    let mut first = VecBuf::new(&frame);
+    let mut first = ByteBuf::new(&frame);
     assert_eq!(process(&t, 0, &mut first, &mut fx), Verdict::Forward(1));
-    let mut second = VecBuf::new(&frame);
+    let mut second = ByteBuf::new(&frame);
     assert_eq!(process(&t, 0, &mut second, &mut fx), Verdict::Forward(1));
     assert_eq!(
         first.data(),
@@ -516,12 +473,12 @@ fn route_cache_hit_matches_the_full_path_and_follows_new_generations() {
     t.neighbors
         .insert(NeighborKey::new(1, "198.18.1.2".parse().unwrap()), new_peer);
     t.generation += 1;
-    let mut third = VecBuf::new(&frame);
+    let mut third = ByteBuf::new(&frame);
     assert_eq!(process(&t, 0, &mut third, &mut fx), Verdict::Forward(1));
     assert_eq!(&third.data()[0..6], &new_peer);
 
     // A cached destination with TTL 1 still gets its time exceeded.
-    let mut expiring = VecBuf::new(&udp4(LAN_MAC, "10.1.0.2", "10.2.0.2", 1));
+    let mut expiring = ByteBuf::new(&udp4(LAN_MAC, "10.1.0.2", "10.2.0.2", 1));
     assert_eq!(process(&t, 0, &mut expiring, &mut fx), Verdict::Reply(0));
     assert_eq!(expiring.data()[14 + 20], icmp::V4_TIME_EXCEEDED);
 
@@ -529,7 +486,7 @@ fn route_cache_hit_matches_the_full_path_and_follows_new_generations() {
     let mut bad = frame.clone();
     bad[14 + 8] = 99;
     assert_eq!(
-        process(&t, 0, &mut VecBuf::new(&bad), &mut fx),
+        process(&t, 0, &mut ByteBuf::new(&bad), &mut fx),
         Verdict::Drop(DropReason::BadChecksum)
     );
 }

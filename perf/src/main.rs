@@ -24,6 +24,17 @@ const ROUTER_MAC: [u8; 6] = [0x02, 0, 0, 0, 0x01, 0x01];
 const HOST_MAC: [u8; 6] = [0x02, 0, 0, 0, 0x01, 0x02];
 const PEER_MAC: [u8; 6] = [0x02, 0, 0, 0, 0x02, 0x02];
 
+/// EAL settings shared by both sides, so they run on identically configured DPDK.
+const EAL_ARGS: &[&str] = &[
+    "--no-huge",
+    "-m",
+    "1024",
+    "--no-pci",
+    "--no-shconf",
+    "--log-level",
+    "*:error",
+];
+
 struct Options {
     seconds: u64,
     size: usize,
@@ -86,20 +97,12 @@ fn main() {
     let pcap = dir.join("in.pcap");
     pcapfile::write(&pcap, &frames(o.size, o.flows)).expect("write capture");
 
-    let eal_args: Vec<String> = [
-        "--no-huge",
-        "-m",
-        "1024",
-        "--no-pci",
-        "--no-shconf",
-        "--log-level",
-        "*:error",
-        "-l",
-    ]
-    .iter()
-    .map(|s| s.to_string())
-    .chain([o.main_core.to_string()])
-    .collect();
+    let eal_args: Vec<String> = EAL_ARGS
+        .iter()
+        .chain(&["-l"])
+        .map(|s| s.to_string())
+        .chain([o.main_core.to_string()])
+        .collect();
     eal::init(&eal_args).unwrap_or_else(|e| {
         eprintln!("sdwan-perf: {e}");
         std::process::exit(1)
@@ -259,17 +262,8 @@ fn run_worker(o: &Options, pcap: &Path, round: usize) -> f64 {
 /// median of its per-second transmit rates after the first second.
 fn run_testpmd(o: &Options, pcap: &Path, mode: &str) -> Result<f64, String> {
     let mut child = Command::new("stdbuf")
-        .args([
-            "-oL",
-            "dpdk-testpmd",
-            "--no-huge",
-            "-m",
-            "1024",
-            "--no-pci",
-            "--no-shconf",
-            "--log-level",
-            "*:error",
-        ])
+        .args(["-oL", "dpdk-testpmd"])
+        .args(EAL_ARGS)
         .arg("-l")
         .arg(format!("{},{}", o.main_core, o.worker_core))
         .arg(format!(

@@ -8,38 +8,9 @@
 use std::sync::OnceLock;
 
 use libfuzzer_sys::fuzz_target;
-use sdwan_dataplane::forward::{process, Context, PacketBuf, Verdict};
+use sdwan_dataplane::forward::{process, ByteBuf, Context, PacketBuf, Verdict};
 use sdwan_dataplane::route::NextHop;
 use sdwan_dataplane::tables::{NeighborKey, PortInfo, Tables};
-
-struct Buf {
-    bytes: [u8; 2304],
-    start: usize,
-    end: usize,
-}
-
-impl PacketBuf for Buf {
-    fn data(&self) -> &[u8] {
-        &self.bytes[self.start..self.end]
-    }
-    fn data_mut(&mut self) -> &mut [u8] {
-        &mut self.bytes[self.start..self.end]
-    }
-    fn prepend(&mut self, n: usize) -> bool {
-        if n > self.start {
-            return false;
-        }
-        self.start -= n;
-        true
-    }
-    fn set_len(&mut self, len: usize) -> bool {
-        if self.start + len > self.bytes.len() {
-            return false;
-        }
-        self.end = self.start + len;
-        true
-    }
-}
 
 fn tables() -> &'static Tables {
     static T: OnceLock<Tables> = OnceLock::new();
@@ -61,11 +32,10 @@ fn tables() -> &'static Tables {
 
 fuzz_target!(|input: &[u8]| {
     let Some((&selector, frame)) = input.split_first() else { return };
-    if frame.len() > 2048 {
+    if frame.len() > ByteBuf::CAPACITY {
         return;
     }
-    let mut buf = Buf { bytes: [0; 2304], start: 128, end: 128 + frame.len() };
-    buf.bytes[128..128 + frame.len()].copy_from_slice(frame);
+    let mut buf = ByteBuf::new(frame);
     let mut cx = Context::default();
     match process(tables(), u16::from(selector & 1), &mut buf, &mut cx) {
         Verdict::Forward(port) | Verdict::Reply(port) => {
