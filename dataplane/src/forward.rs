@@ -133,7 +133,7 @@ struct Adjacency {
     macs: [u8; 12],
 }
 
-const CACHE_SLOTS: usize = 2048;
+const CACHE_SLOTS: usize = 16384;
 /// Adjacencies per generation (the index has 8 bits).
 const MAX_ADJACENCIES: usize = 256;
 const GENERATION_MASK: u32 = 0x00ff_ffff;
