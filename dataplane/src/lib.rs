@@ -5,6 +5,7 @@ pub mod counters;
 pub mod eal;
 pub mod engine;
 pub mod error;
+pub mod esp;
 pub mod forward;
 pub mod hash;
 pub mod lcore;
