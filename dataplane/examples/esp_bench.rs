@@ -15,60 +15,9 @@ use sdwan_dataplane::esp::sa::BATCH;
 use sdwan_dataplane::esp::{
     wire, AeadJob, AeadKey, Backend, EspError, InboundSa, Opened, OutboundSa, ReplayWindow, Suite,
 };
-use sdwan_dataplane::forward::PacketBuf;
+use sdwan_dataplane::forward::ByteBuf;
 
 const SIZES: [usize; 3] = [64, 576, 1420];
-const HEADROOM: usize = 128;
-const ROOM: usize = 2048;
-
-/// An mbuf-like buffer that can be refilled without allocating.
-struct BenchBuf {
-    bytes: Box<[u8]>,
-    start: usize,
-    end: usize,
-}
-
-impl BenchBuf {
-    fn new() -> Self {
-        Self {
-            bytes: vec![0u8; HEADROOM + ROOM].into_boxed_slice(),
-            start: HEADROOM,
-            end: HEADROOM,
-        }
-    }
-
-    fn fill(&mut self, inner: &[u8]) {
-        self.start = HEADROOM;
-        self.end = HEADROOM + inner.len();
-        self.bytes[self.start..self.end].copy_from_slice(inner);
-    }
-}
-
-impl PacketBuf for BenchBuf {
-    fn data(&self) -> &[u8] {
-        &self.bytes[self.start..self.end]
-    }
-
-    fn data_mut(&mut self) -> &mut [u8] {
-        &mut self.bytes[self.start..self.end]
-    }
-
-    fn prepend(&mut self, n: usize) -> bool {
-        if n > self.start {
-            return false;
-        }
-        self.start -= n;
-        true
-    }
-
-    fn set_len(&mut self, len: usize) -> bool {
-        if self.start + len > self.bytes.len() {
-            return false;
-        }
-        self.end = self.start + len;
-        true
-    }
-}
 
 fn inner_packet(len: usize) -> Vec<u8> {
     let mut p: Vec<u8> = (0..len).map(|i| (i * 7 + 3) as u8).collect();
@@ -137,7 +86,7 @@ fn bench_sa(backend: Backend, suite: Suite, size: usize, budget: Duration) -> Fi
         key(backend, suite),
         ReplayWindow::new(1024, true).expect("window"),
     );
-    let mut bufs: Vec<BenchBuf> = (0..BATCH).map(|_| BenchBuf::new()).collect();
+    let mut bufs: Vec<ByteBuf> = (0..BATCH).map(|_| ByteBuf::new(&[])).collect();
     let mut sealed: Vec<Result<u64, EspError>> = vec![Ok(0); BATCH];
     let mut opened: Vec<Result<Opened, EspError>> = vec![Err(EspError::Malformed); BATCH];
     let (mut best_seal, mut best_open) = (f64::MAX, f64::MAX);
@@ -148,7 +97,7 @@ fn bench_sa(backend: Backend, suite: Suite, size: usize, budget: Duration) -> Fi
         while round_start.elapsed() < budget / rounds {
             for _ in 0..16 {
                 for b in bufs.iter_mut() {
-                    b.fill(&inner);
+                    b.refill(&inner, ByteBuf::HEADROOM);
                 }
                 let t0 = Instant::now();
                 out.seal_batch(black_box(&mut bufs), &mut sealed);

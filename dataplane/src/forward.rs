@@ -19,6 +19,9 @@ pub trait PacketBuf {
     fn data_mut(&mut self) -> &mut [u8];
     /// Adds `n` bytes in front of the data; false if there is no headroom.
     fn prepend(&mut self, n: usize) -> bool;
+    /// Removes `n` bytes from the front of the data (they become headroom, like
+    /// `rte_pktmbuf_adj`); false, and nothing changes, if the data is shorter than `n`.
+    fn adj(&mut self, n: usize) -> bool;
     /// Sets the data length (shrinks, or grows into tailroom); false if it does not fit.
     fn set_len(&mut self, len: usize) -> bool;
 }
@@ -38,14 +41,30 @@ impl ByteBuf {
 
     /// A buffer holding `frame` (at most `CAPACITY` bytes; longer frames are cut).
     pub fn new(frame: &[u8]) -> Self {
+        Self::with_headroom(frame, Self::HEADROOM)
+    }
+
+    /// Like `new` with `headroom` bytes in front instead of the default mbuf's: for a
+    /// mempool built with more headroom (the IPv6-over-IPv6 overlay needs 140 bytes).
+    pub fn with_headroom(frame: &[u8], headroom: usize) -> Self {
         let len = frame.len().min(Self::CAPACITY);
-        let mut bytes = vec![0u8; Self::HEADROOM + Self::CAPACITY];
-        bytes[Self::HEADROOM..Self::HEADROOM + len].copy_from_slice(&frame[..len]);
+        let mut bytes = vec![0u8; headroom + Self::CAPACITY];
+        bytes[headroom..headroom + len].copy_from_slice(&frame[..len]);
         Self {
             bytes,
-            start: Self::HEADROOM,
-            end: Self::HEADROOM + len,
+            start: headroom,
+            end: headroom + len,
         }
+    }
+
+    /// Puts `frame` back at the original headroom without allocating (benchmarks reuse their
+    /// buffers). Frames longer than the room after the headroom are cut.
+    pub fn refill(&mut self, frame: &[u8], headroom: usize) {
+        let headroom = headroom.min(self.bytes.len());
+        let len = frame.len().min(self.bytes.len() - headroom);
+        self.bytes[headroom..headroom + len].copy_from_slice(&frame[..len]);
+        self.start = headroom;
+        self.end = headroom + len;
     }
 }
 
@@ -63,6 +82,14 @@ impl PacketBuf for ByteBuf {
             return false;
         }
         self.start -= n;
+        true
+    }
+
+    fn adj(&mut self, n: usize) -> bool {
+        if n > self.end - self.start {
+            return false;
+        }
+        self.start += n;
         true
     }
 

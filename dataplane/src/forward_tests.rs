@@ -490,3 +490,26 @@ fn route_cache_hit_matches_the_full_path_and_follows_new_generations() {
         Verdict::Drop(DropReason::BadChecksum)
     );
 }
+
+#[test]
+fn bytebuf_adj_removes_front_bytes_into_headroom() {
+    let mut b = ByteBuf::new(&[1, 2, 3, 4, 5]);
+    assert!(b.adj(0));
+    assert_eq!(b.data(), &[1, 2, 3, 4, 5]);
+    assert!(b.adj(2));
+    assert_eq!(b.data(), &[3, 4, 5]);
+    // Longer than the data: refused, nothing changes.
+    assert!(!b.adj(4));
+    assert_eq!(b.data(), &[3, 4, 5]);
+    // The removed bytes are headroom again: prepend gives them back.
+    assert!(b.prepend(ByteBuf::HEADROOM + 2));
+    assert!(!b.prepend(1));
+    assert_eq!(&b.data()[ByteBuf::HEADROOM..], &[1, 2, 3, 4, 5]);
+    // All of it: an empty buffer, which set_len can grow again.
+    let mut b = ByteBuf::new(&[9, 8, 7]);
+    assert!(b.adj(3));
+    assert!(b.data().is_empty());
+    assert!(!b.adj(1));
+    assert!(b.set_len(2));
+    assert_eq!(b.data().len(), 2);
+}

@@ -11,6 +11,7 @@ pub mod hash;
 pub mod lcore;
 pub mod mbuf;
 pub mod mempool;
+pub mod overlay;
 pub mod pcapfile;
 pub mod port;
 pub mod route;

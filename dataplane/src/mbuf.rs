@@ -126,6 +126,15 @@ impl PacketBuf for Mbuf {
         !unsafe { dpdk_sys::sdwan_pktmbuf_prepend(self.0.as_ptr(), n) }.is_null()
     }
 
+    fn adj(&mut self, n: usize) -> bool {
+        let Ok(n) = u16::try_from(n) else {
+            return false;
+        };
+        // SAFETY: adj checks n against the first segment's data length and returns NULL
+        // (changing nothing) when it is longer.
+        !unsafe { dpdk_sys::sdwan_pktmbuf_adj(self.0.as_ptr(), n) }.is_null()
+    }
+
     fn set_len(&mut self, len: usize) -> bool {
         if !self.is_contiguous() {
             return false;

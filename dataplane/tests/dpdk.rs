@@ -340,3 +340,66 @@ fn unknown_device_is_a_clear_error() {
     .expect("fails");
     assert!(err.to_string().contains("0000:99:00.0"), "{err}");
 }
+
+/// `PacketBuf::adj` on a real mbuf, and the overlay in a default mbuf: IPv4 over IPv4 fits
+/// the 128-byte headroom, IPv6 over IPv6 (140 bytes) is refused with `NoRoom`.
+#[test]
+fn mbuf_adj_and_overlay_in_default_headroom() {
+    use sdwan_dataplane::esp::replay::DEFAULT_WINDOW;
+    use sdwan_dataplane::esp::{AeadKey, Backend, InboundSa, OutboundSa, ReplayWindow, Suite};
+    use sdwan_dataplane::forward::PacketBuf;
+    use sdwan_dataplane::mbuf::Mbuf;
+    use sdwan_dataplane::mempool::Mempool;
+    use sdwan_dataplane::overlay::{self, OverlayError, OverlayPath};
+
+    eal();
+    let pool = Mempool::new("ovl_adj", 63, 0).unwrap();
+    let mut m = Mbuf::alloc(&pool).unwrap();
+    assert!(m.extend_from_slice(&[1, 2, 3, 4, 5]));
+    assert!(m.adj(2));
+    assert_eq!(m.data(), &[3, 4, 5]);
+    assert!(!m.adj(4));
+    assert_eq!(m.data(), &[3, 4, 5]);
+    assert!(m.prepend(2));
+    assert_eq!(m.data(), &[1, 2, 3, 4, 5]);
+    drop(m);
+
+    let s = Suite::Aes128Gcm;
+    let km: Vec<u8> = (0..s.keymat_len()).map(|i| i as u8).collect();
+    let mut out = OutboundSa::new(7, false, AeadKey::new(Backend::default(), s, &km).unwrap());
+    let win = ReplayWindow::new(DEFAULT_WINDOW, false).unwrap();
+    let mut inb = InboundSa::new(7, AeadKey::new(Backend::default(), s, &km).unwrap(), win);
+    let mut path = OverlayPath {
+        outer_src_mac: [2, 0, 0, 0, 0, 1],
+        outer_dst_mac: [2, 0, 0, 0, 0, 2],
+        outer_src: IpAddr::V4(Ipv4Addr::new(198, 51, 100, 1)),
+        outer_dst: IpAddr::V4(Ipv4Addr::new(203, 0, 113, 1)),
+        inner_src_mac: [2, 0, 0, 0, 1, 1],
+        inner_dst_mac: [2, 0, 0, 0, 1, 2],
+        loopback_src: IpAddr::V4(Ipv4Addr::new(10, 255, 0, 1)),
+        loopback_dst: IpAddr::V4(Ipv4Addr::new(10, 255, 0, 2)),
+        vni: 100,
+        ttl: 64,
+    };
+    let mut inner = vec![0u8; 60];
+    inner[0] = 0x45;
+    let mut m = Mbuf::alloc(&pool).unwrap();
+    assert!(m.extend_from_slice(&inner));
+    assert_eq!(overlay::encapsulate(&path, &mut out, &mut m), Ok(1));
+    let info = overlay::parse_outer(m.data()).unwrap();
+    assert_eq!(info.vni, 100);
+    assert_eq!(overlay::decapsulate(&mut inb, &mut m, &info), Ok(4));
+    assert_eq!(m.data(), &inner[..]);
+
+    path.outer_src = "2001:db8::1".parse().unwrap();
+    path.outer_dst = "2001:db8::2".parse().unwrap();
+    path.loopback_src = "fd00::1".parse().unwrap();
+    path.loopback_dst = "fd00::2".parse().unwrap();
+    let mut m = Mbuf::alloc(&pool).unwrap();
+    assert!(m.extend_from_slice(&inner));
+    assert_eq!(
+        overlay::encapsulate(&path, &mut out, &mut m),
+        Err(OverlayError::NoRoom)
+    );
+    assert_eq!(m.data(), &inner[..]);
+}

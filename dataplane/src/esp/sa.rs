@@ -22,7 +22,7 @@
 //! decryption → replay window update (only now, after the ICV verified) → trailer check →
 //! the inner packet. On success the buffer is cut after the inner packet (trailer and ICV
 //! gone) and [`Opened::inner`] says where it starts (after the ESP header and IV): removing
-//! bytes at the front is the caller's (`rte_pktmbuf_adj`; `PacketBuf` has no such call).
+//! the bytes in front of it is the caller's (`PacketBuf::adj`, `rte_pktmbuf_adj` for an mbuf).
 
 use std::ops::Range;
 
@@ -835,6 +835,14 @@ mod tests {
             }
             self.head -= n;
             self.len += n;
+            true
+        }
+        fn adj(&mut self, n: usize) -> bool {
+            if n > self.len {
+                return false;
+            }
+            self.head += n;
+            self.len -= n;
             true
         }
         fn set_len(&mut self, len: usize) -> bool {

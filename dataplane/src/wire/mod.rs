@@ -8,6 +8,8 @@ pub mod ethernet;
 pub mod icmp;
 pub mod ipv4;
 pub mod ipv6;
+pub mod udp;
+pub mod vxlan;
 
 /// Why a frame could not be read. Each maps to a drop counter of the data plane.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
