@@ -16,6 +16,8 @@ pub mod pcapfile;
 pub mod port;
 pub mod route;
 pub mod tables;
+#[doc(hidden)]
+pub mod testing;
 pub mod wire;
 pub mod worker;
 

@@ -13,6 +13,7 @@ use sdwan_dataplane::esp::{
     AeadKey, Backend, EspError, InboundSa, OutboundSa, ReplayWindow, Suite,
 };
 use sdwan_dataplane::forward::{ByteBuf, PacketBuf};
+use sdwan_dataplane::testing::Rng;
 use serde_json::Value;
 
 const WYCHEPROOF: &str = concat!(
@@ -192,26 +193,6 @@ fn outbound_sa_reproduces_a_vector_when_iv_equals_seq() {
     }
 }
 
-/// xorshift64*: deterministic, no dependency.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
-    }
-
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
-    }
-
-    fn bytes(&mut self, n: usize) -> Vec<u8> {
-        (0..n).map(|_| self.next() as u8).collect()
-    }
-}
-
 fn random_inner(rng: &mut Rng, len: usize) -> Vec<u8> {
     let mut p = rng.bytes(len);
     p[0] = if rng.below(2) == 0 { 0x45 } else { 0x60 };
@@ -226,7 +207,7 @@ fn backends_agree_on_random_packets() {
     for suite in SUITES {
         for esn in [false, true] {
             let keymat = rng.bytes(suite.keymat_len());
-            let spi = rng.next() as u32 | 1;
+            let spi = rng.next_u64() as u32 | 1;
             let key = |b| AeadKey::new(b, suite, &keymat).unwrap();
             let win = || ReplayWindow::new(DEFAULT_WINDOW, esn).unwrap();
             let mut out_rc = OutboundSa::new(spi, esn, key(Backend::RustCrypto));

@@ -222,6 +222,7 @@ mod tests {
     use std::collections::BTreeSet;
 
     use super::*;
+    use crate::testing::Rng;
 
     /// The obvious window: every number seen, and the top.
     struct Model {
@@ -252,22 +253,6 @@ mod tests {
             self.top = self.top.max(seq);
             self.seen.insert(seq);
             Ok(())
-        }
-    }
-
-    /// xorshift64*: deterministic, no dependency.
-    struct Rng(u64);
-
-    impl Rng {
-        fn next(&mut self) -> u64 {
-            self.0 ^= self.0 >> 12;
-            self.0 ^= self.0 << 25;
-            self.0 ^= self.0 >> 27;
-            self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
-        }
-
-        fn below(&mut self, n: u64) -> u64 {
-            self.next() % n
         }
     }
 
