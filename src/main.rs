@@ -9,11 +9,14 @@ use std::process::ExitCode;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use sdwan_conf::{Config, PortRole};
+use sdwan_conf::{Config, Encapsulation, PeerType, PortRole};
 use sdwan_control::api::{self, Request, Response};
 use sdwan_control::mgmt;
 use sdwan_dataplane::counters::CounterSnapshot;
-use sdwan_dataplane::route::{NextHop, RouteSource};
+use sdwan_dataplane::engine::TenantSpec;
+use sdwan_dataplane::esp::{Backend, Suite};
+use sdwan_dataplane::route::{NextHop, RouteSource, TenantHop};
+use sdwan_dataplane::tunnel::{self, CircuitInfo, TunnelInfo, TunnelKeys, TunnelKind};
 use sdwan_dataplane::{eal, Engine, EngineSpec, PortSpec};
 
 static STOP: AtomicBool = AtomicBool::new(false);
@@ -120,6 +123,7 @@ fn engine_spec(config: &Config) -> Result<EngineSpec, String> {
             ))
         })
         .collect::<Result<Vec<_>, String>>()?;
+    let (tenants, tunnels, tunnel_keys) = tenants_and_tunnels(config, &index_of)?;
     Ok(EngineSpec {
         name: config.node.name.clone(),
         mbufs: config.dpdk.mbufs,
@@ -144,7 +148,151 @@ fn engine_spec(config: &Config) -> Result<EngineSpec, String> {
             .collect(),
         routes,
         static_neighbors: Vec::new(),
+        tenants,
+        tunnels,
+        tunnel_keys,
+        backend: Backend::default(),
     })
+}
+
+type Tunnels = (Vec<TenantSpec>, Vec<TunnelInfo>, Vec<TunnelKeys>);
+
+/// The tenants, and one tunnel per (peer, SA) with its keys. The configuration was validated:
+/// names resolve, and every SA has its key bytes (`key_file`s were read by `conf`).
+fn tenants_and_tunnels(
+    config: &Config,
+    index_of: &dyn Fn(&str) -> Result<u16, String>,
+) -> Result<Tunnels, String> {
+    let mut tunnels = Vec::new();
+    let mut keys = Vec::new();
+    // (peer name, tenant name) -> tunnel index.
+    let mut by_pair = std::collections::HashMap::new();
+    for p in &config.peers {
+        let circuits = p
+            .circuits
+            .iter()
+            .map(|c| {
+                let port = index_of(&c.port)?;
+                let local = config.ports[usize::from(port)]
+                    .addresses
+                    .iter()
+                    .find(|n| n.contains(&c.address))
+                    .or_else(|| {
+                        config.ports[usize::from(port)]
+                            .addresses
+                            .iter()
+                            .find(|n| n.addr().is_ipv4() == c.address.is_ipv4())
+                    })
+                    .map(|n| n.addr())
+                    .ok_or_else(|| format!("port {} has no address for {}", c.port, c.address))?;
+                Ok(CircuitInfo {
+                    port,
+                    local,
+                    remote: c.address,
+                })
+            })
+            .collect::<Result<Vec<_>, String>>()?;
+        for sa in &p.sas {
+            let tenant = config
+                .tenants
+                .iter()
+                .position(|t| t.name == sa.tenant)
+                .ok_or_else(|| format!("unknown tenant {}", sa.tenant))?;
+            let (kind, senders, loopbacks) = match p.kind {
+                PeerType::Overlay => (
+                    TunnelKind::Overlay,
+                    tunnel::SENDERS,
+                    config.node.loopback.zip(p.loopback),
+                ),
+                PeerType::Ipsec => (
+                    match p.encapsulation {
+                        Encapsulation::None => TunnelKind::Esp,
+                        Encapsulation::Udp => TunnelKind::EspUdp,
+                    },
+                    1,
+                    None,
+                ),
+            };
+            let secret = |k: &sdwan_conf::SaKeys| {
+                k.key
+                    .as_ref()
+                    .map(|s| zeroize::Zeroizing::new(s.expose().to_vec()))
+                    .ok_or_else(|| format!("peer {}: SA for {} has no key", p.name, sa.tenant))
+            };
+            by_pair.insert((p.name.clone(), sa.tenant.clone()), tunnels.len() as u16);
+            tunnels.push(TunnelInfo {
+                peer: p.name.clone(),
+                tenant: tenant as u16,
+                kind,
+                loopbacks,
+                circuits: circuits.clone(),
+                out_spi: sa.out.spi,
+                in_spi: sa.inbound.spi,
+                senders,
+                suite: match sa.suite {
+                    sdwan_conf::Suite::Aes128Gcm16 => Suite::Aes128Gcm,
+                    sdwan_conf::Suite::Aes256Gcm16 => Suite::Aes256Gcm,
+                },
+                esn: sa.esn,
+                replay_window: sa.replay_window,
+                first_slot: 0,
+            });
+            keys.push(TunnelKeys {
+                out: secret(&sa.out)?,
+                inbound: secret(&sa.inbound)?,
+            });
+        }
+    }
+    let tenants = config
+        .tenants
+        .iter()
+        .map(|t| {
+            let lan_ports = t
+                .lan_ports
+                .iter()
+                .map(|n| index_of(n))
+                .collect::<Result<Vec<_>, _>>()?;
+            let routes = t
+                .routes
+                .iter()
+                .map(|r| {
+                    let hop = match (&r.peer, &r.port) {
+                        (Some(peer), _) => {
+                            let tunnel = *by_pair
+                                .get(&(peer.clone(), t.name.clone()))
+                                .ok_or_else(|| format!("peer {peer} has no SA for {}", t.name))?;
+                            let circuit = match &r.circuit {
+                                Some(c) => Some(
+                                    config
+                                        .peers
+                                        .iter()
+                                        .find(|p| &p.name == peer)
+                                        .and_then(|p| p.circuits.iter().position(|x| &x.port == c))
+                                        .ok_or_else(|| format!("peer {peer} has no circuit {c}"))?
+                                        as u8,
+                                ),
+                                None => None,
+                            };
+                            TenantHop::Tunnel { tunnel, circuit }
+                        }
+                        (None, Some(port)) => TenantHop::Local(NextHop {
+                            port: index_of(port)?,
+                            via: r.via,
+                        }),
+                        (None, None) => return Err("a tenant route without peer or port".into()),
+                    };
+                    Ok((r.prefix, hop))
+                })
+                .collect::<Result<Vec<_>, String>>()?;
+            Ok(TenantSpec {
+                name: t.name.clone(),
+                vni: t.vni,
+                lan_ports,
+                routes,
+            })
+        })
+        .collect::<Result<Vec<_>, String>>()?;
+    Ok((tenants, tunnels, keys))
 }
 
 fn run(config: &Config) -> Result<(), String> {
@@ -223,6 +371,103 @@ fn counters(s: &CounterSnapshot) -> api::Counters {
     }
 }
 
+fn source_name(s: RouteSource) -> String {
+    match s {
+        RouteSource::Connected => "connected".into(),
+        RouteSource::Static => "static".into(),
+    }
+}
+
+/// The underlay's routes ("default"), then each tenant's.
+fn routes(config: &Config, engine: &Engine) -> Vec<api::Route> {
+    let port_name = |p: u16| {
+        config
+            .ports
+            .get(usize::from(p))
+            .map(|p| p.name.clone())
+            .unwrap_or_default()
+    };
+    let mut v: Vec<api::Route> = engine
+        .routes()
+        .into_iter()
+        .map(|r| api::Route {
+            table: api::Route::DEFAULT_TABLE.into(),
+            prefix: r.prefix.to_string(),
+            port: port_name(r.next_hop.port),
+            via: r.next_hop.via.map(|v| v.to_string()),
+            peer: None,
+            circuit: None,
+            source: source_name(r.source),
+        })
+        .collect();
+    let sas = engine.tunnels();
+    for r in engine.tenant_routes() {
+        let (port, via, peer, circuit) = match r.entry.next_hop {
+            TenantHop::Local(nh) => (
+                port_name(nh.port),
+                nh.via.map(|v| v.to_string()),
+                None,
+                None,
+            ),
+            TenantHop::Tunnel { tunnel, circuit } => {
+                let t = sas.get(usize::from(tunnel));
+                (
+                    String::new(),
+                    None,
+                    t.map(|t| t.peer.clone()),
+                    circuit.and_then(|c| {
+                        t.and_then(|t| t.circuits.get(usize::from(c)))
+                            .map(|c| port_name(c.port))
+                    }),
+                )
+            }
+        };
+        v.push(api::Route {
+            table: r.tenant,
+            prefix: r.entry.prefix.to_string(),
+            port,
+            via,
+            peer,
+            circuit,
+            source: source_name(r.entry.source),
+        });
+    }
+    v
+}
+
+fn sa(s: sdwan_dataplane::engine::SaStatus) -> api::Sa {
+    api::Sa {
+        tenant: s.tenant,
+        peer: s.peer,
+        kind: s.kind.into(),
+        direction: s.direction.into(),
+        spi: s.spi,
+        suite: s.suite.into(),
+        esn: s.esn,
+        replay_window: s.replay_window,
+        circuits: s.circuits,
+        paths: s
+            .paths
+            .into_iter()
+            .map(|p| api::SaPath {
+                port: p.port,
+                local: p.local.to_string(),
+                remote: p.remote.to_string(),
+                tunnel_mtu: p.tunnel_mtu,
+            })
+            .collect(),
+        loopbacks: s.loopbacks.map(|(a, b)| (a.to_string(), b.to_string())),
+        packets: s.packets,
+        bytes: s.bytes,
+        replay_drops: s.replay_drops,
+        auth_failed: s.auth_failed,
+        other_drops: s.other_drops,
+        seq: s.seq,
+        age_secs: s.age_secs,
+        worker: s.worker,
+    }
+}
+
 fn handle(req: Request, config: &Config, engine: &Engine, started: Instant) -> Response {
     let data = match req {
         Request::ShowInterfaces => serde_json::to_value(
@@ -270,26 +515,16 @@ fn handle(req: Request, config: &Config, engine: &Engine, started: Instant) -> R
                     .collect(),
             })
         }
-        Request::ShowRoutes => {
-            let ports = engine.interfaces();
-            serde_json::to_value(
-                engine
-                    .routes()
-                    .into_iter()
-                    .map(|r| api::Route {
-                        prefix: r.prefix.to_string(),
-                        port: ports
-                            .get(usize::from(r.next_hop.port))
-                            .map(|p| p.name.clone())
-                            .unwrap_or_default(),
-                        via: r.next_hop.via.map(|v| v.to_string()),
-                        source: match r.source {
-                            RouteSource::Connected => "connected".into(),
-                            RouteSource::Static => "static".into(),
-                        },
-                    })
-                    .collect::<Vec<_>>(),
-            )
+        Request::ShowRoutes => serde_json::to_value(routes(config, engine)),
+        Request::ShowSa { spi } => {
+            let all: Vec<api::Sa> = engine.sas().into_iter().map(sa).collect();
+            match spi {
+                None => serde_json::to_value(all),
+                Some(spi) => match all.into_iter().find(|s| s.spi == spi) {
+                    Some(s) => serde_json::to_value(s),
+                    None => return Response::error(format!("no SA with SPI 0x{spi:08x}")),
+                },
+            }
         }
         Request::ShowNeighbors => serde_json::to_value(
             engine

@@ -136,15 +136,138 @@ pub fn routes(v: &[api::Route]) -> String {
     let rows: Vec<Vec<String>> = v
         .iter()
         .map(|r| {
+            let (via, port) = match &r.peer {
+                Some(peer) => (
+                    format!("peer {peer}"),
+                    r.circuit.clone().unwrap_or_else(|| "any circuit".into()),
+                ),
+                None => (
+                    r.via.clone().unwrap_or_else(|| "connected".into()),
+                    r.port.clone(),
+                ),
+            };
             vec![
+                r.table.clone(),
                 r.prefix.clone(),
-                r.via.clone().unwrap_or_else(|| "connected".into()),
-                r.port.clone(),
+                via,
+                port,
                 r.source.clone(),
             ]
         })
         .collect();
-    table(&["Prefix", "Via", "Port", "Source"], &rows)
+    table(&["Table", "Prefix", "Via", "Port", "Source"], &rows)
+}
+
+/// Bytes with a binary unit, the way `ip -s -h` shows them.
+fn human_bytes(n: u64) -> String {
+    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
+    let mut v = n as f64;
+    let mut u = 0;
+    while v >= 1024.0 && u + 1 < UNITS.len() {
+        v /= 1024.0;
+        u += 1;
+    }
+    if u == 0 {
+        format!("{n} B")
+    } else {
+        format!("{v:.1} {}", UNITS[u])
+    }
+}
+
+fn age(secs: u64) -> String {
+    match secs {
+        s if s < 60 => format!("{s}s"),
+        s if s < 3600 => format!("{}m{:02}s", s / 60, s % 60),
+        s => format!("{}h{:02}m", s / 3600, s % 3600 / 60),
+    }
+}
+
+/// `show sa`: one line per SA and direction.
+pub fn sas(v: &[api::Sa]) -> String {
+    let rows: Vec<Vec<String>> = v
+        .iter()
+        .map(|s| {
+            vec![
+                s.tenant.clone(),
+                s.peer.clone(),
+                s.direction.clone(),
+                format!("0x{:08x}", s.spi),
+                s.suite.clone(),
+                s.kind.clone(),
+                if s.circuits.is_empty() {
+                    "-".into()
+                } else {
+                    s.circuits.join(",")
+                },
+                s.packets.to_string(),
+                human_bytes(s.bytes),
+                s.replay_drops.to_string(),
+                s.auth_failed.to_string(),
+                age(s.age_secs),
+                s.worker.to_string(),
+            ]
+        })
+        .collect();
+    table(
+        &[
+            "Tenant", "Peer", "Dir", "SPI", "Suite", "Mode", "Circuits", "Packets", "Bytes",
+            "Replay", "AuthFail", "Age", "Worker",
+        ],
+        &rows,
+    )
+}
+
+/// `show sa SPI`: everything about one SA, one field per line (like `swanctl --list-sas`).
+pub fn sa_detail(s: &api::Sa) -> String {
+    let mut out = format!(
+        "SA 0x{:08x} ({}), {} {}, tenant {}, peer {}\n",
+        s.spi, s.spi, s.direction, s.kind, s.tenant, s.peer
+    );
+    let line = |out: &mut String, k: &str, v: String| out.push_str(&format!("  {k:<14}{v}\n"));
+    line(&mut out, "suite", s.suite.clone());
+    line(
+        &mut out,
+        "esn",
+        if s.esn { "yes".into() } else { "no".into() },
+    );
+    if let Some(w) = s.replay_window {
+        line(&mut out, "replay window", w.to_string());
+    }
+    if let Some((ours, theirs)) = &s.loopbacks {
+        line(&mut out, "loopbacks", format!("{ours} -> {theirs}"));
+    }
+    for p in &s.paths {
+        line(
+            &mut out,
+            "circuit",
+            format!(
+                "{}: {} -> {}, tunnel MTU {}",
+                p.port, p.local, p.remote, p.tunnel_mtu
+            ),
+        );
+    }
+    line(
+        &mut out,
+        "used circuits",
+        if s.circuits.is_empty() {
+            "-".into()
+        } else {
+            s.circuits.join(", ")
+        },
+    );
+    line(&mut out, "packets", s.packets.to_string());
+    line(
+        &mut out,
+        "bytes",
+        format!("{} ({})", s.bytes, human_bytes(s.bytes)),
+    );
+    line(&mut out, "sequence", s.seq.to_string());
+    line(&mut out, "replay drops", s.replay_drops.to_string());
+    line(&mut out, "auth failures", s.auth_failed.to_string());
+    line(&mut out, "other drops", s.other_drops.to_string());
+    line(&mut out, "age", age(s.age_secs));
+    line(&mut out, "worker", s.worker.to_string());
+    out
 }
 
 pub fn neighbors(v: &[api::Neighbor]) -> String {
@@ -170,15 +293,57 @@ mod tests {
         let t = stats(&s);
         assert!(t.contains("no_route     3"), "{t}");
         assert!(!t.contains("malformed"), "{t}");
-        let r = routes(&[api::Route {
-            prefix: "10.2.0.0/24".into(),
-            port: "inet".into(),
-            via: Some("198.18.1.2".into()),
-            source: "static".into(),
-        }]);
+        let r = routes(&[
+            api::Route {
+                table: "default".into(),
+                prefix: "198.18.9.0/24".into(),
+                port: "inet".into(),
+                via: Some("198.18.1.2".into()),
+                peer: None,
+                circuit: None,
+                source: "static".into(),
+            },
+            api::Route {
+                table: "blue".into(),
+                prefix: "10.2.0.0/24".into(),
+                port: String::new(),
+                via: None,
+                peer: Some("site-b".into()),
+                circuit: None,
+                source: "static".into(),
+            },
+        ]);
         assert_eq!(
             r,
-            "Prefix       Via         Port  Source\n10.2.0.0/24  198.18.1.2  inet  static\n"
+            "Table    Prefix         Via          Port         Source\n\
+             default  198.18.9.0/24  198.18.1.2   inet         static\n\
+             blue     10.2.0.0/24    peer site-b  any circuit  static\n"
+        );
+        let sa = api::Sa {
+            tenant: "blue".into(),
+            peer: "site-b".into(),
+            kind: "overlay".into(),
+            direction: "out".into(),
+            spi: 0x1000,
+            suite: "aes128gcm16".into(),
+            circuits: vec!["inet".into(), "mpls".into()],
+            packets: 7,
+            bytes: 3 << 20,
+            age_secs: 75,
+            ..api::Sa::default()
+        };
+        let t = sas(std::slice::from_ref(&sa));
+        assert!(
+            t.lines().nth(1).unwrap().starts_with(
+                "blue    site-b  out  0x00001000  aes128gcm16  overlay  inet,mpls  7        3.0 MiB"
+            ),
+            "{t}"
+        );
+        assert!(t.contains("1m15s"), "{t}");
+        let d = sa_detail(&sa);
+        assert!(
+            d.starts_with("SA 0x00001000 (4096), out overlay, tenant blue, peer site-b"),
+            "{d}"
         );
     }
 }

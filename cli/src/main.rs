@@ -12,7 +12,7 @@ use sdwan_control::mgmt;
 mod format;
 
 const USAGE: &str =
-    "usage: sdwan-cli [--socket PATH] show {interfaces|stats|routes|neighbors|version} [--json]
+    "usage: sdwan-cli [--socket PATH] show {interfaces|stats|routes|neighbors|sa [SPI]|version} [--json]
 
   --socket PATH  sdwand's management socket (default: $SDWAN_SOCKET, else the only
                  socket in /run/sdwand/)
@@ -48,6 +48,11 @@ fn main() -> ExitCode {
         ["show", "routes" | "route"] => Request::ShowRoutes,
         ["show", "neighbors" | "neighbours" | "neigh" | "arp"] => Request::ShowNeighbors,
         ["show", "version"] => Request::ShowVersion,
+        ["show", "sa" | "sas"] => Request::ShowSa { spi: None },
+        ["show", "sa" | "sas", spi] => match parse_spi(spi) {
+            Some(spi) => Request::ShowSa { spi: Some(spi) },
+            None => return usage(&format!("invalid SPI {spi:?} (decimal, or hex with 0x)")),
+        },
         [] => return usage("no command given"),
         other => return usage(&format!("unknown command {:?}", other.join(" "))),
     };
@@ -106,6 +111,12 @@ fn main() -> ExitCode {
         }
         Request::ShowVersion => decode::<api::Version>(response.data)
             .map(|v| format!("sdwand {} on {} ({})\n", v.version, v.node, v.dpdk)),
+        Request::ShowSa { spi: None } => {
+            decode::<Vec<api::Sa>>(response.data).map(|v| format::sas(&v))
+        }
+        Request::ShowSa { spi: Some(_) } => {
+            decode::<api::Sa>(response.data).map(|s| format::sa_detail(&s))
+        }
     };
     match text {
         Ok(t) => {
@@ -116,6 +127,13 @@ fn main() -> ExitCode {
             eprintln!("sdwan-cli: unexpected answer from sdwand: {e}");
             ExitCode::from(1)
         }
+    }
+}
+
+fn parse_spi(s: &str) -> Option<u32> {
+    match s.strip_prefix("0x").or_else(|| s.strip_prefix("0X")) {
+        Some(hex) => u32::from_str_radix(hex, 16).ok(),
+        None => s.parse().ok(),
     }
 }
 

@@ -285,6 +285,126 @@ pub(crate) fn next_hop<'de, D: Deserializer<'de>>(d: D) -> Result<Option<IpAddr>
     Ok(Some(addr))
 }
 
+/// A loopback (`node.loopback`, `peers[].loopback`): a unicast address, written without a
+/// prefix length.
+pub(crate) fn loopback<'de, D: Deserializer<'de>>(d: D) -> Result<Option<IpAddr>, D::Error> {
+    let Some(s) = Option::<String>::deserialize(d)? else {
+        return Ok(None);
+    };
+    unicast("loopback", &s).map(Some).map_err(D::Error::custom)
+}
+
+/// A peer's address on a circuit.
+pub(crate) fn peer_address<'de, D: Deserializer<'de>>(d: D) -> Result<IpAddr, D::Error> {
+    let s = String::deserialize(d)?;
+    unicast("peer address", &s).map_err(D::Error::custom)
+}
+
+fn unicast(what: &str, s: &str) -> Result<IpAddr, String> {
+    let addr: IpAddr = s.parse().map_err(|e| {
+        format!(
+            "invalid {what} {s:?}: {e} (expected an IPv4 or IPv6 address without prefix length)"
+        )
+    })?;
+    let broadcast = matches!(addr, IpAddr::V4(a) if a.is_broadcast());
+    if addr.is_unspecified() || addr.is_multicast() || addr.is_loopback() || broadcast {
+        return Err(format!(
+            "invalid {what} {s:?}: an unspecified, loopback, broadcast or multicast address"
+        ));
+    }
+    Ok(addr)
+}
+
+// ---------------------------------------------------------------------------------------------
+// Tunnels
+
+pub(crate) fn vni<'de, D: Deserializer<'de>>(d: D) -> Result<u32, D::Error> {
+    int_in(d, 1, 0xff_ffff)
+}
+
+pub(crate) fn replay_window<'de, D: Deserializer<'de>>(d: D) -> Result<u32, D::Error> {
+    int_in(d, 64, 65536)
+}
+
+/// An SPI: an integer, or a string of hex digits with `0x` (`0x0000a001`).
+pub(crate) fn spi<'de, D: Deserializer<'de>>(d: D) -> Result<u32, D::Error> {
+    struct SpiVisitor;
+    impl Visitor<'_> for SpiVisitor {
+        type Value = i128;
+        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str("an SPI: an integer or a 0x-prefixed hex string")
+        }
+        fn visit_i64<E: de::Error>(self, v: i64) -> Result<i128, E> {
+            Ok(v.into())
+        }
+        fn visit_u64<E: de::Error>(self, v: u64) -> Result<i128, E> {
+            Ok(v.into())
+        }
+        fn visit_str<E: de::Error>(self, v: &str) -> Result<i128, E> {
+            let hex = v
+                .strip_prefix("0x")
+                .or_else(|| v.strip_prefix("0X"))
+                .filter(|h| !h.is_empty() && h.len() <= 8)
+                .ok_or_else(|| {
+                    E::custom(format!(
+                        "invalid SPI {v:?}: expected 0x and 1 to 8 hex digits"
+                    ))
+                })?;
+            u32::from_str_radix(hex, 16).map(i128::from).map_err(|_| {
+                E::custom(format!(
+                    "invalid SPI {v:?}: expected 0x and 1 to 8 hex digits"
+                ))
+            })
+        }
+    }
+    let v = d.deserialize_any(SpiVisitor)?;
+    if !(256..=i128::from(u32::MAX)).contains(&v) {
+        return Err(D::Error::custom(format!(
+            "SPI {v:#x} is out of range 0x100..=0xffffffff (0 to 255 are reserved, RFC 4303 2.1)"
+        )));
+    }
+    Ok(v as u32)
+}
+
+/// Hex keying material, `0x` optional, white space ignored. The error never repeats the text.
+pub(crate) fn parse_key_hex(s: &str) -> Result<crate::Secret, String> {
+    let t = s.trim();
+    let t = t
+        .strip_prefix("0x")
+        .or_else(|| t.strip_prefix("0X"))
+        .unwrap_or(t);
+    let digits: zeroize::Zeroizing<Vec<u8>> =
+        zeroize::Zeroizing::new(t.bytes().filter(|b| !b.is_ascii_whitespace()).collect());
+    if digits.is_empty()
+        || !digits.len().is_multiple_of(2)
+        || !digits.iter().all(u8::is_ascii_hexdigit)
+    {
+        return Err(format!(
+            "a key must be an even number of hex digits ({} characters given; the key is not shown)",
+            digits.len()
+        ));
+    }
+    let nibble = |b: u8| match b {
+        b'0'..=b'9' => b - b'0',
+        b'a'..=b'f' => b - b'a' + 10,
+        _ => b - b'A' + 10,
+    };
+    Ok(crate::Secret::new(
+        digits
+            .chunks_exact(2)
+            .map(|p| nibble(p[0]) << 4 | nibble(p[1]))
+            .collect(),
+    ))
+}
+
+pub(crate) fn key<'de, D: Deserializer<'de>>(d: D) -> Result<Option<crate::Secret>, D::Error> {
+    let text = zeroize::Zeroizing::new(Option::<String>::deserialize(d)?);
+    match text.as_deref() {
+        None => Ok(None),
+        Some(s) => parse_key_hex(s).map(Some).map_err(D::Error::custom),
+    }
+}
+
 // ---------------------------------------------------------------------------------------------
 // MAC addresses
 

@@ -91,8 +91,13 @@ pub struct Config {
     pub management: Management,
     /// At least one.
     pub ports: Vec<Port>,
-    /// Optional, default empty.
+    /// Optional, default empty. Routes of the underlay (the global table: WAN circuits and
+    /// LAN ports that belong to no tenant).
     pub routes: Vec<StaticRoute>,
+    /// Optional, default empty. Each tenant has its own LAN ports and routing table.
+    pub tenants: Vec<Tenant>,
+    /// Optional, default empty. Other appliances (overlay) and third-party IPsec gateways.
+    pub peers: Vec<Peer>,
 }
 
 /// Identity of the appliance.
@@ -102,6 +107,200 @@ pub struct Node {
     /// `[A-Za-z0-9_-]{1,32}`.
     #[serde(deserialize_with = "de::node_name")]
     pub name: String,
+    /// The appliance's loopback: the inner source address of the overlay (ESP between
+    /// loopbacks inside VXLAN). Required when a peer of type `overlay` is configured.
+    #[serde(default, deserialize_with = "de::loopback")]
+    pub loopback: Option<IpAddr>,
+}
+
+/// A tenant (a VRF): its VXLAN segment, its LAN ports and its routing table.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Tenant {
+    /// `[A-Za-z0-9_-]{1,32}`, unique.
+    #[serde(deserialize_with = "de::node_name")]
+    pub name: String,
+    /// The VXLAN network identifier of the tenant's segment, 1..=16777215, unique.
+    #[serde(deserialize_with = "de::vni")]
+    pub vni: u32,
+    /// Ports (role `lan`) whose traffic belongs to this tenant; a port belongs to at most one
+    /// tenant. Their connected subnets are the tenant's.
+    #[serde(default, deserialize_with = "de::null_as_default")]
+    pub lan_ports: Vec<String>,
+    /// The tenant's routes: to a peer (`peer`, optionally pinned to one `circuit`), or to a
+    /// next hop on one of the tenant's LAN ports (`port`, optional `via`).
+    #[serde(default, deserialize_with = "de::null_as_default")]
+    pub routes: Vec<TenantRoute>,
+}
+
+/// A route in a tenant's table.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TenantRoute {
+    #[serde(deserialize_with = "de::route_prefix")]
+    pub prefix: ipnet::IpNet,
+    /// A peer that has an SA for this tenant. Exactly one of `peer` and `port`.
+    #[serde(default)]
+    pub peer: Option<String>,
+    /// With `peer`: the one circuit (a WAN port name of the peer's circuits) to use; without
+    /// it, flows are spread over the peer's circuits by a hash of their addresses.
+    #[serde(default)]
+    pub circuit: Option<String>,
+    /// One of the tenant's LAN ports.
+    #[serde(default)]
+    pub port: Option<String>,
+    /// With `port`: the next hop, inside a connected subnet of the port.
+    #[serde(default, deserialize_with = "de::next_hop")]
+    pub via: Option<IpAddr>,
+}
+
+/// What a peer is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum PeerType {
+    /// Another appliance: ESP between loopbacks inside VXLAN (ARCHITECTURE.md, wire format).
+    #[default]
+    Overlay,
+    /// A third-party IPsec gateway: plain RFC 4303 tunnel mode between the circuit
+    /// addresses, the way `ip xfrm state` is configured.
+    Ipsec,
+}
+
+/// How plain IPsec (`type: ipsec`) packets travel.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Encapsulation {
+    /// ESP directly in IP (protocol 50).
+    #[default]
+    None,
+    /// ESP in UDP port 4500 (RFC 3948), for paths through NAT.
+    Udp,
+}
+
+/// A peer: another appliance or an IPsec gateway.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Peer {
+    /// `[A-Za-z0-9_-]{1,32}`, unique.
+    #[serde(deserialize_with = "de::node_name")]
+    pub name: String,
+    #[serde(default, rename = "type")]
+    pub kind: PeerType,
+    /// The peer's loopback (overlay peers only; same family as `node.loopback`).
+    #[serde(default, deserialize_with = "de::loopback")]
+    pub loopback: Option<IpAddr>,
+    /// ESP directly in IP or in UDP/4500 (ipsec peers only).
+    #[serde(default)]
+    pub encapsulation: Encapsulation,
+    /// The local WAN port and the peer's address on it, one per circuit (ipsec peers: one).
+    pub circuits: Vec<Circuit>,
+    /// One SA per tenant.
+    pub sas: Vec<Sa>,
+}
+
+/// One circuit to a peer.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Circuit {
+    /// A port of role `wan`.
+    pub port: String,
+    /// The peer's address on this circuit (reachable through `port`: connected, or by a
+    /// static route on it).
+    #[serde(deserialize_with = "de::peer_address")]
+    pub address: IpAddr,
+}
+
+/// AEAD suites (the names of `swanctl` proposals).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum Suite {
+    #[serde(rename = "aes128gcm16")]
+    Aes128Gcm16,
+    #[serde(rename = "aes256gcm16")]
+    Aes256Gcm16,
+}
+
+impl Suite {
+    /// Bytes of keying material: the AES key and the 4-byte salt (RFC 4106 §8.1).
+    pub fn keymat_len(self) -> usize {
+        match self {
+            Suite::Aes128Gcm16 => 20,
+            Suite::Aes256Gcm16 => 36,
+        }
+    }
+}
+
+/// A security association with a peer for one tenant: both directions.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Sa {
+    /// The tenant's name.
+    pub tenant: String,
+    pub suite: Suite,
+    /// 64-bit extended sequence numbers (RFC 4303 §2.2.1); default true.
+    #[serde(default = "Sa::default_esn")]
+    pub esn: bool,
+    /// Anti-replay window in packets, 64..=65536, a multiple of 64 is best; default 1024.
+    #[serde(
+        default = "Sa::default_replay_window",
+        deserialize_with = "de::replay_window"
+    )]
+    pub replay_window: u32,
+    /// What this appliance sends.
+    pub out: SaKeys,
+    /// What this appliance receives.
+    #[serde(rename = "in")]
+    pub inbound: SaKeys,
+}
+
+impl Sa {
+    pub const DEFAULT_REPLAY_WINDOW: u32 = 1024;
+    fn default_esn() -> bool {
+        true
+    }
+    fn default_replay_window() -> u32 {
+        Self::DEFAULT_REPLAY_WINDOW
+    }
+}
+
+/// One direction of an SA. With an overlay peer the SPI is the first of a block of
+/// [`Sa::SENDERS`]: the sender's worker `i` uses `spi + i`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SaKeys {
+    /// 256..=0xffffffff (0..255 are reserved, RFC 4303 §2.1); written in hex or decimal.
+    #[serde(deserialize_with = "de::spi")]
+    pub spi: u32,
+    /// The keying material (AES key then 4-byte salt) as hex, `0x` optional. Exactly one of
+    /// `key` and `key_file`.
+    #[serde(default, deserialize_with = "de::key", skip_serializing)]
+    pub key: Option<Secret>,
+    /// A file holding the same hex, relative to the configuration file's folder.
+    #[serde(default)]
+    pub key_file: Option<PathBuf>,
+}
+
+impl Sa {
+    /// SPIs per overlay SA and direction: one per sending worker.
+    pub const SENDERS: u32 = 16;
+}
+
+/// Key bytes: never printed (`Debug` shows the length only), zeroed when dropped.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(zeroize::Zeroizing<Vec<u8>>);
+
+impl Secret {
+    pub fn new(bytes: Vec<u8>) -> Self {
+        Secret(zeroize::Zeroizing::new(bytes))
+    }
+    pub fn expose(&self) -> &[u8] {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Secret({} bytes)", self.0.len())
+    }
 }
 
 /// DPDK environment (EAL) and packet-buffer pool.
@@ -297,6 +496,10 @@ struct RawConfig {
     ports: Vec<Port>,
     #[serde(default, deserialize_with = "de::null_as_default")]
     routes: Vec<StaticRoute>,
+    #[serde(default, deserialize_with = "de::null_as_default")]
+    tenants: Vec<Tenant>,
+    #[serde(default, deserialize_with = "de::null_as_default")]
+    peers: Vec<Peer>,
 }
 
 #[derive(Default, Deserialize)]
@@ -319,6 +522,8 @@ impl From<RawConfig> for Config {
             management,
             ports: raw.ports,
             routes: raw.routes,
+            tenants: raw.tenants,
+            peers: raw.peers,
         }
     }
 }
@@ -355,12 +560,64 @@ pub fn parse(text: &str, file: &Path) -> Result<Config, ConfigError> {
         Ok(raw) => raw,
         Err(e) => return Err(invalid(e.at, e.field, e.message)),
     };
-    let config = Config::from(raw);
+    let mut config = Config::from(raw);
     if let Err(issue) = validate::validate(&config) {
         let (at, path) = locate::locate_any(text, &issue.paths);
         return Err(invalid(at, path.to_string(), issue.message));
     }
+    if let Err(issue) = read_key_files(&mut config, file) {
+        let (at, path) = locate::locate_any(text, &issue.paths);
+        return Err(invalid(at, path.to_string(), issue.message));
+    }
     Ok(config)
+}
+
+/// Largest key file accepted (bytes).
+const MAX_KEY_FILE_BYTES: u64 = 4096;
+
+/// Reads every `key_file` (relative to the configuration file's folder) into `key`.
+fn read_key_files(config: &mut Config, file: &Path) -> Result<(), validate::Issue> {
+    let base = file.parent().unwrap_or(Path::new("."));
+    for (i, peer) in config.peers.iter_mut().enumerate() {
+        for (k, sa) in peer.sas.iter_mut().enumerate() {
+            let suite_sa = sa.clone();
+            for (dir, keys) in [("out", &mut sa.out), ("in", &mut sa.inbound)] {
+                let Some(rel) = &keys.key_file else { continue };
+                let at = locate::FieldPath::root()
+                    .key("peers")
+                    .index(i)
+                    .key("sas")
+                    .index(k)
+                    .key(dir)
+                    .key("key_file");
+                let fail = |m: String| validate::Issue {
+                    paths: vec![at.clone()],
+                    message: m,
+                };
+                let path = base.join(rel);
+                let text = std::fs::File::open(&path)
+                    .and_then(|f| {
+                        use std::io::Read;
+                        let mut s = zeroize::Zeroizing::new(String::new());
+                        f.take(MAX_KEY_FILE_BYTES + 1).read_to_string(&mut s)?;
+                        Ok(s)
+                    })
+                    .map_err(|e| fail(format!("cannot read key file {}: {e}", path.display())))?;
+                if text.len() as u64 > MAX_KEY_FILE_BYTES {
+                    return Err(fail(format!(
+                        "key file {} is longer than {MAX_KEY_FILE_BYTES} bytes",
+                        path.display()
+                    )));
+                }
+                let secret = de::parse_key_hex(&text)
+                    .map_err(|m| fail(format!("key file {}: {m}", path.display())))?;
+                validate::check_key_len(&suite_sa, secret.expose().len())
+                    .map_err(|m| fail(format!("key file {}: {m}", path.display())))?;
+                keys.key = Some(secret);
+            }
+        }
+    }
+    Ok(())
 }
 
 impl fmt::Display for PortRole {

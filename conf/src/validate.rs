@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use std::net::IpAddr;
 
 use crate::locate::FieldPath;
-use crate::Config;
+use crate::{Config, Encapsulation, PeerType, PortRole, Sa};
 
 /// A validation failure. `paths` lists where to point, best first: the first one present in
 /// the document is reported (a field may be absent because it took its default).
@@ -28,7 +28,10 @@ fn root() -> FieldPath {
 pub(crate) fn validate(c: &Config) -> Result<(), Issue> {
     workers(c)?;
     ports(c)?;
-    routes(c)
+    routes(c)?;
+    tenants(c)?;
+    peers(c)?;
+    tenant_routes(c)
 }
 
 fn workers(c: &Config) -> Result<(), Issue> {
@@ -174,6 +177,428 @@ fn routes(c: &Config) -> Result<(), Issue> {
                     port.name
                 ),
             ));
+        }
+    }
+    Ok(())
+}
+
+fn family(a: IpAddr) -> &'static str {
+    if a.is_ipv4() {
+        "IPv4"
+    } else {
+        "IPv6"
+    }
+}
+
+fn port_names(c: &Config, role: PortRole) -> String {
+    let v: Vec<&str> = c
+        .ports
+        .iter()
+        .filter(|p| p.role == role)
+        .map(|p| p.name.as_str())
+        .collect();
+    if v.is_empty() {
+        "none".into()
+    } else {
+        v.join(", ")
+    }
+}
+
+fn tenants(c: &Config) -> Result<(), Issue> {
+    let tenant = |i: usize| root().key("tenants").index(i);
+    let mut names = HashMap::new();
+    let mut vnis = HashMap::new();
+    let mut lan_owner: HashMap<&str, usize> = HashMap::new();
+    for (i, t) in c.tenants.iter().enumerate() {
+        if let Some(k) = c.routes.iter().position(|r| t.lan_ports.contains(&r.port)) {
+            return Err(issue(
+                root().key("routes").index(k).key("port"),
+                format!(
+                    "port {:?} belongs to tenant {:?}: put this route in the tenant's routes",
+                    c.routes[k].port, t.name
+                ),
+            ));
+        }
+        if let Some(j) = names.insert(t.name.as_str(), i) {
+            return Err(issue(
+                tenant(i).key("name"),
+                format!("tenant {:?} is defined twice (also tenants[{j}])", t.name),
+            ));
+        }
+        if let Some(j) = vnis.insert(t.vni, i) {
+            return Err(issue(
+                tenant(i).key("vni"),
+                format!(
+                    "VNI {} is already used by tenant {:?}",
+                    t.vni, c.tenants[j].name
+                ),
+            ));
+        }
+        for (k, name) in t.lan_ports.iter().enumerate() {
+            let at = || tenant(i).key("lan_ports").index(k);
+            match c.ports.iter().find(|p| &p.name == name) {
+                Some(p) if p.role == PortRole::Lan => {}
+                Some(_) => {
+                    return Err(issue(
+                        at(),
+                        format!("port {name:?} has role wan; a tenant's ports have role lan"),
+                    ))
+                }
+                None => {
+                    return Err(issue(
+                        at(),
+                        format!(
+                            "unknown port {name:?} (LAN ports are: {})",
+                            port_names(c, PortRole::Lan)
+                        ),
+                    ))
+                }
+            }
+            if let Some(j) = lan_owner.insert(name.as_str(), i) {
+                return Err(issue(
+                    at(),
+                    format!(
+                        "port {name:?} already belongs to tenant {:?}",
+                        c.tenants[j].name
+                    ),
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
+fn peers(c: &Config) -> Result<(), Issue> {
+    let peer = |i: usize| root().key("peers").index(i);
+    let mut names = HashMap::new();
+    // Inbound SPI blocks: (first, last, where).
+    let mut inbound: Vec<(u32, u32, String)> = Vec::new();
+    for (i, p) in c.peers.iter().enumerate() {
+        if let Some(j) = names.insert(p.name.as_str(), i) {
+            return Err(issue(
+                peer(i).key("name"),
+                format!("peer {:?} is defined twice (also peers[{j}])", p.name),
+            ));
+        }
+        match p.kind {
+            PeerType::Overlay => {
+                let Some(ours) = c.node.loopback else {
+                    return Err(Issue {
+                        paths: vec![root().key("node").key("loopback"), root().key("node")],
+                        message: format!(
+                            "node.loopback is required: peer {:?} is an overlay peer",
+                            p.name
+                        ),
+                    });
+                };
+                let Some(theirs) = p.loopback else {
+                    return Err(Issue {
+                        paths: vec![peer(i).key("loopback"), peer(i).key("name")],
+                        message: "an overlay peer needs its loopback address".into(),
+                    });
+                };
+                if ours.is_ipv4() != theirs.is_ipv4() {
+                    return Err(issue(
+                        peer(i).key("loopback"),
+                        format!(
+                            "loopback {theirs} is {} but node.loopback {ours} is {}",
+                            family(theirs),
+                            family(ours)
+                        ),
+                    ));
+                }
+                if ours == theirs {
+                    return Err(issue(
+                        peer(i).key("loopback"),
+                        format!("loopback {theirs} is node.loopback itself"),
+                    ));
+                }
+                if p.encapsulation != Encapsulation::None {
+                    return Err(issue(
+                        peer(i).key("encapsulation"),
+                        "encapsulation applies to peers of type ipsec (the overlay is always VXLAN)"
+                            .into(),
+                    ));
+                }
+            }
+            PeerType::Ipsec => {
+                if p.loopback.is_some() {
+                    return Err(issue(
+                        peer(i).key("loopback"),
+                        "a peer of type ipsec has no loopback (its tunnel ends at the circuit address)"
+                            .into(),
+                    ));
+                }
+                if p.circuits.len() != 1 {
+                    return Err(issue(
+                        peer(i).key("circuits"),
+                        format!(
+                            "a peer of type ipsec has exactly one circuit ({} given)",
+                            p.circuits.len()
+                        ),
+                    ));
+                }
+            }
+        }
+        if p.circuits.is_empty() {
+            return Err(issue(
+                peer(i).key("circuits"),
+                "at least one circuit is required".into(),
+            ));
+        }
+        if p.circuits.len() > 16 {
+            return Err(issue(
+                peer(i).key("circuits"),
+                format!("at most 16 circuits ({} given)", p.circuits.len()),
+            ));
+        }
+        for (k, ct) in p.circuits.iter().enumerate() {
+            let at = || peer(i).key("circuits").index(k);
+            if let Some(j) = p.circuits[..k].iter().position(|o| o.port == ct.port) {
+                return Err(issue(
+                    at().key("port"),
+                    format!("port {:?} is already circuits[{j}] of this peer", ct.port),
+                ));
+            }
+            let Some(port) = c.ports.iter().find(|q| q.name == ct.port) else {
+                return Err(issue(
+                    at().key("port"),
+                    format!(
+                        "unknown port {:?} (WAN ports are: {})",
+                        ct.port,
+                        port_names(c, PortRole::Wan)
+                    ),
+                ));
+            };
+            if port.role != PortRole::Wan {
+                return Err(issue(
+                    at().key("port"),
+                    format!("port {:?} has role lan; circuits are WAN ports", ct.port),
+                ));
+            }
+            let a = ct.address;
+            if !port
+                .addresses
+                .iter()
+                .any(|n| n.addr().is_ipv4() == a.is_ipv4())
+            {
+                return Err(issue(
+                    at().key("address"),
+                    format!(
+                        "port {:?} has no {} address to reach {a} from",
+                        port.name,
+                        family(a)
+                    ),
+                ));
+            }
+            if port.addresses.iter().any(|n| n.addr() == a) {
+                return Err(issue(
+                    at().key("address"),
+                    format!("{a} is an address of port {:?} itself", port.name),
+                ));
+            }
+            let connected = port.addresses.iter().any(|n| n.contains(&a));
+            let routed = c
+                .routes
+                .iter()
+                .any(|r| r.port == port.name && r.prefix.contains(&a));
+            if !connected && !routed {
+                return Err(issue(
+                    at().key("address"),
+                    format!(
+                        "{a} is neither in a connected subnet of port {:?} nor covered by a \
+                         static route on it",
+                        port.name
+                    ),
+                ));
+            }
+        }
+        if p.sas.is_empty() {
+            return Err(issue(
+                peer(i).key("sas"),
+                "at least one SA is required".into(),
+            ));
+        }
+        for (k, sa) in p.sas.iter().enumerate() {
+            let at = || peer(i).key("sas").index(k);
+            if !c.tenants.iter().any(|t| t.name == sa.tenant) {
+                let known: Vec<&str> = c.tenants.iter().map(|t| t.name.as_str()).collect();
+                return Err(issue(
+                    at().key("tenant"),
+                    format!(
+                        "unknown tenant {:?} (tenants are: {})",
+                        sa.tenant,
+                        if known.is_empty() {
+                            "none".into()
+                        } else {
+                            known.join(", ")
+                        }
+                    ),
+                ));
+            }
+            if let Some(j) = p.sas[..k].iter().position(|o| o.tenant == sa.tenant) {
+                return Err(issue(
+                    at().key("tenant"),
+                    format!(
+                        "tenant {:?} already has an SA with this peer (sas[{j}])",
+                        sa.tenant
+                    ),
+                ));
+            }
+            let block = match p.kind {
+                PeerType::Overlay => Sa::SENDERS,
+                PeerType::Ipsec => 1,
+            };
+            for (dir, keys) in [("out", &sa.out), ("in", &sa.inbound)] {
+                let at = || at().key(dir);
+                match (&keys.key, &keys.key_file) {
+                    (Some(_), Some(_)) => {
+                        return Err(issue(
+                            at().key("key_file"),
+                            "give either key or key_file, not both".into(),
+                        ))
+                    }
+                    (None, None) => {
+                        return Err(Issue {
+                            paths: vec![at().key("spi"), at()],
+                            message: "a key is required: key (hex) or key_file".into(),
+                        })
+                    }
+                    _ => {}
+                }
+                if let Some(k) = &keys.key {
+                    check_key_len(sa, k.expose().len()).map_err(|m| issue(at().key("key"), m))?;
+                }
+                if u64::from(keys.spi) + u64::from(block) - 1 > u64::from(u32::MAX) {
+                    return Err(issue(
+                        at().key("spi"),
+                        format!(
+                            "SPI {:#x} leaves no room for the {block} SPIs of an overlay SA",
+                            keys.spi
+                        ),
+                    ));
+                }
+            }
+            let (first, last) = (sa.inbound.spi, sa.inbound.spi + (block - 1));
+            if let Some((_, _, other)) = inbound.iter().find(|(f, l, _)| first <= *l && *f <= last)
+            {
+                return Err(issue(
+                    at().key("in").key("spi"),
+                    format!(
+                        "inbound SPIs {first:#x}..={last:#x} overlap those of {other} \
+                         (an overlay SA takes {} SPIs, one per sending worker)",
+                        Sa::SENDERS
+                    ),
+                ));
+            }
+            inbound.push((first, last, format!("peers[{i}].sas[{k}]")));
+        }
+    }
+    Ok(())
+}
+
+/// The keying material's length for the SA's suite.
+pub(crate) fn check_key_len(sa: &Sa, got: usize) -> Result<(), String> {
+    let want = sa.suite.keymat_len();
+    if got != want {
+        return Err(format!(
+            "a {} key is {want} bytes ({} hex digits: the AES key then the 4-byte salt); \
+             {got} bytes given (the key is not shown)",
+            match sa.suite {
+                crate::Suite::Aes128Gcm16 => "aes128gcm16",
+                crate::Suite::Aes256Gcm16 => "aes256gcm16",
+            },
+            want * 2
+        ));
+    }
+    Ok(())
+}
+
+fn tenant_routes(c: &Config) -> Result<(), Issue> {
+    for (i, t) in c.tenants.iter().enumerate() {
+        let route = |k: usize| root().key("tenants").index(i).key("routes").index(k);
+        let mut prefixes = HashMap::new();
+        for (k, r) in t.routes.iter().enumerate() {
+            if let Some(j) = prefixes.insert(r.prefix, k) {
+                return Err(issue(
+                    route(k).key("prefix"),
+                    format!("duplicate route for {} (also routes[{j}])", r.prefix),
+                ));
+            }
+            match (&r.peer, &r.port) {
+                (Some(_), Some(_)) | (None, None) => {
+                    return Err(Issue {
+                        paths: vec![route(k).key("peer"), route(k).key("port"), route(k)],
+                        message: "a tenant route names either a peer or a port".into(),
+                    })
+                }
+                (Some(name), None) => {
+                    let at = || route(k).key("peer");
+                    let Some(p) = c.peers.iter().find(|p| &p.name == name) else {
+                        return Err(issue(at(), format!("unknown peer {name:?}")));
+                    };
+                    if !p.sas.iter().any(|sa| sa.tenant == t.name) {
+                        return Err(issue(
+                            at(),
+                            format!("peer {name:?} has no SA for tenant {:?}", t.name),
+                        ));
+                    }
+                    if r.via.is_some() {
+                        return Err(issue(
+                            route(k).key("via"),
+                            "via applies to routes to a port".into(),
+                        ));
+                    }
+                    if let Some(ct) = &r.circuit {
+                        if !p.circuits.iter().any(|x| &x.port == ct) {
+                            let known: Vec<&str> =
+                                p.circuits.iter().map(|x| x.port.as_str()).collect();
+                            return Err(issue(
+                                route(k).key("circuit"),
+                                format!(
+                                    "peer {name:?} has no circuit on port {ct:?} (its circuits: {})",
+                                    known.join(", ")
+                                ),
+                            ));
+                        }
+                    }
+                }
+                (None, Some(name)) => {
+                    if !t.lan_ports.contains(name) {
+                        return Err(issue(
+                            route(k).key("port"),
+                            format!(
+                                "port {name:?} is not a LAN port of tenant {:?} (its ports: {})",
+                                t.name,
+                                t.lan_ports.join(", ")
+                            ),
+                        ));
+                    }
+                    if r.circuit.is_some() {
+                        return Err(issue(
+                            route(k).key("circuit"),
+                            "circuit applies to routes to a peer".into(),
+                        ));
+                    }
+                    if let Some(via) = r.via {
+                        let port = c.ports.iter().find(|p| &p.name == name);
+                        let inside = port.is_some_and(|p| {
+                            p.addresses
+                                .iter()
+                                .any(|a| a.contains(&via) && a.addr() != via)
+                        });
+                        if via.is_ipv4() != r.prefix.addr().is_ipv4() || !inside {
+                            return Err(issue(
+                                route(k).key("via"),
+                                format!(
+                                    "next hop {via} must be a neighbor inside a connected subnet \
+                                     of port {name:?}, of the prefix's family"
+                                ),
+                            ));
+                        }
+                    }
+                }
+            }
         }
     }
     Ok(())

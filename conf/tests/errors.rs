@@ -179,8 +179,8 @@ fn unknown_key_in_port() {
 #[test]
 fn unknown_top_level_key() {
     check(
-        &insert(15, "tenants: []"),
-        want(15, 1, "tenants", "unknown field `tenants`"),
+        &insert(15, "bogus_section: []"),
+        want(15, 1, "bogus_section", "unknown field `bogus_section`"),
     );
 }
 

@@ -14,6 +14,11 @@ pub enum Request {
     ShowRoutes,
     ShowNeighbors,
     ShowVersion,
+    /// Every SA, or (with `spi`) the one with that SPI in detail.
+    ShowSa {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        spi: Option<u32>,
+    },
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -101,10 +106,65 @@ pub struct Stats {
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Route {
+    /// "default" (the underlay) or the tenant's name.
+    #[serde(default = "Route::default_table")]
+    pub table: String,
     pub prefix: String,
+    /// The egress port (empty for a route into a tunnel).
     pub port: String,
     pub via: Option<String>,
+    /// A tenant route into a tunnel: the peer, and the circuit if the route pins one.
+    #[serde(default)]
+    pub peer: Option<String>,
+    #[serde(default)]
+    pub circuit: Option<String>,
     pub source: String,
+}
+
+impl Route {
+    pub const DEFAULT_TABLE: &'static str = "default";
+    fn default_table() -> String {
+        Self::DEFAULT_TABLE.into()
+    }
+}
+
+/// One SA in one direction (`show sa`). Names follow `swanctl --list-sas` and `ip -s xfrm
+/// state`. Keys are never part of it.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Sa {
+    pub tenant: String,
+    pub peer: String,
+    /// "overlay" (ESP in VXLAN), "esp" or "esp-udp" (plain tunnel mode).
+    pub kind: String,
+    /// "in" or "out".
+    pub direction: String,
+    pub spi: u32,
+    pub suite: String,
+    pub esn: bool,
+    pub replay_window: Option<u32>,
+    /// Circuits (WAN ports) that carried the SA's packets.
+    pub circuits: Vec<String>,
+    pub paths: Vec<SaPath>,
+    /// Overlay: our loopback and the peer's.
+    pub loopbacks: Option<(String, String)>,
+    pub packets: u64,
+    pub bytes: u64,
+    pub replay_drops: u64,
+    pub auth_failed: u64,
+    pub other_drops: u64,
+    pub seq: u64,
+    pub age_secs: u64,
+    pub worker: usize,
+}
+
+/// A circuit of an SA's tunnel.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SaPath {
+    pub port: String,
+    pub local: String,
+    pub remote: String,
+    /// The largest inner packet that fits the port's MTU once encapsulated.
+    pub tunnel_mtu: usize,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -134,5 +194,11 @@ mod tests {
             r#"{"command":"show-stats"}"#
         );
         assert!(serde_json::from_str::<Request>(r#"{"command":"reboot"}"#).is_err());
+        let r: Request = serde_json::from_str(r#"{"command":"show-sa"}"#).unwrap();
+        assert_eq!(r, Request::ShowSa { spi: None });
+        assert_eq!(
+            serde_json::to_string(&Request::ShowSa { spi: Some(4097) }).unwrap(),
+            r#"{"command":"show-sa","spi":4097}"#
+        );
     }
 }

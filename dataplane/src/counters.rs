@@ -32,12 +32,27 @@ pub enum DropReason {
     MtuExceeded,
     /// The transmit queue refused it.
     TxQueueFull,
-    /// No mbuf left to build a reply.
+    /// No mbuf left to build a reply, or no headroom for the tunnel headers.
     NoBuffer,
+    /// A tunnel packet (VXLAN overlay, ESP, ESP in UDP) whose outer headers are malformed.
+    TunnelMalformed,
+    /// ESP with an SPI this appliance has no inbound SA for.
+    UnknownSpi,
+    /// ESP whose sequence number was seen before or is below the replay window.
+    Replay,
+    /// ESP whose ICV did not verify.
+    AuthFailed,
+    /// ESP that verified but whose trailer or next header is wrong.
+    EspMalformed,
+    /// ESP of a known SA that arrived where that SA does not go: wrong VNI, loopbacks,
+    /// encapsulation or circuit.
+    TunnelMismatch,
+    /// The outbound SA's sequence numbers are used up (it must be rekeyed).
+    SeqExhausted,
 }
 
 impl DropReason {
-    pub const ALL: [DropReason; 12] = [
+    pub const ALL: [DropReason; 19] = [
         DropReason::Malformed,
         DropReason::BadChecksum,
         DropReason::NotForUs,
@@ -50,6 +65,13 @@ impl DropReason {
         DropReason::MtuExceeded,
         DropReason::TxQueueFull,
         DropReason::NoBuffer,
+        DropReason::TunnelMalformed,
+        DropReason::UnknownSpi,
+        DropReason::Replay,
+        DropReason::AuthFailed,
+        DropReason::EspMalformed,
+        DropReason::TunnelMismatch,
+        DropReason::SeqExhausted,
     ];
 
     pub fn name(self) -> &'static str {
@@ -66,6 +88,13 @@ impl DropReason {
             DropReason::MtuExceeded => "mtu_exceeded",
             DropReason::TxQueueFull => "tx_queue_full",
             DropReason::NoBuffer => "no_buffer",
+            DropReason::TunnelMalformed => "tunnel_malformed",
+            DropReason::UnknownSpi => "unknown_spi",
+            DropReason::Replay => "replay",
+            DropReason::AuthFailed => "auth_failed",
+            DropReason::EspMalformed => "esp_malformed",
+            DropReason::TunnelMismatch => "tunnel_mismatch",
+            DropReason::SeqExhausted => "seq_exhausted",
         }
     }
 }
@@ -78,6 +107,12 @@ impl Counter {
     #[inline]
     pub fn add(&self, n: u64) {
         self.0.store(self.0.load(Relaxed).wrapping_add(n), Relaxed);
+    }
+
+    /// Replaces the value (the single writer publishing a count it keeps elsewhere).
+    #[inline]
+    pub fn set(&self, n: u64) {
+        self.0.store(n, Relaxed);
     }
 
     #[inline]
@@ -102,6 +137,14 @@ pub struct WorkerCounters {
     pub busy_polls: Counter,
     pub idle_polls: Counter,
     pub sleeps: Counter,
+    /// Packets sealed into a tunnel / opened from one.
+    pub encrypted: Counter,
+    pub decrypted: Counter,
+    /// Packets passed to the worker that owns their SA, and received that way.
+    pub handed_off: Counter,
+    pub handoffs_received: Counter,
+    /// NAT keepalives (RFC 3948 §2.3) received on UDP 4500.
+    pub nat_keepalives: Counter,
     drops: [Counter; DropReason::ALL.len()],
 }
 
@@ -126,6 +169,11 @@ impl WorkerCounters {
             busy_polls: self.busy_polls.get(),
             idle_polls: self.idle_polls.get(),
             sleeps: self.sleeps.get(),
+            encrypted: self.encrypted.get(),
+            decrypted: self.decrypted.get(),
+            handed_off: self.handed_off.get(),
+            handoffs_received: self.handoffs_received.get(),
+            nat_keepalives: self.nat_keepalives.get(),
             drops: DropReason::ALL
                 .iter()
                 .map(|r| (r.name().to_owned(), self.dropped(*r)))
@@ -146,6 +194,16 @@ pub struct CounterSnapshot {
     pub busy_polls: u64,
     pub idle_polls: u64,
     pub sleeps: u64,
+    #[serde(default)]
+    pub encrypted: u64,
+    #[serde(default)]
+    pub decrypted: u64,
+    #[serde(default)]
+    pub handed_off: u64,
+    #[serde(default)]
+    pub handoffs_received: u64,
+    #[serde(default)]
+    pub nat_keepalives: u64,
     /// Drop reason name -> count, in a fixed order.
     pub drops: Vec<(String, u64)>,
 }
@@ -168,6 +226,11 @@ impl CounterSnapshot {
             total.busy_polls += s.busy_polls;
             total.idle_polls += s.idle_polls;
             total.sleeps += s.sleeps;
+            total.encrypted += s.encrypted;
+            total.decrypted += s.decrypted;
+            total.handed_off += s.handed_off;
+            total.handoffs_received += s.handoffs_received;
+            total.nat_keepalives += s.nat_keepalives;
             if total.drops.is_empty() {
                 total.drops = s.drops.clone();
             } else {

@@ -13,11 +13,13 @@ use serde::Serialize;
 use crate::counters::{CounterSnapshot, WorkerCounters};
 use crate::eal;
 use crate::error::DataplaneError;
+use crate::esp::Backend;
 use crate::lcore;
 use crate::mempool::Mempool;
 use crate::port::{LinkStatus, Port, PortConfig, PortStats};
-use crate::route::{NextHop, RouteEntry};
+use crate::route::{NextHop, RouteEntry, TenantHop};
 use crate::tables::{NeighborKey, PortInfo, TablePublisher, Tables};
+use crate::tunnel::{SaState, SaStats, TunnelInfo, TunnelKeys};
 use crate::wire::{format_mac, MacAddr};
 use crate::worker::{self, NeighborEvent, WorkerConfig, WorkerShared};
 
@@ -33,7 +35,9 @@ pub struct PortSpec {
     pub addresses: Vec<IpNet>,
 }
 
-#[derive(Debug, Clone)]
+pub use crate::tunnel::TenantSpec;
+
+#[derive(Debug)]
 pub struct EngineSpec {
     /// A name unique in the process, used for the mempool.
     pub name: String,
@@ -47,6 +51,12 @@ pub struct EngineSpec {
     pub routes: Vec<(IpNet, NextHop)>,
     /// Permanent neighbor entries (port index, address, MAC), like `ip neigh ... permanent`.
     pub static_neighbors: Vec<(u16, IpAddr, MacAddr)>,
+    pub tenants: Vec<TenantSpec>,
+    /// Tunnels and their keys (parallel vectors); `first_slot` is filled in here.
+    pub tunnels: Vec<TunnelInfo>,
+    pub tunnel_keys: Vec<TunnelKeys>,
+    /// The AEAD backend of every SA.
+    pub backend: Backend,
 }
 
 /// Device names are virtual devices when they name a vdev driver.
@@ -85,6 +95,53 @@ pub struct WorkerStatus {
     pub counters: CounterSnapshot,
 }
 
+/// One SA in one direction, for `show sa`.
+#[derive(Debug, Clone, Serialize)]
+pub struct SaStatus {
+    pub tenant: String,
+    pub peer: String,
+    pub kind: &'static str,
+    /// "in" or "out".
+    pub direction: &'static str,
+    pub spi: u32,
+    pub suite: &'static str,
+    pub esn: bool,
+    /// Inbound only.
+    pub replay_window: Option<u32>,
+    /// The circuits (WAN port names) that carried this SA's packets.
+    pub circuits: Vec<String>,
+    /// The tunnel's circuits: port, our address, the peer's, and the largest inner packet
+    /// that fits the port's MTU once encapsulated.
+    pub paths: Vec<CircuitStatus>,
+    /// Overlay: (our loopback, the peer's).
+    pub loopbacks: Option<(IpAddr, IpAddr)>,
+    pub packets: u64,
+    pub bytes: u64,
+    /// Replayed or below the window.
+    pub replay_drops: u64,
+    pub auth_failed: u64,
+    pub other_drops: u64,
+    /// The highest sequence number sent or accepted.
+    pub seq: u64,
+    pub age_secs: u64,
+    pub worker: usize,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct CircuitStatus {
+    pub port: String,
+    pub local: IpAddr,
+    pub remote: IpAddr,
+    pub tunnel_mtu: usize,
+}
+
+/// A route of a tenant, for `show routes`.
+#[derive(Debug, Clone, Serialize)]
+pub struct TenantRouteEntry {
+    pub tenant: String,
+    pub entry: RouteEntry<TenantHop>,
+}
+
 #[derive(Debug, Clone, Serialize)]
 pub struct NeighborEntry {
     pub port: String,
@@ -94,6 +151,7 @@ pub struct NeighborEntry {
 
 struct WorkerHandle {
     core: usize,
+    sa_stats: Arc<SaStats>,
     counters: Arc<WorkerCounters>,
     events: Arc<ArrayQueue<NeighborEvent>>,
     join: Option<JoinHandle<()>>,
@@ -106,6 +164,8 @@ pub struct Engine {
     publisher: Arc<TablePublisher>,
     workers: Vec<WorkerHandle>,
     stop: Arc<AtomicBool>,
+    /// When the SAs were installed (static keys: at start).
+    sa_installed: std::time::Instant,
     // Dropped last: every mbuf must be back in the pool first.
     pool: Arc<Mempool>,
 }
@@ -133,6 +193,7 @@ impl Engine {
             publisher: Arc::new(TablePublisher::new(Tables::default())),
             workers: Vec::new(),
             stop: Arc::new(AtomicBool::new(false)),
+            sa_installed: std::time::Instant::now(),
             pool,
         };
         let mut infos = Vec::new();
@@ -168,13 +229,38 @@ impl Engine {
             ));
             engine.ports.push(port);
         }
-        let mut tables = Tables::new(infos, &spec.routes);
+        let mut tables = Tables::new(infos, &spec.routes).with_tenants(spec.tenants, spec.tunnels);
         for &(port, ip, mac) in &spec.static_neighbors {
             tables.neighbors.insert(NeighborKey::new(port, ip), mac);
         }
+        if spec.tunnel_keys.len() != tables.tunnels.len() {
+            return Err(DataplaneError::InvalidArgument(
+                "one set of keys per tunnel is needed".into(),
+            ));
+        }
+        let mut sa_states = Vec::new();
+        for index in 0..queues {
+            sa_states.push(
+                SaState::new(
+                    index,
+                    queues,
+                    &tables.tunnels,
+                    &spec.tunnel_keys,
+                    spec.backend,
+                )
+                .map_err(|e| DataplaneError::InvalidArgument(e.to_string()))?,
+            );
+        }
+        drop(spec.tunnel_keys);
         engine.publisher = Arc::new(TablePublisher::new(tables));
         let port_ids: Vec<u16> = engine.ports.iter().map(Port::id).collect();
-        for (index, &core) in spec.worker_cores.iter().enumerate() {
+        let handoff: Arc<Vec<ArrayQueue<worker::Handoff>>> = Arc::new(
+            (0..queues)
+                .map(|_| ArrayQueue::new(worker::HANDOFF_QUEUE))
+                .collect(),
+        );
+        for ((index, &core), sas) in spec.worker_cores.iter().enumerate().zip(sa_states) {
+            let sa_stats = sas.stats();
             let counters = Arc::new(WorkerCounters::default());
             let events = Arc::new(ArrayQueue::new(1024));
             let shared = WorkerShared {
@@ -182,6 +268,7 @@ impl Engine {
                 counters: counters.clone(),
                 events: events.clone(),
                 stop: engine.stop.clone(),
+                handoff: handoff.clone(),
             };
             let cfg = WorkerConfig {
                 index,
@@ -190,11 +277,13 @@ impl Engine {
                 rx_burst: spec.rx_burst,
                 idle_sleep_max_us: spec.idle_sleep_max_us,
                 resolver: index == 0,
+                sas,
             };
             let pool = engine.pool.clone();
             let join = lcore::spawn_pinned(index, core, move || worker::run(cfg, pool, shared))?;
             engine.workers.push(WorkerHandle {
                 core,
+                sa_stats,
                 counters,
                 events,
                 join: Some(join),
@@ -274,6 +363,123 @@ impl Engine {
 
     pub fn routes(&self) -> Vec<RouteEntry> {
         self.publisher.snapshot().routes.entries().to_vec()
+    }
+
+    /// The tunnels as the workers see them.
+    pub fn tunnels(&self) -> Vec<TunnelInfo> {
+        self.publisher.snapshot().tunnels.clone()
+    }
+
+    /// Every tenant's routes.
+    pub fn tenant_routes(&self) -> Vec<TenantRouteEntry> {
+        let t = self.publisher.snapshot();
+        t.tenants
+            .iter()
+            .flat_map(|x| {
+                x.routes.entries().iter().map(|e| TenantRouteEntry {
+                    tenant: x.name.clone(),
+                    entry: e.clone(),
+                })
+            })
+            .collect()
+    }
+
+    /// Every SA, each way: per sending worker outbound, per sender seen inbound (the first
+    /// inbound SPI always, the others once they carried a packet).
+    pub fn sas(&self) -> Vec<SaStatus> {
+        let t = self.publisher.snapshot();
+        let age_secs = self.sa_installed.elapsed().as_secs();
+        let port_name = |p: u16| {
+            t.ports
+                .get(usize::from(p))
+                .map_or_else(String::new, |x| x.name.clone())
+        };
+        let mut v = Vec::new();
+        for (ti, info) in t.tunnels.iter().enumerate() {
+            let tenant = t
+                .tenants
+                .get(usize::from(info.tenant))
+                .map_or_else(String::new, |x| x.name.clone());
+            let paths: Vec<CircuitStatus> = info
+                .circuits
+                .iter()
+                .map(|c| CircuitStatus {
+                    port: port_name(c.port),
+                    local: c.local,
+                    remote: c.remote,
+                    tunnel_mtu: t.ports.get(usize::from(c.port)).map_or(0, |p| {
+                        crate::tunnel::max_inner_len(p.mtu, info.header_len(c))
+                    }),
+                })
+                .collect();
+            let circuits = |mask: u64| -> Vec<String> {
+                info.circuits
+                    .iter()
+                    .enumerate()
+                    .filter(|(i, _)| mask & (1 << i) != 0)
+                    .map(|(_, c)| port_name(c.port))
+                    .collect()
+            };
+            let base = |direction: &'static str,
+                        spi: u32,
+                        worker: usize,
+                        st: &crate::tunnel::SaStat| SaStatus {
+                tenant: tenant.clone(),
+                peer: info.peer.clone(),
+                kind: info.kind.name(),
+                direction,
+                spi,
+                suite: info.suite.name(),
+                esn: info.esn,
+                replay_window: (direction == "in").then_some(info.replay_window),
+                circuits: circuits(st.circuits.get()),
+                paths: paths.clone(),
+                loopbacks: info.loopbacks,
+                packets: st.packets.get(),
+                bytes: st.bytes.get(),
+                replay_drops: st.replay.get() + st.replay_window.get(),
+                auth_failed: st.auth_failed.get(),
+                other_drops: st.other_drops.get(),
+                seq: st.seq.get(),
+                age_secs,
+                worker,
+            };
+            let workers = self.workers.len();
+            for (w, h) in self.workers.iter().enumerate() {
+                let Some(st) = h.sa_stats.outbound.get(ti) else {
+                    continue;
+                };
+                let spi = match info.kind {
+                    crate::tunnel::TunnelKind::Overlay => info.out_spi.wrapping_add(w as u32),
+                    _ if ti % workers == w => info.out_spi,
+                    _ => continue,
+                };
+                v.push(base("out", spi, w, st));
+            }
+            for s in 0..info.senders {
+                let slot = (info.first_slot + s) as usize;
+                let owner = match info.kind {
+                    crate::tunnel::TunnelKind::Overlay => s as usize % workers,
+                    _ => ti % workers,
+                };
+                let Some(st) = self
+                    .workers
+                    .get(owner)
+                    .and_then(|h| h.sa_stats.inbound.get(slot))
+                else {
+                    continue;
+                };
+                let seen = st.packets.get()
+                    + st.replay.get()
+                    + st.replay_window.get()
+                    + st.auth_failed.get()
+                    + st.other_drops.get();
+                if s == 0 || seen > 0 {
+                    v.push(base("in", info.in_spi.wrapping_add(s), owner, st));
+                }
+            }
+        }
+        v
     }
 
     pub fn neighbors(&self) -> Vec<NeighborEntry> {

@@ -8,9 +8,10 @@
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use crate::counters::DropReason;
-use crate::route::NextHop;
+use crate::route::{NextHop, TenantHop};
 use crate::tables::{is_link_local, PortInfo, Tables};
-use crate::wire::{arp, ethernet, icmp, ipv4, ipv6, MacAddr, WireError};
+use crate::tunnel::{self, SaState};
+use crate::wire::{arp, ethernet, icmp, ipv4, ipv6, MacAddr, WireError, BROADCAST_MAC};
 
 /// A packet buffer that can grow at the front (headroom) and change length: an mbuf in the
 /// data plane, a `Vec` with headroom in tests.
@@ -112,6 +113,21 @@ pub enum Verdict {
     /// Handled, nothing to send (an ARP reply or NA that taught us a neighbor).
     Consumed,
     Drop(DropReason),
+    /// The packet's SA belongs to another worker: pass the frame, unchanged since `stage`,
+    /// to that worker, which goes on from there ([`process_handoff`]).
+    Handoff {
+        worker: u16,
+        stage: Stage,
+    },
+}
+
+/// Where a handed-off packet resumes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stage {
+    /// From the start: a received frame, untouched.
+    Frame,
+    /// At the route lookup of this tenant: TTL already decremented.
+    Tenant(u16),
 }
 
 /// A worker's own state for `process`: the side effects of the current burst (bounded so the
@@ -125,6 +141,13 @@ pub struct Context {
     /// RFC 4443 2.4(f) ask routers to rate-limit them).
     pub icmp_error_budget: u32,
     pub cache: RouteCache,
+    /// The SAs this worker owns.
+    pub sas: SaState,
+    /// Packets sealed / opened, and NAT keepalives seen, in the current burst (the worker
+    /// adds them to its counters).
+    pub encrypted: u64,
+    pub decrypted: u64,
+    pub nat_keepalives: u64,
 }
 
 /// A per-worker, direct-mapped cache of IPv4 forwarding decisions: destination → adjacency
@@ -217,6 +240,10 @@ impl Default for Context {
             solicit: Bounded::new((0, NOWHERE)),
             icmp_error_budget: 100,
             cache: RouteCache::default(),
+            sas: SaState::default(),
+            encrypted: 0,
+            decrypted: 0,
+            nat_keepalives: 0,
         }
     }
 }
@@ -271,6 +298,27 @@ pub fn process<B: PacketBuf>(t: &Tables, in_port: u16, pkt: &mut B, fx: &mut Con
     process_slow(t, in_port, pkt, fx)
 }
 
+/// Goes on with a packet another worker handed over at `stage`.
+pub fn process_handoff<B: PacketBuf>(
+    t: &Tables,
+    in_port: u16,
+    stage: Stage,
+    pkt: &mut B,
+    fx: &mut Context,
+) -> Verdict {
+    match stage {
+        Stage::Frame => process_slow(t, in_port, pkt, fx),
+        Stage::Tenant(tn) => {
+            let ingress = Ingress {
+                port: in_port,
+                src_mac: BROADCAST_MAC,
+                tenant: Some(tn),
+            };
+            tunnel::tenant_route(t, tn, ingress, pkt, fx)
+        }
+    }
+}
+
 /// The common case, with everything it needs for one burst hoisted out of the per-packet
 /// loop: a unicast IPv4 frame for our MAC, a 20-byte header with a good checksum and TTL > 1,
 /// to a destination in the route cache. Anything else (every error included) is left to
@@ -287,6 +335,9 @@ impl<'a> FastPath<'a> {
     #[inline]
     fn new(t: &Tables, in_port: u16, cache: &'a RouteCache) -> Option<Self> {
         let port = t.ports.get(usize::from(in_port))?;
+        if port.tenant.is_some() {
+            return None; // a tenant's LAN: routed in the tenant's table
+        }
         Some(Self {
             mac: port.mac,
             tag: RouteCache::tag(t.generation),
@@ -357,6 +408,7 @@ fn process_slow<B: PacketBuf>(t: &Tables, in_port: u16, pkt: &mut B, fx: &mut Co
     let ingress = Ingress {
         port: in_port,
         src_mac: frame.src(),
+        tenant: port.tenant,
     };
     let for_us = dst_mac == port.mac;
     let group = ethernet::is_multicast(&dst_mac);
@@ -376,9 +428,12 @@ fn process_slow<B: PacketBuf>(t: &Tables, in_port: u16, pkt: &mut B, fx: &mut Co
 /// neighbor table does not know the destination yet (the first echo request after an ARP
 /// exchange arrives before the control thread has published the new neighbor).
 #[derive(Clone, Copy)]
-struct Ingress {
-    port: u16,
-    src_mac: MacAddr,
+pub(crate) struct Ingress {
+    pub port: u16,
+    /// The sender's MAC; broadcast (no fallback) for a packet that came out of a tunnel.
+    pub src_mac: MacAddr,
+    /// The tenant whose table routes the packet (`None`: the underlay's).
+    pub tenant: Option<u16>,
 }
 
 fn wire_drop(e: WireError) -> DropReason {
@@ -438,13 +493,30 @@ fn ipv4_in<B: PacketBuf>(
     }
     let dst = ip.dst();
     if port.owns_v4(dst) || t.ports.iter().any(|p| p.owns_v4(dst)) {
-        return ipv4_local(t, ingress, pkt);
+        if ingress.tenant.is_none() && tunnel::is_tunnel_frame(pkt.data()) {
+            return tunnel::receive(t, ingress, pkt, fx);
+        }
+        return ipv4_local(t, ingress, pkt, fx);
     }
     if dst.is_broadcast() || dst.is_multicast() || dst.is_unspecified() || ip.src().is_multicast() {
         return Verdict::Drop(DropReason::NotForwardable);
     }
     if ip.ttl() <= 1 {
-        return icmp4_error(t, ingress, port, pkt, fx, icmp::V4_TIME_EXCEEDED, 0);
+        return icmp4_error(
+            t,
+            ingress,
+            port,
+            pkt,
+            fx,
+            icmp::V4_TIME_EXCEEDED,
+            0,
+            0,
+            DropReason::TtlExceeded,
+        );
+    }
+    if let Some(tn) = ingress.tenant {
+        ip.decrement_ttl();
+        return tunnel::tenant_route(t, tn, ingress, pkt, fx);
     }
     let Some(hop) = t.routes.lookup_v4(dst) else {
         return Verdict::Drop(DropReason::NoRoute);
@@ -477,7 +549,12 @@ fn ipv4_in<B: PacketBuf>(
 }
 
 /// IPv4 addressed to the router: answer echo requests, drop the rest (slow path comes later).
-fn ipv4_local<B: PacketBuf>(t: &Tables, ingress: Ingress, pkt: &mut B) -> Verdict {
+pub(crate) fn ipv4_local<B: PacketBuf>(
+    t: &Tables,
+    ingress: Ingress,
+    pkt: &mut B,
+    fx: &mut Context,
+) -> Verdict {
     let data = &mut pkt.data_mut()[ethernet::HEADER_LEN..];
     let Ok(mut ip) = ipv4::Packet::new_checked(&mut *data) else {
         return Verdict::Drop(DropReason::Malformed);
@@ -516,12 +593,15 @@ fn ipv4_local<B: PacketBuf>(t: &Tables, ingress: Ingress, pkt: &mut B) -> Verdic
     if !pkt.set_len(ip_start + new_total) {
         return Verdict::Drop(DropReason::Malformed);
     }
-    route_own_packet(t, ingress, pkt, IpAddr::V4(src))
+    route_own_packet(t, ingress, pkt, IpAddr::V4(src), fx)
 }
 
 /// Builds an ICMPv4 error about the packet in `pkt` in place (the original moves behind the
-/// new headers, using the buffer's headroom) and routes it back to the sender.
-fn icmp4_error<B: PacketBuf>(
+/// new headers, using the buffer's headroom) and routes it back to the sender. `rest` fills
+/// the ICMP header's second word (the next-hop MTU of "fragmentation needed"); `reason` is
+/// the drop counted when no error is sent.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn icmp4_error<B: PacketBuf>(
     t: &Tables,
     ingress: Ingress,
     port: &PortInfo,
@@ -529,12 +609,14 @@ fn icmp4_error<B: PacketBuf>(
     fx: &mut Context,
     kind: u8,
     code: u8,
+    rest: u32,
+    reason: DropReason,
 ) -> Verdict {
     if fx.icmp_error_budget == 0 {
-        return Verdict::Drop(DropReason::TtlExceeded);
+        return Verdict::Drop(reason);
     }
     let Some(our_src) = port.first_v4() else {
-        return Verdict::Drop(DropReason::TtlExceeded);
+        return Verdict::Drop(reason);
     };
     let (orig_src, orig_total) = {
         let Ok(ip) = ipv4::Packet::new_checked(&pkt.data()[ethernet::HEADER_LEN..]) else {
@@ -543,7 +625,7 @@ fn icmp4_error<B: PacketBuf>(
         // Never an error about an ICMP error (RFC 1812 4.3.2.7) — approximated as "about any
         // ICMP that is not an echo request" — nor about a non-initial fragment.
         if ip.is_later_fragment() {
-            return Verdict::Drop(DropReason::TtlExceeded);
+            return Verdict::Drop(reason);
         }
         if ip.protocol() == ipv4::PROTO_ICMP
             && ip
@@ -551,7 +633,7 @@ fn icmp4_error<B: PacketBuf>(
                 .first()
                 .is_some_and(|&k| k != icmp::V4_ECHO_REQUEST)
         {
-            return Verdict::Drop(DropReason::TtlExceeded);
+            return Verdict::Drop(reason);
         }
         (ip.src(), ip.total_len())
     };
@@ -577,12 +659,12 @@ fn icmp4_error<B: PacketBuf>(
     let msg = &mut data[ip_start + ipv4::MIN_HEADER_LEN..ip_start + total];
     msg[0] = kind;
     msg[1] = code;
-    msg[4..8].fill(0);
+    msg[4..8].copy_from_slice(&rest.to_be_bytes());
     icmp::v4_fill_checksum(msg);
     fx.icmp_error_budget -= 1;
-    match route_own_packet(t, ingress, pkt, IpAddr::V4(orig_src)) {
+    match route_own_packet(t, ingress, pkt, IpAddr::V4(orig_src), fx) {
         Verdict::Drop(DropReason::NeighborUnresolved | DropReason::NoRoute) => {
-            Verdict::Drop(DropReason::TtlExceeded)
+            Verdict::Drop(reason)
         }
         v => v,
     }
@@ -604,6 +686,13 @@ fn ipv6_in<B: PacketBuf>(
     let dst = ip.dst();
     let src = ip.src();
     if dst.is_multicast() || port.owns_v6(&dst) || t.ports.iter().any(|p| p.owns_v6(&dst)) {
+        if for_us
+            && !dst.is_multicast()
+            && ingress.tenant.is_none()
+            && tunnel::is_tunnel_frame(pkt.data())
+        {
+            return tunnel::receive(t, ingress, pkt, fx);
+        }
         return ipv6_local(t, ingress, port, pkt, fx);
     }
     if !for_us
@@ -615,7 +704,21 @@ fn ipv6_in<B: PacketBuf>(
         return Verdict::Drop(DropReason::NotForwardable);
     }
     if ip.hop_limit() <= 1 {
-        return icmp6_error(t, ingress, port, pkt, fx, icmp::V6_TIME_EXCEEDED, 0);
+        return icmp6_error(
+            t,
+            ingress,
+            port,
+            pkt,
+            fx,
+            icmp::V6_TIME_EXCEEDED,
+            0,
+            0,
+            DropReason::TtlExceeded,
+        );
+    }
+    if let Some(tn) = ingress.tenant {
+        ip.decrement_hop_limit();
+        return tunnel::tenant_route(t, tn, ingress, pkt, fx);
     }
     let Some(hop) = t.routes.lookup_v6(dst) else {
         return Verdict::Drop(DropReason::NoRoute);
@@ -638,7 +741,7 @@ fn ipv6_in<B: PacketBuf>(
 }
 
 /// IPv6 to the router or to a multicast group: neighbor discovery and echo.
-fn ipv6_local<B: PacketBuf>(
+pub(crate) fn ipv6_local<B: PacketBuf>(
     t: &Tables,
     ingress: Ingress,
     port: &PortInfo,
@@ -755,14 +858,16 @@ fn ipv6_local<B: PacketBuf>(
             if !pkt.set_len(ip_start + total) {
                 return Verdict::Drop(DropReason::Malformed);
             }
-            route_own_packet(t, ingress, pkt, IpAddr::V6(src))
+            route_own_packet(t, ingress, pkt, IpAddr::V6(src), fx)
         }
         _ if dst.is_multicast() => Verdict::Consumed,
         _ => Verdict::Drop(DropReason::LocalUnhandled),
     }
 }
 
-fn icmp6_error<B: PacketBuf>(
+/// The ICMPv6 counterpart of [`icmp4_error`]; `rest` is the MTU of "packet too big".
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn icmp6_error<B: PacketBuf>(
     t: &Tables,
     ingress: Ingress,
     port: &PortInfo,
@@ -770,12 +875,14 @@ fn icmp6_error<B: PacketBuf>(
     fx: &mut Context,
     kind: u8,
     code: u8,
+    rest: u32,
+    reason: DropReason,
 ) -> Verdict {
     if fx.icmp_error_budget == 0 {
-        return Verdict::Drop(DropReason::TtlExceeded);
+        return Verdict::Drop(reason);
     }
     let Some(our_src) = port.first_v6() else {
-        return Verdict::Drop(DropReason::TtlExceeded);
+        return Verdict::Drop(reason);
     };
     let (orig_src, orig_len) = {
         let Ok(ip) = ipv6::Packet::new_checked(&pkt.data()[ethernet::HEADER_LEN..]) else {
@@ -785,7 +892,7 @@ fn icmp6_error<B: PacketBuf>(
         if ip.next_header() == ipv6::NEXT_HEADER_ICMPV6
             && ip.payload().first().is_some_and(|&k| k < 128)
         {
-            return Verdict::Drop(DropReason::TtlExceeded);
+            return Verdict::Drop(reason);
         }
         (ip.src(), ipv6::HEADER_LEN + ip.payload_len())
     };
@@ -812,27 +919,55 @@ fn icmp6_error<B: PacketBuf>(
     let msg = &mut data[ip_start + ipv6::HEADER_LEN..ip_start + total];
     msg[0] = kind;
     msg[1] = code;
-    msg[4..8].fill(0);
+    msg[4..8].copy_from_slice(&rest.to_be_bytes());
     icmp::v6_fill_checksum(&our_src, &orig_src, msg);
     fx.icmp_error_budget -= 1;
-    match route_own_packet(t, ingress, pkt, IpAddr::V6(orig_src)) {
+    match route_own_packet(t, ingress, pkt, IpAddr::V6(orig_src), fx) {
         Verdict::Drop(DropReason::NeighborUnresolved | DropReason::NoRoute) => {
-            Verdict::Drop(DropReason::TtlExceeded)
+            Verdict::Drop(reason)
         }
         v => v,
     }
 }
 
 /// Routes a packet the router built itself (IP header already written after the Ethernet
-/// header): look up `dst`, fill the Ethernet header. When the route leads back out of the
-/// ingress port and the neighbor is not known yet, the frame goes to the sender's MAC.
+/// header): look up `dst` (in the ingress tenant's table, which may lead into a tunnel), fill
+/// the Ethernet header. When the route leads back out of the ingress port and the neighbor
+/// is not known yet, the frame goes to the sender's MAC.
 fn route_own_packet<B: PacketBuf>(
     t: &Tables,
     ingress: Ingress,
     pkt: &mut B,
     dst: IpAddr,
+    fx: &mut Context,
 ) -> Verdict {
-    let Some(NextHop { port, via }) = t.routes.lookup(dst).copied() else {
+    let hop = match ingress.tenant {
+        None => t.routes.lookup(dst).copied(),
+        Some(tn) => {
+            let Some(tenant) = t.tenants.get(usize::from(tn)) else {
+                return Verdict::Drop(DropReason::NoRoute);
+            };
+            match tenant.routes.lookup(dst).copied() {
+                Some(TenantHop::Local(nh)) => Some(nh),
+                Some(TenantHop::Tunnel { tunnel, circuit }) => {
+                    let ethertype = if dst.is_ipv4() {
+                        ethernet::ETHERTYPE_IPV4
+                    } else {
+                        ethernet::ETHERTYPE_IPV6
+                    };
+                    let d = pkt.data_mut();
+                    ethernet::write_header(d, &BROADCAST_MAC, &BROADCAST_MAC, ethertype);
+                    return match tunnel::send(t, tn, usize::from(tunnel), circuit, ingress, pkt, fx)
+                    {
+                        Verdict::Forward(p) => Verdict::Reply(p),
+                        v => v,
+                    };
+                }
+                None => None,
+            }
+        }
+    };
+    let Some(NextHop { port, via }) = hop else {
         return Verdict::Drop(DropReason::NoRoute);
     };
     let mac = match t.neighbor(port, via.unwrap_or(dst)) {
@@ -892,12 +1027,14 @@ pub fn build_solicitation(port: &PortInfo, target: IpAddr, buf: &mut [u8]) -> Op
     }
 }
 
-/// The next hops the routes point at, with their ports: what the workers keep resolved.
+/// The next hops the routes and tunnels point at, with their ports: what the workers keep
+/// resolved.
 pub fn next_hops(t: &Tables) -> impl Iterator<Item = (u16, IpAddr)> + '_ {
     t.routes
         .entries()
         .iter()
         .filter_map(|e| e.next_hop.via.map(|v| (e.next_hop.port, v)))
+        .chain(tunnel::next_hops(t))
 }
 
 #[cfg(test)]

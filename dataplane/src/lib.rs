@@ -18,6 +18,7 @@ pub mod route;
 pub mod tables;
 #[doc(hidden)]
 pub mod testing;
+pub mod tunnel;
 pub mod wire;
 pub mod worker;
 

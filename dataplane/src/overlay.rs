@@ -467,7 +467,187 @@ pub fn decapsulate<B: PacketBuf>(
     pkt: &mut B,
     info: &OuterInfo,
 ) -> Result<u8, OverlayError> {
-    let r = &info.esp_range;
+    open_esp(sa, pkt, &info.esp_range)
+}
+
+// ---------------------------------------------------------------------------------------------
+// Plain RFC 4303 tunnel mode, for third-party IPsec gateways.
+//
+// ```text
+// ESP:            Eth | IP local→gateway proto 50 | ESP SPI,seq | IV | enc(client packet | pad | nh) | ICV
+// ESP in UDP:     Eth | IP local→gateway proto 17 | UDP 4500→4500 | ESP ...            (RFC 3948)
+// ```
+// In UDP, the first four bytes after the UDP header tell ESP (a non-zero SPI) from IKE (the
+// zero "non-ESP marker"); a single byte 0xFF is a NAT keepalive (RFC 3948 §2.2, §2.3).
+
+/// The IKE / ESP-in-UDP port (RFC 3948).
+pub const NAT_T_PORT: u16 = 4500;
+
+/// Everything [`encapsulate_plain`] writes around the ESP packet: one SA over one circuit.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PlainPath {
+    pub src_mac: MacAddr,
+    pub dst_mac: MacAddr,
+    /// Our circuit address and the gateway's (one family).
+    pub src: IpAddr,
+    pub dst: IpAddr,
+    /// ESP in UDP 4500 (RFC 3948) instead of IP protocol 50.
+    pub udp: bool,
+    pub ttl: u8,
+}
+
+impl PlainPath {
+    /// The headers in front of the ESP packet.
+    pub fn header_len(&self) -> usize {
+        ethernet::HEADER_LEN
+            + ip_header_len(self.src.is_ipv6())
+            + if self.udp { udp::HEADER_LEN } else { 0 }
+    }
+}
+
+/// Encapsulates the client's IP packet in `pkt` (no Ethernet header) in plain tunnel mode:
+/// sealed by `sa`, then (UDP and) the outer IP header with DF set, and Ethernet. Returns the
+/// sequence number used. Errors as [`encapsulate`].
+pub fn encapsulate_plain<B: PacketBuf>(
+    path: &PlainPath,
+    sa: &mut OutboundSa,
+    pkt: &mut B,
+) -> Result<u64, OverlayError> {
+    let v6 = match (path.src, path.dst) {
+        (IpAddr::V4(_), IpAddr::V4(_)) => false,
+        (IpAddr::V6(_), IpAddr::V6(_)) => true,
+        _ => return Err(OverlayError::BadPath),
+    };
+    let hdr = path.header_len();
+    if pkt.data().len() + hdr + esp::wire::MAX_OVERHEAD > usize::from(u16::MAX) {
+        return Err(OverlayError::NoRoom);
+    }
+    let need = hdr + esp::wire::PAYLOAD_OFFSET;
+    if !pkt.prepend(need) || !pkt.adj(need) {
+        return Err(OverlayError::NoRoom);
+    }
+    let seq = sa.seal(pkt)?;
+    let esp_len = pkt.data().len();
+    if !pkt.prepend(hdr) {
+        return Err(OverlayError::NoRoom);
+    }
+    let d = pkt.data_mut();
+    if d.len() != hdr + esp_len {
+        return Err(OverlayError::NoRoom);
+    }
+    let ip_off = ethernet::HEADER_LEN;
+    let l4_off = ip_off + ip_header_len(v6);
+    let (proto, l4_len) = if path.udp {
+        let len = udp::HEADER_LEN + esp_len;
+        udp::write_header(&mut d[l4_off..], NAT_T_PORT, NAT_T_PORT, len as u16, 0);
+        (ipv4::PROTO_UDP, len)
+    } else {
+        (PROTO_ESP, esp_len)
+    };
+    match (path.src, path.dst) {
+        (IpAddr::V4(s), IpAddr::V4(t)) => {
+            let h = &mut d[ip_off..];
+            ipv4::write_header(
+                h,
+                (ipv4::MIN_HEADER_LEN + l4_len) as u16,
+                path.ttl,
+                proto,
+                s,
+                t,
+            );
+            let old = be16(h, 6);
+            h[6] |= 0x40;
+            let c = checksum::update16(be16(h, 10), old, be16(h, 6));
+            h[10..12].copy_from_slice(&c.to_be_bytes());
+        }
+        (IpAddr::V6(s), IpAddr::V6(t)) => {
+            ipv6::write_header(&mut d[ip_off..], l4_len as u16, proto, path.ttl, &s, &t);
+            if path.udp {
+                // RFC 3948 §2.1 allows a zero checksum over IPv4 only.
+                let c = udp::ipv6_checksum(&s, &t, &d[l4_off..]);
+                d[l4_off + 6..l4_off + 8].copy_from_slice(&c.to_be_bytes());
+            }
+        }
+        _ => return Err(OverlayError::BadPath),
+    }
+    ethernet::write_header(d, &path.dst_mac, &path.src_mac, ethertype(v6));
+    Ok(seq)
+}
+
+/// What [`parse_plain`] found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PlainFrame {
+    /// An ESP packet (directly in IP, or in UDP 4500 when `udp`).
+    Esp {
+        spi: u32,
+        outer_src: IpAddr,
+        outer_dst: IpAddr,
+        udp: bool,
+        esp_range: Range<usize>,
+    },
+    /// A NAT keepalive on UDP 4500: consumed.
+    NatKeepalive,
+    /// IKE on UDP 4500 (the non-ESP marker): for the slow path.
+    Ike,
+}
+
+/// Parses a frame carrying ESP in IP (protocol 50) or in UDP 4500 to one of our addresses
+/// (the caller checked the destination and the protocol or port). Never panics.
+pub fn parse_plain(frame: &[u8]) -> Result<PlainFrame, OverlayError> {
+    let eth = ethernet::Frame::new_checked(frame).map_err(|_| OverlayError::OuterEthernet)?;
+    let ip_off = ethernet::HEADER_LEN;
+    let outer = parse_ip(&frame[ip_off..], eth.ethertype(), OverlayError::OuterIp)?;
+    let payload = ip_off + outer.payload.start..ip_off + outer.payload.end;
+    let (esp_range, udp) = match outer.protocol {
+        PROTO_ESP => (payload, false),
+        ipv4::PROTO_UDP => {
+            let dgram = udp::Datagram::new_checked(&frame[payload.clone()])
+                .map_err(|_| OverlayError::Udp)?;
+            if dgram.dst_port() != NAT_T_PORT {
+                return Err(OverlayError::WrongPort);
+            }
+            let ok = match (outer.src, outer.dst) {
+                (IpAddr::V4(s), IpAddr::V4(t)) => udp::verify_ipv4(&s, &t, dgram.datagram()),
+                (IpAddr::V6(s), IpAddr::V6(t)) => udp::verify_ipv6(&s, &t, dgram.datagram()),
+                _ => false,
+            };
+            if !ok {
+                return Err(OverlayError::Udp);
+            }
+            let body = dgram.payload();
+            if body == [0xff] {
+                return Ok(PlainFrame::NatKeepalive);
+            }
+            if body.len() >= 4 && body[..4] == [0, 0, 0, 0] {
+                return Ok(PlainFrame::Ike);
+            }
+            let start = payload.start + udp::HEADER_LEN;
+            (start..start + body.len(), true)
+        }
+        _ => return Err(OverlayError::OuterIp),
+    };
+    let esp = frame
+        .get(esp_range.clone())
+        .filter(|e| e.len() >= esp::wire::MIN_LEN)
+        .ok_or(OverlayError::Esp(EspError::Malformed))?;
+    Ok(PlainFrame::Esp {
+        spi: u32::from_be_bytes([esp[0], esp[1], esp[2], esp[3]]),
+        outer_src: outer.src,
+        outer_dst: outer.dst,
+        udp,
+        esp_range,
+    })
+}
+
+/// Opens the ESP packet at `esp_range` of the frame in `pkt` with `sa` and leaves exactly
+/// the client's IP packet in the buffer; returns its next header. For both the overlay
+/// ([`OuterInfo::esp_range`]) and plain tunnel mode.
+pub fn open_esp<B: PacketBuf>(
+    sa: &mut InboundSa,
+    pkt: &mut B,
+    esp_range: &Range<usize>,
+) -> Result<u8, OverlayError> {
+    let r = esp_range;
     if r.start > r.end || r.end > pkt.data().len() {
         return Err(OverlayError::Esp(EspError::Malformed));
     }

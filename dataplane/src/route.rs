@@ -20,6 +20,19 @@ pub struct NextHop {
     pub via: Option<IpAddr>,
 }
 
+/// Where a tenant's route sends a packet: out of one of the tenant's LAN ports, or into a
+/// tunnel to a peer (`Tables::tunnels[tunnel]`), over one circuit of it or spread over all.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TenantHop {
+    Local(NextHop),
+    Tunnel {
+        tunnel: u16,
+        /// Index into the tunnel's circuits; `None`: a flow hash picks one.
+        circuit: Option<u8>,
+    },
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum RouteSource {
@@ -29,18 +42,18 @@ pub enum RouteSource {
 
 /// One routing table entry as the CLI shows it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct RouteEntry {
+pub struct RouteEntry<H = NextHop> {
     pub prefix: IpNet,
-    pub next_hop: NextHop,
+    pub next_hop: H,
     pub source: RouteSource,
 }
 
 #[derive(Debug, Clone, Default)]
-struct Lpm<K> {
+struct Lpm<K, H> {
     /// Prefix lengths present, longest first.
     lengths: Vec<u8>,
     /// `by_length[len]`: masked address -> next hop.
-    by_length: Vec<FastMap<K, NextHop>>,
+    by_length: Vec<FastMap<K, H>>,
 }
 
 trait Key: Copy + Eq + std::hash::Hash + Default {
@@ -72,7 +85,7 @@ impl Key for u128 {
     }
 }
 
-impl<K: Key> Lpm<K> {
+impl<K: Key, H: Copy> Lpm<K, H> {
     fn new() -> Self {
         Self {
             lengths: Vec::new(),
@@ -81,7 +94,7 @@ impl<K: Key> Lpm<K> {
     }
 
     /// Inserts or replaces; the first route for a prefix wins only if `replace` is false.
-    fn insert(&mut self, addr: K, len: u8, hop: NextHop, replace: bool) {
+    fn insert(&mut self, addr: K, len: u8, hop: H, replace: bool) {
         let map = &mut self.by_length[usize::from(len)];
         let key = addr.mask(len);
         if replace || !map.contains_key(&key) {
@@ -94,7 +107,7 @@ impl<K: Key> Lpm<K> {
     }
 
     #[inline]
-    fn lookup(&self, addr: K) -> Option<&NextHop> {
+    fn lookup(&self, addr: K) -> Option<&H> {
         for &len in &self.lengths {
             if let Some(hop) = self.by_length[usize::from(len)].get(&addr.mask(len)) {
                 return Some(hop);
@@ -104,15 +117,16 @@ impl<K: Key> Lpm<K> {
     }
 }
 
-/// The routing table of one routing domain (one tenant from the overlay issue on).
+/// The routing table of one routing domain: the underlay (`H` = [`NextHop`]) or a tenant
+/// (`H` = [`TenantHop`]).
 #[derive(Debug, Clone)]
-pub struct RouteTable {
-    v4: Lpm<u32>,
-    v6: Lpm<u128>,
-    entries: Vec<RouteEntry>,
+pub struct RouteTable<H = NextHop> {
+    v4: Lpm<u32, H>,
+    v6: Lpm<u128, H>,
+    entries: Vec<RouteEntry<H>>,
 }
 
-impl Default for RouteTable {
+impl<H: Copy> Default for RouteTable<H> {
     fn default() -> Self {
         Self {
             v4: Lpm::new(),
@@ -122,10 +136,10 @@ impl Default for RouteTable {
     }
 }
 
-impl RouteTable {
+impl<H: Copy> RouteTable<H> {
     /// Adds a route. A later route for the same prefix replaces an earlier one, except that a
     /// connected route is never replaced by a static one.
-    pub fn insert(&mut self, prefix: IpNet, next_hop: NextHop, source: RouteSource) {
+    pub fn insert(&mut self, prefix: IpNet, next_hop: H, source: RouteSource) {
         let prefix = prefix.trunc();
         if let Some(existing) = self.entries.iter_mut().find(|e| e.prefix == prefix) {
             if existing.source == RouteSource::Connected && source != RouteSource::Connected {
@@ -154,16 +168,16 @@ impl RouteTable {
     }
 
     #[inline]
-    pub fn lookup_v4(&self, dst: Ipv4Addr) -> Option<&NextHop> {
+    pub fn lookup_v4(&self, dst: Ipv4Addr) -> Option<&H> {
         self.v4.lookup(u32::from(dst))
     }
 
     #[inline]
-    pub fn lookup_v6(&self, dst: Ipv6Addr) -> Option<&NextHop> {
+    pub fn lookup_v6(&self, dst: Ipv6Addr) -> Option<&H> {
         self.v6.lookup(u128::from(dst))
     }
 
-    pub fn lookup(&self, dst: IpAddr) -> Option<&NextHop> {
+    pub fn lookup(&self, dst: IpAddr) -> Option<&H> {
         match dst {
             IpAddr::V4(a) => self.lookup_v4(a),
             IpAddr::V6(a) => self.lookup_v6(a),
@@ -171,7 +185,7 @@ impl RouteTable {
     }
 
     /// Every entry, in insertion order, for display.
-    pub fn entries(&self) -> &[RouteEntry] {
+    pub fn entries(&self) -> &[RouteEntry<H>] {
         &self.entries
     }
 }

@@ -12,7 +12,8 @@ use ipnet::{IpNet, Ipv4Net, Ipv6Net};
 use serde::Serialize;
 
 use crate::hash::FastMap;
-use crate::route::{NextHop, RouteSource, RouteTable};
+use crate::route::{NextHop, RouteSource, RouteTable, TenantHop};
+use crate::tunnel::{TenantSpec, TenantTable, TunnelInfo};
 use crate::wire::{ipv6, MacAddr};
 
 /// What the data plane knows of one of its own ports.
@@ -24,6 +25,8 @@ pub struct PortInfo {
     pub v4: Vec<Ipv4Net>,
     /// Configured addresses, then the EUI-64 link-local address.
     pub v6: Vec<Ipv6Net>,
+    /// The tenant whose LAN this port is (index into `Tables::tenants`).
+    pub tenant: Option<u16>,
 }
 
 impl PortInfo {
@@ -45,6 +48,7 @@ impl PortInfo {
             mtu,
             v4,
             v6,
+            tenant: None,
         }
     }
 
@@ -108,6 +112,10 @@ pub struct Tables {
     pub ports: Vec<PortInfo>,
     pub routes: RouteTable,
     pub neighbors: FastMap<NeighborKey, MacAddr>,
+    pub tenants: Vec<TenantTable>,
+    pub tunnels: Vec<TunnelInfo>,
+    /// Inbound SPI -> (tunnel, sender).
+    pub spis: FastMap<u32, (u16, u16)>,
 }
 
 impl Tables {
@@ -140,7 +148,74 @@ impl Tables {
             ports,
             routes,
             neighbors: FastMap::default(),
+            tenants: Vec::new(),
+            tunnels: Vec::new(),
+            spis: FastMap::default(),
         }
+    }
+
+    /// Adds the tenants (name, VNI, LAN ports, routes) and the tunnels: each tenant's LAN
+    /// ports leave the underlay's table for the tenant's, with their connected routes.
+    pub fn with_tenants(mut self, tenants: Vec<TenantSpec>, mut tunnels: Vec<TunnelInfo>) -> Self {
+        let mut underlay = RouteTable::default();
+        for e in self.routes.entries() {
+            let tenant_port = tenants
+                .iter()
+                .any(|t| t.lan_ports.contains(&e.next_hop.port));
+            if !tenant_port {
+                underlay.insert(e.prefix, e.next_hop, e.source);
+            }
+        }
+        self.routes = underlay;
+        for (i, spec) in tenants.into_iter().enumerate() {
+            let TenantSpec {
+                name,
+                vni,
+                lan_ports,
+                routes,
+            } = spec;
+            let tn = u16::try_from(i).unwrap_or(u16::MAX);
+            let mut table = RouteTable::default();
+            for &p in &lan_ports {
+                let Some(port) = self.ports.get_mut(usize::from(p)) else {
+                    continue;
+                };
+                port.tenant = Some(tn);
+                let nets = port.v4.iter().map(|n| IpNet::V4(n.trunc())).chain(
+                    port.v6
+                        .iter()
+                        .filter(|n| !is_link_local(&n.addr()))
+                        .map(|n| IpNet::V6(n.trunc())),
+                );
+                for net in nets {
+                    table.insert(
+                        net,
+                        TenantHop::Local(NextHop { port: p, via: None }),
+                        RouteSource::Connected,
+                    );
+                }
+            }
+            for (prefix, hop) in routes {
+                table.insert(prefix, hop, RouteSource::Static);
+            }
+            self.tenants.push(TenantTable {
+                name,
+                vni,
+                lan_ports,
+                routes: table,
+            });
+        }
+        let mut slot = 0u32;
+        for (i, t) in tunnels.iter_mut().enumerate() {
+            t.first_slot = slot;
+            for s in 0..t.senders {
+                self.spis
+                    .insert(t.in_spi.wrapping_add(s), (i as u16, s as u16));
+            }
+            slot += t.senders;
+        }
+        self.tunnels = tunnels;
+        self
     }
 
     #[inline]

@@ -10,16 +10,29 @@ use crossbeam_queue::ArrayQueue;
 
 use crate::counters::{DropReason, WorkerCounters};
 use crate::eal;
-use crate::forward::{self, Context, PacketBuf, Verdict};
+use crate::forward::{self, Context, PacketBuf, Stage, Verdict};
 use crate::lcore::Backoff;
 use crate::mbuf::{Burst, Mbuf, MAX_BURST};
 use crate::mempool::Mempool;
 use crate::port;
 use crate::tables::{NeighborKey, TablePublisher, Tables};
+use crate::tunnel::SaState;
 use crate::wire::MacAddr;
 
 /// Marks a packet of a burst that is not sent (consumed or dropped).
 const NOT_SENT: u16 = u16::MAX;
+/// Marks a packet of a burst that goes to the worker owning its SA.
+const HANDED_OFF: u16 = u16::MAX - 1;
+
+/// A packet passed from one worker to the worker that owns its SA.
+pub struct Handoff {
+    pub mbuf: Mbuf,
+    pub port: u16,
+    pub stage: Stage,
+}
+
+/// Packets each worker may have waiting from the others.
+pub const HANDOFF_QUEUE: usize = 4096;
 
 /// A neighbor a worker saw; the control thread merges these into the next table generation.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -35,6 +48,8 @@ pub struct WorkerShared {
     pub counters: Arc<WorkerCounters>,
     pub events: Arc<ArrayQueue<NeighborEvent>>,
     pub stop: Arc<AtomicBool>,
+    /// `handoff[w]`: packets for worker `w` (its own is drained by it, the others' filled).
+    pub handoff: Arc<Vec<ArrayQueue<Handoff>>>,
 }
 
 pub struct WorkerConfig {
@@ -47,6 +62,8 @@ pub struct WorkerConfig {
     pub idle_sleep_max_us: u32,
     /// Whether this worker keeps the routes' next hops resolved (one worker does).
     pub resolver: bool,
+    /// The SAs this worker owns.
+    pub sas: SaState,
 }
 
 /// Direct-mapped memory of recent solicitations, so a flow to an unresolved next hop sends one
@@ -72,13 +89,18 @@ impl SolicitLimiter {
     }
 }
 
-pub fn run(cfg: WorkerConfig, pool: Arc<Mempool>, shared: WorkerShared) {
+pub fn run(mut cfg: WorkerConfig, pool: Arc<Mempool>, shared: WorkerShared) {
     let c = &*shared.counters;
     let hz = eal::tsc_hz().max(1);
     let mut backoff = Backoff::new(cfg.idle_sleep_max_us);
     let mut rx = Burst::new();
     let mut tx: Vec<Burst> = cfg.port_ids.iter().map(|_| Burst::new()).collect();
-    let mut fx = Context::default();
+    let mut fx = Context {
+        sas: std::mem::take(&mut cfg.sas),
+        ..Context::default()
+    };
+    let mut handoff_to = [(0u16, Stage::Frame); MAX_BURST];
+    let mut polls = 0u32;
     let mut limiter = SolicitLimiter {
         slots: [(0, 0, 0); 64],
         interval: hz / 10,
@@ -89,7 +111,7 @@ pub fn run(cfg: WorkerConfig, pool: Arc<Mempool>, shared: WorkerShared) {
 
     while !shared.stop.load(Ordering::Relaxed) {
         let tables = shared.tables.load();
-        let mut seen = 0usize;
+        let mut seen = receive_handoffs(&tables, &mut fx, &shared, &mut tx, &cfg);
         for (in_idx, &port_id) in cfg.port_ids.iter().enumerate() {
             let in_port = in_idx as u16;
             let n = port::rx_burst(port_id, cfg.queue, &mut rx, rx_burst);
@@ -104,7 +126,7 @@ pub fn run(cfg: WorkerConfig, pool: Arc<Mempool>, shared: WorkerShared) {
             // length against it, so a packet that does not fit there is dropped as malformed.
             let (mut forwarded, mut replies) = (0u64, 0u64);
             let mut outs = [NOT_SENT; MAX_BURST];
-            for (out, m) in outs.iter_mut().zip(rx.as_mut_slice()) {
+            for (i, (out, m)) in outs.iter_mut().zip(rx.as_mut_slice()).enumerate() {
                 *out = match forward::process(&tables, in_port, m, &mut fx) {
                     Verdict::Forward(port) => {
                         forwarded += 1;
@@ -119,6 +141,10 @@ pub fn run(cfg: WorkerConfig, pool: Arc<Mempool>, shared: WorkerShared) {
                         c.drop(reason, 1);
                         NOT_SENT
                     }
+                    Verdict::Handoff { worker, stage } => {
+                        handoff_to[i] = (worker, stage);
+                        HANDED_OFF
+                    }
                 };
             }
             // A run of packets to the same port is staged in a local burst (its length stays
@@ -126,9 +152,14 @@ pub fn run(cfg: WorkerConfig, pool: Arc<Mempool>, shared: WorkerShared) {
             // straight into `tx[port]` made a load-store chain through memory per packet.
             let mut staged = Burst::new();
             let mut staged_port = 0u16;
-            for (m, &out) in rx.drain().zip(outs.iter()) {
+            for (i, (m, &out)) in rx.drain().zip(outs.iter()).enumerate() {
                 if out == NOT_SENT {
                     continue; // consumed or dropped: `m` is freed here
+                }
+                if out == HANDED_OFF {
+                    let (worker, stage) = handoff_to[i];
+                    hand_off(&shared, c, worker, in_port, stage, m);
+                    continue;
                 }
                 if out != staged_port && !staged.is_empty() {
                     stage_out(&mut tx, &cfg, c, staged_port, &mut staged);
@@ -144,6 +175,7 @@ pub fn run(cfg: WorkerConfig, pool: Arc<Mempool>, shared: WorkerShared) {
             c.forwarded.add(forwarded);
             c.local_replies.add(replies);
             flush(&mut tx, &cfg, c);
+            take_tunnel_counts(&mut fx, c);
         }
         if !fx.learned.as_slice().is_empty() || !fx.solicit.as_slice().is_empty() {
             after_burst(
@@ -156,12 +188,17 @@ pub fn run(cfg: WorkerConfig, pool: Arc<Mempool>, shared: WorkerShared) {
                 &cfg,
             );
         }
+        polls = polls.wrapping_add(1);
+        if polls.is_multiple_of(1024) {
+            fx.sas.publish();
+        }
         if seen == 0 || next_housekeeping == 0 {
             let now = eal::rdtsc();
             if now >= next_housekeeping {
                 // RFC 1812 / RFC 4443 rate limit: 100 ICMP errors per 100 ms per worker.
                 fx.icmp_error_budget = 100;
                 next_housekeeping = now + hz / 10;
+                fx.sas.publish();
             }
             if cfg.resolver && now >= next_resolve {
                 for (port, ip) in forward::next_hops(&tables) {
@@ -192,6 +229,88 @@ pub fn run(cfg: WorkerConfig, pool: Arc<Mempool>, shared: WorkerShared) {
             std::thread::sleep(d);
         }
     }
+}
+
+/// Adds the tunnel work of a burst to the worker's counters.
+#[inline]
+fn take_tunnel_counts(fx: &mut Context, c: &WorkerCounters) {
+    if fx.encrypted | fx.decrypted | fx.nat_keepalives != 0 {
+        c.encrypted.add(fx.encrypted);
+        c.decrypted.add(fx.decrypted);
+        c.nat_keepalives.add(fx.nat_keepalives);
+        fx.encrypted = 0;
+        fx.decrypted = 0;
+        fx.nat_keepalives = 0;
+    }
+}
+
+/// Passes `m` to `worker`'s queue; a full queue drops it (counted as `no_buffer`).
+fn hand_off(
+    shared: &WorkerShared,
+    c: &WorkerCounters,
+    worker: u16,
+    port: u16,
+    stage: Stage,
+    m: Mbuf,
+) {
+    let Some(q) = shared.handoff.get(usize::from(worker)) else {
+        c.drop(DropReason::NoRoute, 1);
+        return;
+    };
+    match q.push(Handoff {
+        mbuf: m,
+        port,
+        stage,
+    }) {
+        Ok(()) => c.handed_off.add(1),
+        Err(_) => c.drop(DropReason::NoBuffer, 1), // the rejected mbuf is freed here
+    }
+}
+
+/// Processes what other workers handed to this one; returns how many packets there were.
+fn receive_handoffs(
+    tables: &Tables,
+    fx: &mut Context,
+    shared: &WorkerShared,
+    tx: &mut [Burst],
+    cfg: &WorkerConfig,
+) -> usize {
+    let c = &*shared.counters;
+    let Some(q) = shared.handoff.get(cfg.index) else {
+        return 0;
+    };
+    let mut n = 0;
+    while n < MAX_BURST {
+        let Some(Handoff {
+            mut mbuf,
+            port,
+            stage,
+        }) = q.pop()
+        else {
+            break;
+        };
+        n += 1;
+        match forward::process_handoff(tables, port, stage, &mut mbuf, fx) {
+            Verdict::Forward(out) => {
+                c.forwarded.add(1);
+                enqueue(tx, cfg, c, out, mbuf);
+            }
+            Verdict::Reply(out) => {
+                c.local_replies.add(1);
+                enqueue(tx, cfg, c, out, mbuf);
+            }
+            Verdict::Consumed => {}
+            Verdict::Drop(reason) => c.drop(reason, 1),
+            // The owner never hands a packet on again; counted, not looped.
+            Verdict::Handoff { .. } => c.drop(DropReason::NoRoute, 1),
+        }
+    }
+    if n > 0 {
+        c.handoffs_received.add(n as u64);
+        flush(tx, cfg, c);
+        take_tunnel_counts(fx, c);
+    }
+    n
 }
 
 #[inline]

@@ -130,6 +130,10 @@ fn spec(
             },
         )],
         static_neighbors,
+        tenants: Vec::new(),
+        tunnels: Vec::new(),
+        tunnel_keys: Vec::new(),
+        backend: Default::default(),
     }
 }
 

@@ -238,6 +238,10 @@ fn run_worker(o: &Options, pcap: &Path, round: usize) -> f64 {
             },
         )],
         static_neighbors: vec![(1, IpAddr::V4(Ipv4Addr::new(198, 18, 1, 2)), PEER_MAC)],
+        tenants: Vec::new(),
+        tunnels: Vec::new(),
+        tunnel_keys: Vec::new(),
+        backend: Default::default(),
     };
     let engine = Engine::start(spec).unwrap_or_else(|e| {
         eprintln!("sdwan-perf: {e}");

@@ -180,9 +180,15 @@ pub struct OutboundSa {
     esn: bool,
     /// The last sequence number used (0: none yet; the first packet gets 1).
     seq: u64,
+    /// OR-ed into the explicit IV: the sender's index in the top 8 bits (see `with_sender`).
+    iv_high: u64,
     key: AeadKey,
     pub counters: SaCounters,
 }
+
+/// With `with_sender`, sequence numbers stay below this so the sender bits of the IV are
+/// never touched.
+const SENDER_SEQ_LIMIT: u64 = (1 << 56) - 1;
 
 impl OutboundSa {
     pub fn new(spi: u32, esn: bool, key: AeadKey) -> Self {
@@ -190,9 +196,20 @@ impl OutboundSa {
             spi,
             esn,
             seq: 0,
+            iv_high: 0,
             key,
             counters: SaCounters::default(),
         }
+    }
+
+    /// One of several senders of one SA that share its key, each with its own SPI and
+    /// sequence numbers (one SPI per sending worker, the idea of RFC 9611): sender `index`
+    /// puts its index in the top 8 bits of the explicit IV, so no two senders ever use the
+    /// same nonce with the key (RFC 4106 §3.1 asks only that the IV be unique per key; the
+    /// receiver takes the IV from the packet). Sequence numbers then stop at 2^56 - 1.
+    pub fn with_sender(mut self, index: u8) -> Self {
+        self.iv_high = u64::from(index) << 56;
+        self
     }
 
     #[inline]
@@ -223,7 +240,11 @@ impl OutboundSa {
     #[inline]
     pub fn max_seq(&self) -> u64 {
         if self.esn {
-            u64::MAX
+            if self.iv_high != 0 {
+                SENDER_SEQ_LIMIT
+            } else {
+                u64::MAX
+            }
         } else {
             u64::from(u32::MAX)
         }
@@ -259,7 +280,7 @@ impl OutboundSa {
     fn prepare<P: PacketBuf + ?Sized>(&mut self, pkt: &mut P) -> Result<u64, EspError> {
         let nh = inner_next_header(pkt.data())?;
         let seq = self.peek_next()?;
-        frame(pkt, self.spi, seq, &seq.to_be_bytes(), nh)?;
+        frame(pkt, self.spi, seq, &(self.iv_high | seq).to_be_bytes(), nh)?;
         self.seq = seq;
         Ok(seq)
     }

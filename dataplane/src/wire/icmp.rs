@@ -24,6 +24,10 @@ use super::{checksum, ipv6, MacAddr, WireError};
 pub const V4_ECHO_REPLY: u8 = 0;
 pub const V4_ECHO_REQUEST: u8 = 8;
 pub const V4_TIME_EXCEEDED: u8 = 11;
+pub const V4_DEST_UNREACHABLE: u8 = 3;
+/// Code of "destination unreachable": fragmentation needed and DF set (RFC 1191).
+pub const V4_FRAG_NEEDED: u8 = 4;
+pub const V6_PACKET_TOO_BIG: u8 = 2;
 
 pub const V6_TIME_EXCEEDED: u8 = 3;
 pub const V6_ECHO_REQUEST: u8 = 128;

@@ -1,0 +1,884 @@
+//! Tenants and tunnels in the pipeline: a tenant's LAN traffic routed in the tenant's own
+//! table, sealed into the SA of the peer its route names, and carried over one of the peer's
+//! circuits; and the way back, from a circuit through the SA to the tenant's LAN.
+//!
+//! Two kinds of tunnel (ARCHITECTURE.md, "Wire format"):
+//! - **overlay**, between two appliances: ESP between the loopbacks inside VXLAN
+//!   ([`overlay::encapsulate`]); the same SA over every circuit of the peer, a different
+//!   circuit changes only the outer headers;
+//! - **plain** RFC 4303 tunnel mode to a third-party IPsec gateway, ESP in IP or in UDP 4500
+//!   ([`overlay::encapsulate_plain`]).
+//!
+//! # Owning rule
+//! An SA's state (sequence counter, replay window) belongs to one worker and is never shared:
+//! - overlay, outbound: every worker has its own SPI (`out_spi + worker index`) and its own
+//!   sequence numbers under the SA's one key, the IVs kept apart by the sender index
+//!   ([`OutboundSa::with_sender`]); inbound: the peer's sender `s` (SPI `in_spi + s`) is
+//!   owned by worker `s % workers`;
+//! - plain: one SPI each way (a third-party gateway knows nothing else), owned by worker
+//!   `tunnel index % workers`.
+//!
+//! A packet that reaches a worker which does not own its SA is handed to the owner
+//! ([`Verdict::Handoff`]) before anything about it changes (inbound: before decryption;
+//! outbound: after routing, resumed there), the way VPP's IPsec handoff nodes do. The receive
+//! side scaling of the NIC keeps that rare: the UDP source port of an overlay SA is derived
+//! from its SPI ([`overlay::source_port`]), so one SA's packets land on one queue.
+//!
+//! # MTU
+//! The overhead is known per tunnel and circuit. An inner packet that does not fit the
+//! circuit's MTU once encapsulated gets, when it may not be fragmented (IPv4 with DF, and all
+//! of IPv6), an ICMP "fragmentation needed" (RFC 1191) or ICMPv6 "packet too big" (RFC 8201)
+//! back to its sender with the largest inner size that fits ([`max_inner_len`]). IPv4 without
+//! DF that does not fit is dropped and counted (`mtu_exceeded`): the overlay never fragments,
+//! neither the outer packet (it sets DF) nor the inner one. Hosts doing path MTU discovery
+//! (the default of Linux, Windows and macOS for TCP) adapt; the tunnel MTU of every circuit
+//! is shown by `sdwan-cli show sa SPI`.
+
+use std::net::IpAddr;
+use std::sync::Arc;
+
+use serde::Serialize;
+use zeroize::Zeroizing;
+
+use crate::counters::{Counter, DropReason};
+use crate::esp::{
+    self, AeadKey, Backend, EspError, InboundSa, KeyError, OutboundSa, ReplayWindow, Suite,
+};
+use crate::forward::{self, Context, Ingress, PacketBuf, Stage, Verdict};
+use crate::overlay::{self, OverlayError, OverlayPath, PlainFrame, PlainPath, PROTO_ESP};
+use crate::route::{NextHop, RouteTable, TenantHop};
+use crate::tables::{PortInfo, Tables};
+use crate::wire::{ethernet, icmp, ipv4, ipv6, vxlan, MacAddr, BROADCAST_MAC};
+
+/// TTL / hop limit of the outer headers.
+const OUTER_TTL: u8 = 64;
+
+/// A tenant as configured: name, VNI, LAN ports (port indexes), routes.
+#[derive(Debug, Clone)]
+pub struct TenantSpec {
+    pub name: String,
+    pub vni: u32,
+    pub lan_ports: Vec<u16>,
+    pub routes: Vec<(ipnet::IpNet, TenantHop)>,
+}
+
+/// A tenant's routing domain.
+#[derive(Debug, Clone)]
+pub struct TenantTable {
+    pub name: String,
+    pub vni: u32,
+    /// Its LAN ports (indexes into `Tables::ports`); the first one's addresses are the
+    /// source of ICMP errors about packets that came out of a tunnel.
+    pub lan_ports: Vec<u16>,
+    pub routes: RouteTable<TenantHop>,
+}
+
+/// How a tunnel's packets travel.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum TunnelKind {
+    /// ESP between loopbacks inside VXLAN, to another appliance.
+    Overlay,
+    /// Plain RFC 4303 tunnel mode, ESP in IP (protocol 50).
+    Esp,
+    /// Plain tunnel mode in UDP 4500 (RFC 3948).
+    EspUdp,
+}
+
+impl TunnelKind {
+    pub fn name(self) -> &'static str {
+        match self {
+            TunnelKind::Overlay => "overlay",
+            TunnelKind::Esp => "esp",
+            TunnelKind::EspUdp => "esp-udp",
+        }
+    }
+}
+
+/// One circuit of a tunnel: our WAN port, our address on it and the peer's.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct CircuitInfo {
+    pub port: u16,
+    pub local: IpAddr,
+    pub remote: IpAddr,
+}
+
+/// A tunnel: one tenant's SA with one peer (both directions), and the circuits it uses.
+#[derive(Debug, Clone, Serialize)]
+pub struct TunnelInfo {
+    pub peer: String,
+    pub tenant: u16,
+    pub kind: TunnelKind,
+    /// (ours, the peer's), overlay only.
+    pub loopbacks: Option<(IpAddr, IpAddr)>,
+    pub circuits: Vec<CircuitInfo>,
+    /// The first outbound SPI (overlay: worker `w` sends with `out_spi + w`).
+    pub out_spi: u32,
+    /// The first inbound SPI (overlay: the peer's sender `s` uses `in_spi + s`).
+    pub in_spi: u32,
+    /// Inbound SPIs: [`SENDERS`] for an overlay tunnel, 1 for a plain one.
+    pub senders: u32,
+    #[serde(serialize_with = "serialize_suite")]
+    pub suite: Suite,
+    pub esn: bool,
+    pub replay_window: u32,
+    /// Where this tunnel's inbound SAs start in the workers' inbound slots.
+    pub first_slot: u32,
+}
+
+fn serialize_suite<S: serde::Serializer>(s: &Suite, ser: S) -> Result<S::Ok, S::Error> {
+    ser.serialize_str(s.name())
+}
+
+/// SPIs per overlay SA and direction: one per sending worker, so at most this many workers
+/// send into an overlay tunnel.
+pub const SENDERS: u32 = 16;
+
+/// The keying material of a tunnel (key || salt), each way. Zeroed when dropped; never shown.
+pub struct TunnelKeys {
+    pub out: Zeroizing<Vec<u8>>,
+    pub inbound: Zeroizing<Vec<u8>>,
+}
+
+impl std::fmt::Debug for TunnelKeys {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("TunnelKeys(..)")
+    }
+}
+
+impl TunnelInfo {
+    /// The headers in front of the ESP packet, outer Ethernet excluded.
+    pub fn header_len(&self, circuit: &CircuitInfo) -> usize {
+        let outer_ip = if circuit.remote.is_ipv6() {
+            ipv6::HEADER_LEN
+        } else {
+            ipv4::MIN_HEADER_LEN
+        };
+        match self.kind {
+            TunnelKind::Overlay => {
+                let inner_ip = match self.loopbacks {
+                    Some((IpAddr::V6(_), _)) => ipv6::HEADER_LEN,
+                    _ => ipv4::MIN_HEADER_LEN,
+                };
+                outer_ip + 8 + vxlan::HEADER_LEN + ethernet::HEADER_LEN + inner_ip
+            }
+            TunnelKind::Esp => outer_ip,
+            TunnelKind::EspUdp => outer_ip + 8,
+        }
+    }
+
+    /// Whether worker `w` of `workers` owns inbound slot `sender` of this tunnel.
+    #[inline]
+    fn inbound_owner(&self, tunnel: usize, sender: u32, workers: u16) -> u16 {
+        let w = u32::from(workers.max(1));
+        match self.kind {
+            TunnelKind::Overlay => (sender % w) as u16,
+            _ => (tunnel as u32 % w) as u16,
+        }
+    }
+
+    /// The worker that owns the outbound SA (`None`: every worker has its own).
+    #[inline]
+    fn outbound_owner(&self, tunnel: usize, workers: u16) -> Option<u16> {
+        match self.kind {
+            TunnelKind::Overlay => None,
+            _ => Some((tunnel as u32 % u32::from(workers.max(1))) as u16),
+        }
+    }
+}
+
+/// The largest inner IP packet that fits `mtu` once encapsulated with `header_len` bytes of
+/// headers (outer Ethernet excluded): ESP adds its header and IV (16), padding to a multiple
+/// of 4 with the 2 trailer bytes, and the ICV (16).
+pub fn max_inner_len(mtu: u16, header_len: usize) -> usize {
+    let room = usize::from(mtu).saturating_sub(header_len + esp::wire::PAYLOAD_OFFSET + 16);
+    (room & !3).saturating_sub(2)
+}
+
+/// The outer IP packet's length for an inner packet of `inner` bytes.
+#[inline]
+fn outer_len(inner: usize, header_len: usize) -> usize {
+    header_len + esp::wire::PAYLOAD_OFFSET + ((inner + 2 + 3) & !3) + 16
+}
+
+/// Per-SA counters a worker publishes for the management API (one writer each).
+#[derive(Debug, Default)]
+pub struct SaStat {
+    pub packets: Counter,
+    pub bytes: Counter,
+    pub replay: Counter,
+    pub replay_window: Counter,
+    pub auth_failed: Counter,
+    /// Malformed, bad next header, dummy, no room, sequence exhausted.
+    pub other_drops: Counter,
+    /// The highest sequence number sent (outbound) or accepted (inbound).
+    pub seq: Counter,
+    /// Bit `i`: circuit `i` of the tunnel carried packets of this SA.
+    pub circuits: Counter,
+}
+
+impl SaStat {
+    fn publish(&self, c: &esp::SaCounters, seq: u64, circuits: u32) {
+        self.packets.set(c.packets);
+        self.bytes.set(c.bytes);
+        self.replay.set(c.replay);
+        self.replay_window.set(c.replay_window);
+        self.auth_failed.set(c.auth_failed);
+        self.other_drops
+            .set(c.malformed + c.bad_next_header + c.dummy + c.no_room + c.seq_exhausted);
+        self.seq.set(seq);
+        self.circuits.set(u64::from(circuits));
+    }
+}
+
+/// A worker's published SA counters: `outbound[tunnel]`, `inbound[slot]`.
+#[derive(Debug, Default)]
+pub struct SaStats {
+    pub outbound: Vec<SaStat>,
+    pub inbound: Vec<SaStat>,
+}
+
+/// A worker's SAs: the outbound SA of every tunnel it sends into and the inbound SAs it owns.
+#[derive(Debug)]
+pub struct SaState {
+    pub worker: u16,
+    pub workers: u16,
+    outbound: Vec<Option<OutboundSa>>,
+    inbound: Vec<Option<InboundSa>>,
+    out_circuits: Vec<u32>,
+    in_circuits: Vec<u32>,
+    stats: Arc<SaStats>,
+}
+
+impl Default for SaState {
+    fn default() -> Self {
+        Self {
+            worker: 0,
+            workers: 1,
+            outbound: Vec::new(),
+            inbound: Vec::new(),
+            out_circuits: Vec::new(),
+            in_circuits: Vec::new(),
+            stats: Arc::default(),
+        }
+    }
+}
+
+/// Why a worker's SAs could not be built.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SaSetupError {
+    #[error("tunnel to {peer}: {what} key: {error}")]
+    Key {
+        peer: String,
+        what: &'static str,
+        error: String,
+    },
+    #[error("tunnel to {peer}: {error}")]
+    Window { peer: String, error: String },
+    #[error("{workers} workers, but an overlay SA has {SENDERS} SPIs, one per sending worker")]
+    TooManyWorkers { workers: u16 },
+}
+
+impl SaState {
+    /// The SAs worker `worker` of `workers` owns, keyed from `keys` (parallel to `tunnels`).
+    pub fn new(
+        worker: u16,
+        workers: u16,
+        tunnels: &[TunnelInfo],
+        keys: &[TunnelKeys],
+        backend: Backend,
+    ) -> Result<SaState, SaSetupError> {
+        let mut s = SaState {
+            worker,
+            workers: workers.max(1),
+            ..SaState::default()
+        };
+        let key_err = |t: &TunnelInfo, what: &'static str, e: KeyError| SaSetupError::Key {
+            peer: t.peer.clone(),
+            what,
+            error: e.to_string(),
+        };
+        let mut slots = 0u32;
+        for (i, (t, k)) in tunnels.iter().zip(keys).enumerate() {
+            let out = match t.outbound_owner(i, s.workers) {
+                None => {
+                    if u32::from(workers) > SENDERS {
+                        return Err(SaSetupError::TooManyWorkers { workers });
+                    }
+                    let key = AeadKey::new(backend, t.suite, &k.out)
+                        .map_err(|e| key_err(t, "outbound", e))?;
+                    Some(
+                        OutboundSa::new(t.out_spi.wrapping_add(u32::from(worker)), t.esn, key)
+                            .with_sender(worker as u8),
+                    )
+                }
+                Some(owner) if owner == worker => {
+                    let key = AeadKey::new(backend, t.suite, &k.out)
+                        .map_err(|e| key_err(t, "outbound", e))?;
+                    Some(OutboundSa::new(t.out_spi, t.esn, key))
+                }
+                Some(_) => None,
+            };
+            s.outbound.push(out);
+            s.out_circuits.push(0);
+            for sender in 0..t.senders {
+                let sa = if t.inbound_owner(i, sender, s.workers) == worker {
+                    let key = AeadKey::new(backend, t.suite, &k.inbound)
+                        .map_err(|e| key_err(t, "inbound", e))?;
+                    let window = ReplayWindow::new(t.replay_window, t.esn).map_err(|e| {
+                        SaSetupError::Window {
+                            peer: t.peer.clone(),
+                            error: e.to_string(),
+                        }
+                    })?;
+                    Some(InboundSa::new(t.in_spi.wrapping_add(sender), key, window))
+                } else {
+                    None
+                };
+                s.inbound.push(sa);
+                s.in_circuits.push(0);
+                slots += 1;
+            }
+        }
+        s.stats = Arc::new(SaStats {
+            outbound: tunnels.iter().map(|_| SaStat::default()).collect(),
+            inbound: (0..slots).map(|_| SaStat::default()).collect(),
+        });
+        Ok(s)
+    }
+
+    /// The counters this worker publishes.
+    pub fn stats(&self) -> Arc<SaStats> {
+        self.stats.clone()
+    }
+
+    /// Copies every SA's counters to the published block (the worker calls this now and then;
+    /// a plain store per counter).
+    pub fn publish(&self) {
+        for (i, sa) in self.outbound.iter().enumerate() {
+            if let (Some(sa), Some(st)) = (sa, self.stats.outbound.get(i)) {
+                st.publish(&sa.counters, sa.last_seq(), self.out_circuits[i]);
+            }
+        }
+        for (i, sa) in self.inbound.iter().enumerate() {
+            if let (Some(sa), Some(st)) = (sa, self.stats.inbound.get(i)) {
+                st.publish(&sa.counters, sa.window().top(), self.in_circuits[i]);
+            }
+        }
+    }
+}
+
+/// The inner Ethernet address of an overlay endpoint: locally administered, from its loopback.
+fn loopback_mac(a: IpAddr) -> MacAddr {
+    let b = match a {
+        IpAddr::V4(v) => v.octets(),
+        IpAddr::V6(v) => {
+            let o = v.octets();
+            [o[12], o[13], o[14], o[15]]
+        }
+    };
+    [0x02, 0x00, b[0], b[1], b[2], b[3]]
+}
+
+fn drop_for(e: OverlayError) -> DropReason {
+    match e {
+        OverlayError::Esp(e) => match e {
+            EspError::Replay | EspError::ReplayWindow => DropReason::Replay,
+            EspError::AuthFailed => DropReason::AuthFailed,
+            EspError::UnknownSpi => DropReason::UnknownSpi,
+            EspError::SequenceExhausted => DropReason::SeqExhausted,
+            EspError::NoRoom => DropReason::NoBuffer,
+            EspError::Malformed | EspError::Dummy | EspError::BadNextHeader => {
+                DropReason::EspMalformed
+            }
+        },
+        OverlayError::NoRoom => DropReason::NoBuffer,
+        OverlayError::BadPath => DropReason::Malformed,
+        _ => DropReason::TunnelMalformed,
+    }
+}
+
+/// The inner packet's destination, and whether it is IPv6: the frame holds Ethernet and a
+/// validated IP header.
+#[inline]
+fn inner_dst(d: &[u8]) -> Option<IpAddr> {
+    let ip = d.get(ethernet::HEADER_LEN..)?;
+    match ip.first()? >> 4 {
+        4 => Some(IpAddr::V4(ipv4::Packet::new_checked(ip).ok()?.dst())),
+        6 => Some(IpAddr::V6(ipv6::Packet::new_checked(ip).ok()?.dst())),
+        _ => None,
+    }
+}
+
+/// A hash of the inner source and destination addresses: a flow keeps its circuit.
+#[inline]
+fn flow_hash(d: &[u8]) -> u32 {
+    let ip = &d[ethernet::HEADER_LEN.min(d.len())..];
+    let addrs = match ip.first().map(|b| b >> 4) {
+        Some(4) => ip.get(12..20),
+        Some(6) => ip.get(8..40),
+        _ => None,
+    };
+    let mut h = 0x811c_9dc5u32;
+    for &b in addrs.unwrap_or(&[]) {
+        h = (h ^ u32::from(b)).wrapping_mul(0x0100_0193);
+    }
+    h
+}
+
+/// Routes a packet of tenant `tn` (Ethernet + IP, TTL already decremented) in the tenant's
+/// table: to one of its LAN ports, to the box itself, or into a tunnel.
+pub(crate) fn tenant_route<B: PacketBuf>(
+    t: &Tables,
+    tn: u16,
+    ingress: Ingress,
+    pkt: &mut B,
+    fx: &mut Context,
+) -> Verdict {
+    let Some(tenant) = t.tenants.get(usize::from(tn)) else {
+        return Verdict::Drop(DropReason::NoRoute);
+    };
+    let Some(dst) = inner_dst(pkt.data()) else {
+        return Verdict::Drop(DropReason::Malformed);
+    };
+    let Some(hop) = tenant.routes.lookup(dst).copied() else {
+        return Verdict::Drop(DropReason::NoRoute);
+    };
+    match hop {
+        TenantHop::Local(nh) => local_out(t, nh, dst, pkt, fx),
+        TenantHop::Tunnel { tunnel, circuit } => {
+            send(t, tn, usize::from(tunnel), circuit, ingress, pkt, fx)
+        }
+    }
+}
+
+/// Out of a LAN port: neighbor, MTU, Ethernet addresses.
+fn local_out<B: PacketBuf>(
+    t: &Tables,
+    nh: NextHop,
+    dst: IpAddr,
+    pkt: &mut B,
+    fx: &mut Context,
+) -> Verdict {
+    let next = nh.via.unwrap_or(dst);
+    let Some(mac) = t.neighbor(nh.port, next).copied() else {
+        fx.solicit.push((nh.port, next));
+        return Verdict::Drop(DropReason::NeighborUnresolved);
+    };
+    let Some(out) = t.ports.get(usize::from(nh.port)) else {
+        return Verdict::Drop(DropReason::NoRoute);
+    };
+    let d = pkt.data_mut();
+    if d.len() - ethernet::HEADER_LEN > usize::from(out.mtu) {
+        return Verdict::Drop(DropReason::MtuExceeded);
+    }
+    d[0..6].copy_from_slice(&mac);
+    d[6..12].copy_from_slice(&out.mac);
+    Verdict::Forward(nh.port)
+}
+
+/// Seals the packet (Ethernet + IP) of tenant `tn` into tunnel `ti` and sends it over a
+/// circuit: `circuit`, or the flow's by hash.
+pub(crate) fn send<B: PacketBuf>(
+    t: &Tables,
+    tn: u16,
+    ti: usize,
+    circuit: Option<u8>,
+    ingress: Ingress,
+    pkt: &mut B,
+    fx: &mut Context,
+) -> Verdict {
+    let Some(info) = t.tunnels.get(ti) else {
+        return Verdict::Drop(DropReason::NoRoute);
+    };
+    if fx.sas.outbound.get(ti).is_none_or(Option::is_none) {
+        return match info.outbound_owner(ti, fx.sas.workers) {
+            Some(owner) if owner != fx.sas.worker => Verdict::Handoff {
+                worker: owner,
+                stage: Stage::Tenant(tn),
+            },
+            _ => Verdict::Drop(DropReason::NoRoute),
+        };
+    }
+    let n = info.circuits.len();
+    if n == 0 {
+        return Verdict::Drop(DropReason::NoRoute);
+    }
+    let ci = match circuit {
+        Some(c) => usize::from(c).min(n - 1),
+        None => flow_hash(pkt.data()) as usize % n,
+    };
+    let c = &info.circuits[ci];
+    // The underlay's next hop towards the peer's address on this circuit.
+    let Some(hop) = t
+        .routes
+        .lookup(c.remote)
+        .copied()
+        .filter(|h| h.port == c.port)
+    else {
+        return Verdict::Drop(DropReason::NoRoute);
+    };
+    let next = hop.via.unwrap_or(c.remote);
+    let Some(mac) = t.neighbor(c.port, next).copied() else {
+        fx.solicit.push((c.port, next));
+        return Verdict::Drop(DropReason::NeighborUnresolved);
+    };
+    let Some(out) = t.ports.get(usize::from(c.port)) else {
+        return Verdict::Drop(DropReason::NoRoute);
+    };
+    let header_len = info.header_len(c);
+    let inner = pkt.data().len().saturating_sub(ethernet::HEADER_LEN);
+    if outer_len(inner, header_len) > usize::from(out.mtu) {
+        return too_big(t, tn, ingress, pkt, fx, max_inner_len(out.mtu, header_len));
+    }
+    if !pkt.adj(ethernet::HEADER_LEN) {
+        return Verdict::Drop(DropReason::Malformed);
+    }
+    let Some(Some(sa)) = fx.sas.outbound.get_mut(ti) else {
+        return Verdict::Drop(DropReason::NoRoute);
+    };
+    let sealed = match (info.kind, info.loopbacks) {
+        (TunnelKind::Overlay, Some((ours, theirs))) => {
+            let path = OverlayPath {
+                outer_src_mac: out.mac,
+                outer_dst_mac: mac,
+                outer_src: c.local,
+                outer_dst: c.remote,
+                inner_src_mac: loopback_mac(ours),
+                inner_dst_mac: loopback_mac(theirs),
+                loopback_src: ours,
+                loopback_dst: theirs,
+                vni: t.tenants.get(usize::from(tn)).map_or(0, |x| x.vni),
+                ttl: OUTER_TTL,
+            };
+            overlay::encapsulate(&path, sa, pkt)
+        }
+        (TunnelKind::Esp | TunnelKind::EspUdp, _) => {
+            let path = PlainPath {
+                src_mac: out.mac,
+                dst_mac: mac,
+                src: c.local,
+                dst: c.remote,
+                udp: info.kind == TunnelKind::EspUdp,
+                ttl: OUTER_TTL,
+            };
+            overlay::encapsulate_plain(&path, sa, pkt)
+        }
+        (TunnelKind::Overlay, None) => Err(OverlayError::BadPath),
+    };
+    match sealed {
+        Ok(_) => {
+            fx.sas.out_circuits[ti] |= 1 << ci;
+            fx.encrypted += 1;
+            Verdict::Forward(c.port)
+        }
+        Err(e) => Verdict::Drop(drop_for(e)),
+    }
+}
+
+/// An inner packet too big for the tunnel: ICMP "fragmentation needed" / ICMPv6 "packet too
+/// big" with `mtu` when it may not be fragmented, else a counted drop (see the module
+/// documentation).
+fn too_big<B: PacketBuf>(
+    t: &Tables,
+    tn: u16,
+    ingress: Ingress,
+    pkt: &mut B,
+    fx: &mut Context,
+    mtu: usize,
+) -> Verdict {
+    let d = pkt.data();
+    let Some(source_port) = source_port(t, tn, ingress) else {
+        return Verdict::Drop(DropReason::MtuExceeded);
+    };
+    match d.get(ethernet::HEADER_LEN).map(|b| b >> 4) {
+        Some(4) => {
+            let df = ipv4::Packet::new_checked(&d[ethernet::HEADER_LEN..])
+                .is_ok_and(|p| p.dont_fragment());
+            if !df {
+                return Verdict::Drop(DropReason::MtuExceeded);
+            }
+            let mtu = mtu.min(usize::from(u16::MAX)) as u32;
+            forward::icmp4_error(
+                t,
+                ingress,
+                source_port,
+                pkt,
+                fx,
+                icmp::V4_DEST_UNREACHABLE,
+                icmp::V4_FRAG_NEEDED,
+                mtu,
+                DropReason::MtuExceeded,
+            )
+        }
+        Some(6) => {
+            // RFC 8200 §5: every link carries 1280 bytes; a tunnel that cannot would fragment.
+            let mtu = mtu.max(1280) as u32;
+            forward::icmp6_error(
+                t,
+                ingress,
+                source_port,
+                pkt,
+                fx,
+                icmp::V6_PACKET_TOO_BIG,
+                0,
+                mtu,
+                DropReason::MtuExceeded,
+            )
+        }
+        _ => Verdict::Drop(DropReason::Malformed),
+    }
+}
+
+/// The port whose address is the source of an ICMP error in tenant `tn`: the ingress port
+/// when the packet came from the tenant's LAN, else the tenant's first LAN port.
+fn source_port(t: &Tables, tn: u16, ingress: Ingress) -> Option<&PortInfo> {
+    let tenant = t.tenants.get(usize::from(tn))?;
+    let port = if tenant.lan_ports.contains(&ingress.port) {
+        ingress.port
+    } else {
+        *tenant.lan_ports.first()?
+    };
+    t.ports.get(usize::from(port))
+}
+
+/// Whether the frame (Ethernet + IP to one of our addresses) is tunnel traffic: ESP, ESP in
+/// UDP 4500 or VXLAN.
+#[inline]
+pub(crate) fn is_tunnel_frame(d: &[u8]) -> bool {
+    let ip = &d[ethernet::HEADER_LEN.min(d.len())..];
+    let (proto, l4) = match ip.first().map(|b| b >> 4) {
+        Some(4) if ip.len() >= ipv4::MIN_HEADER_LEN => (ip[9], usize::from(ip[0] & 0x0f) * 4),
+        Some(6) if ip.len() >= ipv6::HEADER_LEN => (ip[6], ipv6::HEADER_LEN),
+        _ => return false,
+    };
+    match proto {
+        PROTO_ESP => true,
+        ipv4::PROTO_UDP => ip
+            .get(l4 + 2..l4 + 4)
+            .map(|p| u16::from_be_bytes([p[0], p[1]]))
+            .is_some_and(|port| port == vxlan::PORT || port == overlay::NAT_T_PORT),
+        _ => false,
+    }
+}
+
+/// Receives tunnel traffic (see [`is_tunnel_frame`]) that arrived on `ingress.port`: finds
+/// the inbound SA, checks that the packet came where that SA goes, hands it to the owning
+/// worker or opens it, and routes the client's packet in the tenant.
+pub(crate) fn receive<B: PacketBuf>(
+    t: &Tables,
+    ingress: Ingress,
+    pkt: &mut B,
+    fx: &mut Context,
+) -> Verdict {
+    let d = pkt.data();
+    let udp_port = {
+        let ip = &d[ethernet::HEADER_LEN..];
+        match ip.first().map(|b| b >> 4) {
+            Some(4) => ip.get(usize::from(ip[0] & 0x0f) * 4 + 2..usize::from(ip[0] & 0x0f) * 4 + 4),
+            _ => ip.get(ipv6::HEADER_LEN + 2..ipv6::HEADER_LEN + 4),
+        }
+        .map(|p| u16::from_be_bytes([p[0], p[1]]))
+    };
+    let overlay_frame = udp_port == Some(vxlan::PORT) && {
+        let ip = &d[ethernet::HEADER_LEN..];
+        let proto = if ip[0] >> 4 == 4 {
+            ip.get(9)
+        } else {
+            ip.get(6)
+        };
+        proto == Some(&ipv4::PROTO_UDP)
+    };
+    // What the outer headers say: SPI, where the ESP packet lies, the kind, and (overlay) the
+    // VNI and loopbacks to check against the SA's tunnel.
+    let (spi, esp_range, kind, overlay_check) = if overlay_frame {
+        match overlay::parse_outer(d) {
+            Ok(o) => (
+                o.spi,
+                o.esp_range,
+                TunnelKind::Overlay,
+                Some((o.vni, o.loopback_src, o.loopback_dst)),
+            ),
+            Err(e) => return Verdict::Drop(drop_for(e)),
+        }
+    } else {
+        match overlay::parse_plain(d) {
+            Ok(PlainFrame::Esp {
+                spi,
+                udp,
+                esp_range,
+                ..
+            }) => (
+                spi,
+                esp_range,
+                if udp {
+                    TunnelKind::EspUdp
+                } else {
+                    TunnelKind::Esp
+                },
+                None,
+            ),
+            Ok(PlainFrame::NatKeepalive) => {
+                fx.nat_keepalives += 1;
+                return Verdict::Consumed;
+            }
+            Ok(PlainFrame::Ike) => return Verdict::Drop(DropReason::LocalUnhandled),
+            Err(e) => return Verdict::Drop(drop_for(e)),
+        }
+    };
+    let Some(&(ti, sender)) = t.spis.get(&spi) else {
+        return Verdict::Drop(DropReason::UnknownSpi);
+    };
+    let Some(info) = t.tunnels.get(usize::from(ti)) else {
+        return Verdict::Drop(DropReason::UnknownSpi);
+    };
+    let tn = info.tenant;
+    let Some(tenant) = t.tenants.get(usize::from(tn)) else {
+        return Verdict::Drop(DropReason::TunnelMismatch);
+    };
+    if info.kind != kind {
+        return Verdict::Drop(DropReason::TunnelMismatch);
+    }
+    if let Some((vni, from, to)) = overlay_check {
+        if vni != tenant.vni || info.loopbacks != Some((to, from)) {
+            return Verdict::Drop(DropReason::TunnelMismatch);
+        }
+    }
+    let Some(ci) = info.circuits.iter().position(|c| c.port == ingress.port) else {
+        return Verdict::Drop(DropReason::TunnelMismatch);
+    };
+    let slot = (info.first_slot + u32::from(sender)) as usize;
+    let owner = info.inbound_owner(usize::from(ti), u32::from(sender), fx.sas.workers);
+    if owner != fx.sas.worker {
+        return Verdict::Handoff {
+            worker: owner,
+            stage: Stage::Frame,
+        };
+    }
+    let Some(Some(sa)) = fx.sas.inbound.get_mut(slot) else {
+        return Verdict::Drop(DropReason::UnknownSpi);
+    };
+    let nh = match overlay::open_esp(sa, pkt, &esp_range) {
+        Ok(nh) => nh,
+        Err(OverlayError::Esp(EspError::Dummy)) => return Verdict::Consumed,
+        Err(e) => return Verdict::Drop(drop_for(e)),
+    };
+    fx.sas.in_circuits[slot] |= 1 << ci;
+    fx.decrypted += 1;
+    // The client's packet gets an Ethernet header again (its addresses are written on the way
+    // out) and is routed in the tenant like one from its LAN, TTL first.
+    if !pkt.prepend(ethernet::HEADER_LEN) {
+        return Verdict::Drop(DropReason::NoBuffer);
+    }
+    let ethertype = if nh == esp::wire::NEXT_HEADER_IPV6 {
+        ethernet::ETHERTYPE_IPV6
+    } else {
+        ethernet::ETHERTYPE_IPV4
+    };
+    let inner = Ingress {
+        port: ingress.port,
+        src_mac: BROADCAST_MAC,
+        tenant: Some(tn),
+    };
+    let d = pkt.data_mut();
+    ethernet::write_header(d, &BROADCAST_MAC, &BROADCAST_MAC, ethertype);
+    let Some(icmp_port) = source_port(t, tn, inner) else {
+        return Verdict::Drop(DropReason::NoRoute);
+    };
+    let len = d.len() - ethernet::HEADER_LEN;
+    if ethertype == ethernet::ETHERTYPE_IPV4 {
+        let Ok(mut ip) = ipv4::Packet::new_checked(&mut d[ethernet::HEADER_LEN..]) else {
+            return Verdict::Drop(DropReason::Malformed);
+        };
+        if ip.total_len() != len || !ip.verify_checksum() {
+            return Verdict::Drop(DropReason::Malformed);
+        }
+        let dst = ip.dst();
+        if tenant_owns(t, tn, IpAddr::V4(dst)) {
+            return forward::ipv4_local(t, inner, pkt, fx);
+        }
+        if ip.ttl() <= 1 {
+            return forward::icmp4_error(
+                t,
+                inner,
+                icmp_port,
+                pkt,
+                fx,
+                icmp::V4_TIME_EXCEEDED,
+                0,
+                0,
+                DropReason::TtlExceeded,
+            );
+        }
+        ip.decrement_ttl();
+    } else {
+        let Ok(mut ip) = ipv6::Packet::new_checked(&mut d[ethernet::HEADER_LEN..]) else {
+            return Verdict::Drop(DropReason::Malformed);
+        };
+        if ipv6::HEADER_LEN + ip.payload_len() != len {
+            return Verdict::Drop(DropReason::Malformed);
+        }
+        let dst = ip.dst();
+        if tenant_owns(t, tn, IpAddr::V6(dst)) {
+            return forward::ipv6_local(t, inner, icmp_port, pkt, fx);
+        }
+        if ip.hop_limit() <= 1 {
+            return forward::icmp6_error(
+                t,
+                inner,
+                icmp_port,
+                pkt,
+                fx,
+                icmp::V6_TIME_EXCEEDED,
+                0,
+                0,
+                DropReason::TtlExceeded,
+            );
+        }
+        ip.decrement_hop_limit();
+    }
+    tenant_route(t, tn, inner, pkt, fx)
+}
+
+/// Whether `a` is an address of one of tenant `tn`'s LAN ports.
+fn tenant_owns(t: &Tables, tn: u16, a: IpAddr) -> bool {
+    t.tenants.get(usize::from(tn)).is_some_and(|x| {
+        x.lan_ports.iter().any(|&p| {
+            t.ports.get(usize::from(p)).is_some_and(|p| match a {
+                IpAddr::V4(v) => p.owns_v4(v),
+                IpAddr::V6(v) => p.owns_v6(&v),
+            })
+        })
+    })
+}
+
+/// The next hops tunnels and tenant routes need resolved: each circuit's underlay next hop
+/// and the tenants' LAN next hops.
+pub fn next_hops(t: &Tables) -> Vec<(u16, IpAddr)> {
+    let mut v = Vec::new();
+    for info in &t.tunnels {
+        for c in &info.circuits {
+            if let Some(h) = t.routes.lookup(c.remote).filter(|h| h.port == c.port) {
+                v.push((c.port, h.via.unwrap_or(c.remote)));
+            }
+        }
+    }
+    for tenant in &t.tenants {
+        for e in tenant.routes.entries() {
+            if let TenantHop::Local(NextHop {
+                port,
+                via: Some(via),
+            }) = e.next_hop
+            {
+                v.push((port, via));
+            }
+        }
+    }
+    v.sort_unstable_by_key(|&(p, a)| (p, a));
+    v.dedup();
+    v
+}
+
+#[cfg(test)]
+#[path = "tunnel_tests.rs"]
+mod tests;

@@ -1,0 +1,546 @@
+//! Two sites, A and B, in one process: A's tenant traffic goes through `process` into the
+//! tunnel, the frame it sends is fed to B's `process`, and what comes out is checked byte for
+//! byte. Nothing here needs DPDK.
+
+use std::net::{Ipv4Addr, Ipv6Addr};
+
+use super::*;
+use crate::esp::Backend;
+use crate::forward::{process, process_handoff, ByteBuf};
+use crate::route::NextHop;
+use crate::tables::NeighborKey;
+use crate::wire::{checksum, udp};
+
+const HOST_A: MacAddr = [0x02, 0, 0, 0, 0xa0, 0x02];
+const HOST_B: MacAddr = [0x02, 0, 0, 0, 0xb0, 0x02];
+
+fn mac(site: u8, port: u8) -> MacAddr {
+    [0x02, 0, 0, 0, site, port]
+}
+
+const KEY_AB: [u8; 20] = [0x11; 20];
+const KEY_BA: [u8; 20] = [0x22; 20];
+
+/// Site A (`a` true) or B: port 0 = LAN of tenant "blue" (VNI 100), port 1 = inet, port 2 =
+/// mpls; one tunnel of `kind` to the other site over both circuits (a plain tunnel over inet
+/// only). A sends with SPIs 0x1000.., B with 0x2000...
+fn site(a: bool, kind: TunnelKind) -> Tables {
+    let (me, them, n) = if a { (0xa0, 0xb0, 1) } else { (0xb0, 0xa0, 2) };
+    let other = 3 - n;
+    let ports = vec![
+        PortInfo::new(
+            "lan0",
+            mac(me, 0),
+            1500,
+            &[
+                format!("10.{n}.0.1/24").parse().unwrap(),
+                format!("fd00:{n}::1/64").parse().unwrap(),
+            ],
+        ),
+        PortInfo::new(
+            "inet",
+            mac(me, 1),
+            1500,
+            &[
+                format!("198.18.1.{n}/24").parse().unwrap(),
+                format!("fd00:ff:1::{n}/64").parse().unwrap(),
+            ],
+        ),
+        PortInfo::new(
+            "mpls",
+            mac(me, 2),
+            1500,
+            &[format!("198.18.2.{n}/24").parse().unwrap()],
+        ),
+    ];
+    let plain = kind != TunnelKind::Overlay;
+    let circuits: Vec<CircuitInfo> = [(1u16, 1u8), (2, 2)]
+        .iter()
+        .take(if plain { 1 } else { 2 })
+        .map(|&(port, net)| CircuitInfo {
+            port,
+            local: format!("198.18.{net}.{n}").parse().unwrap(),
+            remote: format!("198.18.{net}.{other}").parse().unwrap(),
+        })
+        .collect();
+    let (out_spi, in_spi) = if a {
+        (0x1000, 0x2000)
+    } else {
+        (0x2000, 0x1000)
+    };
+    let tunnel = TunnelInfo {
+        peer: if a { "b".into() } else { "a".into() },
+        tenant: 0,
+        kind,
+        loopbacks: (!plain).then(|| {
+            (
+                format!("10.255.0.{n}").parse().unwrap(),
+                format!("10.255.0.{other}").parse().unwrap(),
+            )
+        }),
+        circuits,
+        out_spi,
+        in_spi,
+        senders: if plain { 1 } else { SENDERS },
+        suite: Suite::Aes128Gcm,
+        esn: true,
+        replay_window: 1024,
+        first_slot: 0,
+    };
+    let tun = |circuit| TenantHop::Tunnel { tunnel: 0, circuit };
+    let routes = vec![
+        (format!("10.{other}.0.0/24").parse().unwrap(), tun(None)),
+        (format!("fd00:{other}::/64").parse().unwrap(), tun(None)),
+        (
+            format!("10.{other}.100.0/24").parse().unwrap(),
+            tun(Some(1)),
+        ),
+    ];
+    let tenant = TenantSpec {
+        name: "blue".into(),
+        vni: 100,
+        lan_ports: vec![0],
+        routes,
+    };
+    let mut t = Tables::new(ports, &[]).with_tenants(vec![tenant], vec![tunnel]);
+    t.neighbors.insert(
+        NeighborKey::new(1, format!("198.18.1.{other}").parse().unwrap()),
+        mac(them, 1),
+    );
+    t.neighbors.insert(
+        NeighborKey::new(2, format!("198.18.2.{other}").parse().unwrap()),
+        mac(them, 2),
+    );
+    let host = if a { HOST_A } else { HOST_B };
+    t.neighbors.insert(
+        NeighborKey::new(0, format!("10.{n}.0.2").parse().unwrap()),
+        host,
+    );
+    t.neighbors.insert(
+        NeighborKey::new(0, format!("fd00:{n}::2").parse().unwrap()),
+        host,
+    );
+    t
+}
+
+fn context(t: &Tables, a: bool, worker: u16, workers: u16) -> Context {
+    let (out, inbound) = if a {
+        (KEY_AB, KEY_BA)
+    } else {
+        (KEY_BA, KEY_AB)
+    };
+    let keys: Vec<TunnelKeys> = t
+        .tunnels
+        .iter()
+        .map(|_| TunnelKeys {
+            out: Zeroizing::new(out.to_vec()),
+            inbound: Zeroizing::new(inbound.to_vec()),
+        })
+        .collect();
+    Context {
+        sas: SaState::new(worker, workers, &t.tunnels, &keys, Backend::AwsLc).unwrap(),
+        ..Context::default()
+    }
+}
+
+/// A UDP packet from host A to `dst` with `payload` bytes of data, DF set when `df`.
+fn udp4(src: &str, dst: &str, ttl: u8, payload: usize, df: bool) -> Vec<u8> {
+    let total = 20 + 8 + payload;
+    let mut f = vec![0u8; 14 + total];
+    ethernet::write_header(&mut f, &mac(0xa0, 0), &HOST_A, ethernet::ETHERTYPE_IPV4);
+    let src: Ipv4Addr = src.parse().unwrap();
+    let dst: Ipv4Addr = dst.parse().unwrap();
+    ipv4::write_header(&mut f[14..], total as u16, ttl, ipv4::PROTO_UDP, src, dst);
+    if df {
+        f[20] |= 0x40;
+        f[24..26].fill(0);
+        let c = checksum::checksum(&f[14..34]);
+        f[24..26].copy_from_slice(&c.to_be_bytes());
+    }
+    udp::write_header(&mut f[34..], 1234, 5678, (8 + payload) as u16, 0);
+    for (i, b) in f[42..].iter_mut().enumerate() {
+        *b = i as u8;
+    }
+    f
+}
+
+fn udp6(dst: &str, payload: usize) -> Vec<u8> {
+    let mut f = vec![0u8; 14 + 40 + 8 + payload];
+    ethernet::write_header(&mut f, &mac(0xa0, 0), &HOST_A, ethernet::ETHERTYPE_IPV6);
+    let src: Ipv6Addr = "fd00:1::2".parse().unwrap();
+    let dst: Ipv6Addr = dst.parse().unwrap();
+    ipv6::write_header(&mut f[14..], (8 + payload) as u16, 17, 64, &src, &dst);
+    udp::write_header(&mut f[54..], 1234, 5678, (8 + payload) as u16, 0);
+    let c = udp::ipv6_checksum(&src, &dst, &f[54..]);
+    f[60..62].copy_from_slice(&c.to_be_bytes());
+    f
+}
+
+fn run(t: &Tables, fx: &mut Context, port: u16, frame: &[u8]) -> (Verdict, Vec<u8>) {
+    let mut b = ByteBuf::new(frame);
+    let v = process(t, port, &mut b, fx);
+    (v, b.data().to_vec())
+}
+
+/// A sends `frame` from its LAN; returns the port and the frame it puts on the wire.
+fn seal_at_a(ta: &Tables, fa: &mut Context, frame: &[u8]) -> (u16, Vec<u8>) {
+    match run(ta, fa, 0, frame) {
+        (Verdict::Forward(p), out) => (p, out),
+        (v, _) => panic!("A did not forward into the tunnel: {v:?}"),
+    }
+}
+
+#[test]
+fn overlay_round_trip_ipv4() {
+    let (ta, tb) = (
+        site(true, TunnelKind::Overlay),
+        site(false, TunnelKind::Overlay),
+    );
+    let (mut fa, mut fb) = (context(&ta, true, 0, 1), context(&tb, false, 0, 1));
+    let inner = udp4("10.1.0.2", "10.2.0.2", 64, 100, true);
+    let (port, wire) = seal_at_a(&ta, &mut fa, &inner);
+    assert!(port == 1 || port == 2, "out of a WAN port, not {port}");
+    assert_eq!(fa.encrypted, 1);
+    // What went on the wire is the ARCHITECTURE.md format.
+    let o = overlay::parse_outer(&wire).unwrap();
+    assert_eq!(o.vni, 100);
+    assert_eq!(o.spi, 0x1000, "worker 0 sends with the first SPI");
+    assert_eq!(o.src_port, overlay::source_port(0x1000));
+    assert_eq!(o.loopback_src, "10.255.0.1".parse::<IpAddr>().unwrap());
+    assert_eq!(o.loopback_dst, "10.255.0.2".parse::<IpAddr>().unwrap());
+    assert_eq!(&wire[0..6], &mac(0xb0, port as u8), "to B's circuit MAC");
+    assert!(
+        !wire.windows(32).any(|w| w == &inner[42..74]),
+        "payload in the clear"
+    );
+    // B opens it and delivers the client's packet, TTL decremented once per router.
+    let (v, out) = run(&tb, &mut fb, port, &wire);
+    assert_eq!(v, Verdict::Forward(0));
+    assert_eq!(fb.decrypted, 1);
+    assert_eq!(&out[0..6], &HOST_B);
+    assert_eq!(&out[6..12], &mac(0xb0, 0));
+    assert_eq!(out.len(), inner.len());
+    assert_eq!(out[14 + 8], 62, "TTL");
+    assert_eq!(&out[34..], &inner[34..], "UDP header and payload unchanged");
+    assert!(ipv4::Packet::new_checked(&out[14..])
+        .unwrap()
+        .verify_checksum());
+    // The same packet again is a replay; the SA counted one packet.
+    assert_eq!(
+        run(&tb, &mut fb, port, &wire).0,
+        Verdict::Drop(DropReason::Replay)
+    );
+    fb.sas.publish();
+    let st = &fb.sas.stats().inbound[0];
+    assert_eq!((st.packets.get(), st.replay.get()), (1, 1));
+    assert_eq!(st.circuits.get(), 1 << (port - 1));
+}
+
+#[test]
+fn overlay_round_trip_ipv6_and_pinned_circuit() {
+    let (ta, tb) = (
+        site(true, TunnelKind::Overlay),
+        site(false, TunnelKind::Overlay),
+    );
+    let (mut fa, mut fb) = (context(&ta, true, 0, 1), context(&tb, false, 0, 1));
+    let inner = udp6("fd00:2::2", 500);
+    let (port, wire) = seal_at_a(&ta, &mut fa, &inner);
+    let (v, out) = run(&tb, &mut fb, port, &wire);
+    assert_eq!(v, Verdict::Forward(0));
+    assert_eq!(out[14 + 7], 62, "hop limit");
+    assert_eq!(&out[54..], &inner[54..]);
+    // 10.2.100.0/24 is pinned to circuit 1 (mpls, port 2), whatever the flow.
+    for host in 1..20 {
+        let f = udp4("10.1.0.2", &format!("10.2.100.{host}"), 64, 10, false);
+        assert_eq!(seal_at_a(&ta, &mut fa, &f).0, 2);
+    }
+}
+
+#[test]
+fn tampered_wrong_vni_unknown_spi_and_wrong_circuit_are_dropped() {
+    let (ta, tb) = (
+        site(true, TunnelKind::Overlay),
+        site(false, TunnelKind::Overlay),
+    );
+    let (mut fa, mut fb) = (context(&ta, true, 0, 1), context(&tb, false, 0, 1));
+    let (port, wire) = seal_at_a(&ta, &mut fa, &udp4("10.1.0.2", "10.2.0.2", 64, 64, false));
+    let o = overlay::parse_outer(&wire).unwrap();
+    // A flipped ciphertext bit: ICV failure, and the window does not move, so the untouched
+    // packet is still accepted afterwards.
+    let mut bad = wire.clone();
+    bad[o.esp_range.start + 20] ^= 1;
+    assert_eq!(
+        run(&tb, &mut fb, port, &bad).0,
+        Verdict::Drop(DropReason::AuthFailed)
+    );
+    // Another VNI (UDP checksum is zero over IPv4, so editing the VNI keeps it valid).
+    let mut vni = wire.clone();
+    let vx = 14 + 20 + 8;
+    vni[vx + 6] ^= 1;
+    assert_eq!(
+        run(&tb, &mut fb, port, &vni).0,
+        Verdict::Drop(DropReason::TunnelMismatch)
+    );
+    // Arriving on the LAN port's circuit: not one of the tunnel's.
+    let mut lan = wire.clone();
+    lan[0..6].copy_from_slice(&mac(0xb0, 0));
+    assert_ne!(run(&tb, &mut fb, 0, &lan).0, Verdict::Forward(0));
+    // An SPI nobody configured.
+    let mut spi = wire.clone();
+    spi[o.esp_range.start + 3] ^= 0x80;
+    assert_eq!(
+        run(&tb, &mut fb, port, &spi).0,
+        Verdict::Drop(DropReason::UnknownSpi)
+    );
+    assert_eq!(run(&tb, &mut fb, port, &wire).0, Verdict::Forward(0));
+    fb.sas.publish();
+    assert_eq!(fb.sas.stats().inbound[0].auth_failed.get(), 1);
+}
+
+#[test]
+fn plain_esp_and_esp_in_udp_round_trip() {
+    for kind in [TunnelKind::Esp, TunnelKind::EspUdp] {
+        let (ta, tb) = (site(true, kind), site(false, kind));
+        let (mut fa, mut fb) = (context(&ta, true, 0, 1), context(&tb, false, 0, 1));
+        let inner = udp4("10.1.0.2", "10.2.0.2", 64, 300, true);
+        let (port, wire) = seal_at_a(&ta, &mut fa, &inner);
+        assert_eq!(port, 1);
+        let ip = ipv4::Packet::new_checked(&wire[14..]).unwrap();
+        assert!(ip.dont_fragment());
+        match kind {
+            TunnelKind::Esp => assert_eq!(ip.protocol(), PROTO_ESP),
+            _ => {
+                assert_eq!(ip.protocol(), ipv4::PROTO_UDP);
+                assert_eq!(&wire[34..38], &[0x11, 0x94, 0x11, 0x94], "4500 -> 4500");
+            }
+        }
+        let (v, out) = run(&tb, &mut fb, port, &wire);
+        assert_eq!(v, Verdict::Forward(0), "{kind:?}");
+        assert_eq!(&out[34..], &inner[34..]);
+    }
+}
+
+#[test]
+fn nat_keepalive_and_ike_on_4500() {
+    let tb = site(false, TunnelKind::EspUdp);
+    let mut fb = context(&tb, false, 0, 1);
+    let mut f = vec![0u8; 14 + 20 + 8 + 1];
+    ethernet::write_header(
+        &mut f,
+        &mac(0xb0, 1),
+        &mac(0xa0, 1),
+        ethernet::ETHERTYPE_IPV4,
+    );
+    let (s, d) = ("198.18.1.1".parse().unwrap(), "198.18.1.2".parse().unwrap());
+    ipv4::write_header(&mut f[14..], 29, 64, ipv4::PROTO_UDP, s, d);
+    udp::write_header(&mut f[34..], 4500, 4500, 9, 0);
+    f[42] = 0xff;
+    assert_eq!(run(&tb, &mut fb, 1, &f).0, Verdict::Consumed);
+    assert_eq!(fb.nat_keepalives, 1);
+    let mut ike = vec![0u8; 14 + 20 + 8 + 8];
+    ike[..14].copy_from_slice(&f[..14]);
+    ipv4::write_header(&mut ike[14..], 36, 64, ipv4::PROTO_UDP, s, d);
+    udp::write_header(&mut ike[34..], 4500, 4500, 16, 0);
+    assert_eq!(
+        run(&tb, &mut fb, 1, &ike).0,
+        Verdict::Drop(DropReason::LocalUnhandled)
+    );
+}
+
+#[test]
+fn too_big_with_df_gets_frag_needed_with_the_tunnel_mtu() {
+    let ta = site(true, TunnelKind::Overlay);
+    let mut fa = context(&ta, true, 0, 1);
+    let mtu = max_inner_len(1500, ta.tunnels[0].header_len(&ta.tunnels[0].circuits[0]));
+    assert_eq!(mtu, 1394, "1500 - 70 bytes of headers - 36 of ESP, padded");
+    // The largest packet that fits goes through; one byte more does not.
+    let fits = udp4("10.1.0.2", "10.2.0.2", 64, mtu - 28, true);
+    let (_, wire) = seal_at_a(&ta, &mut fa, &fits);
+    assert!(
+        wire.len() - 14 <= 1500,
+        "outer packet {} bytes",
+        wire.len() - 14
+    );
+    let big = udp4("10.1.0.2", "10.2.0.2", 64, mtu - 27, true);
+    let (v, out) = run(&ta, &mut fa, 0, &big);
+    assert_eq!(v, Verdict::Reply(0), "ICMP back to the LAN host");
+    assert_eq!(&out[0..6], &HOST_A);
+    let ip = ipv4::Packet::new_checked(&out[14..]).unwrap();
+    assert_eq!(ip.protocol(), ipv4::PROTO_ICMP);
+    assert_eq!(ip.src(), "10.1.0.1".parse::<Ipv4Addr>().unwrap());
+    let icmp_msg = ip.payload();
+    assert_eq!((icmp_msg[0], icmp_msg[1]), (3, 4));
+    assert_eq!(u16::from_be_bytes([icmp_msg[6], icmp_msg[7]]) as usize, mtu);
+    // Without DF: dropped and counted, never fragmented.
+    let nodf = udp4("10.1.0.2", "10.2.0.2", 64, mtu - 27, false);
+    assert_eq!(
+        run(&ta, &mut fa, 0, &nodf).0,
+        Verdict::Drop(DropReason::MtuExceeded)
+    );
+    // IPv6: packet too big.
+    let (v, out) = run(&ta, &mut fa, 0, &udp6("fd00:2::2", 1400));
+    assert_eq!(v, Verdict::Reply(0));
+    assert_eq!(out[14 + 40], icmp::V6_PACKET_TOO_BIG);
+    let reported = u32::from_be_bytes([out[58], out[59], out[60], out[61]]);
+    assert_eq!(reported as usize, mtu.max(1280));
+}
+
+#[test]
+fn ttl_expiring_at_b_is_reported_back_through_the_tunnel() {
+    let (ta, tb) = (
+        site(true, TunnelKind::Overlay),
+        site(false, TunnelKind::Overlay),
+    );
+    let (mut fa, mut fb) = (context(&ta, true, 0, 1), context(&tb, false, 0, 1));
+    // TTL 2: A decrements to 1, B may not forward it.
+    let (port, wire) = seal_at_a(&ta, &mut fa, &udp4("10.1.0.2", "10.2.0.2", 2, 20, false));
+    let (v, back) = run(&tb, &mut fb, port, &wire);
+    let Verdict::Reply(back_port) = v else {
+        panic!("B did not answer: {v:?}");
+    };
+    assert!(back_port == 1 || back_port == 2);
+    // A opens B's ICMP error and delivers it to the host, from B's LAN address.
+    let (v, icmp_frame) = run(&ta, &mut fa, back_port, &back);
+    assert_eq!(v, Verdict::Forward(0));
+    let ip = ipv4::Packet::new_checked(&icmp_frame[14..]).unwrap();
+    assert_eq!(ip.src(), "10.2.0.1".parse::<Ipv4Addr>().unwrap());
+    assert_eq!(ip.dst(), "10.1.0.2".parse::<Ipv4Addr>().unwrap());
+    assert_eq!(ip.payload()[0], icmp::V4_TIME_EXCEEDED);
+}
+
+#[test]
+fn echo_to_the_remote_lan_address_is_answered_through_the_tunnel() {
+    let (ta, tb) = (
+        site(true, TunnelKind::Overlay),
+        site(false, TunnelKind::Overlay),
+    );
+    let (mut fa, mut fb) = (context(&ta, true, 0, 1), context(&tb, false, 0, 1));
+    let mut f = vec![0u8; 14 + 20 + 16];
+    ethernet::write_header(&mut f, &mac(0xa0, 0), &HOST_A, ethernet::ETHERTYPE_IPV4);
+    let (s, d) = ("10.1.0.2".parse().unwrap(), "10.2.0.1".parse().unwrap());
+    ipv4::write_header(&mut f[14..], 36, 64, ipv4::PROTO_ICMP, s, d);
+    f[34] = icmp::V4_ECHO_REQUEST;
+    f[42..50].copy_from_slice(b"pingpong");
+    icmp::v4_fill_checksum(&mut f[34..50]);
+    let (port, wire) = seal_at_a(&ta, &mut fa, &f);
+    let (v, reply) = run(&tb, &mut fb, port, &wire);
+    let Verdict::Reply(p) = v else {
+        panic!("{v:?}")
+    };
+    let (v, out) = run(&ta, &mut fa, p, &reply);
+    assert_eq!(v, Verdict::Forward(0));
+    assert_eq!(out[34], icmp::V4_ECHO_REPLY);
+    assert_eq!(&out[42..50], b"pingpong");
+}
+
+#[test]
+fn packets_for_another_workers_sa_are_handed_off_untouched() {
+    let (ta, tb) = (
+        site(true, TunnelKind::Overlay),
+        site(false, TunnelKind::Overlay),
+    );
+    // A's worker 1 of 2 sends with SPI 0x1001 and IV sender bits 1.
+    let mut fa1 = context(&ta, true, 1, 2);
+    let (port, wire) = seal_at_a(&ta, &mut fa1, &udp4("10.1.0.2", "10.2.0.2", 64, 40, false));
+    let o = overlay::parse_outer(&wire).unwrap();
+    assert_eq!(o.spi, 0x1001);
+    assert_eq!(
+        wire[o.esp_range.start + 8],
+        1,
+        "IV carries the sender index"
+    );
+    // At B, sender 1 belongs to worker 1 of 2: worker 0 hands it over unchanged.
+    let mut fb0 = context(&tb, false, 0, 2);
+    let mut fb1 = context(&tb, false, 1, 2);
+    let mut b = ByteBuf::new(&wire);
+    let v = process(&tb, port, &mut b, &mut fb0);
+    assert_eq!(
+        v,
+        Verdict::Handoff {
+            worker: 1,
+            stage: Stage::Frame
+        }
+    );
+    assert_eq!(b.data(), &wire[..]);
+    assert_eq!(
+        process_handoff(&tb, port, Stage::Frame, &mut b, &mut fb1),
+        Verdict::Forward(0)
+    );
+    // A plain tunnel's outbound SA lives on worker 0 (tunnel 0 % 2): worker 1 hands over at
+    // the tenant stage, and worker 0 seals it.
+    let tp = site(true, TunnelKind::Esp);
+    let (mut w0, mut w1) = (context(&tp, true, 0, 2), context(&tp, true, 1, 2));
+    let mut b = ByteBuf::new(&udp4("10.1.0.2", "10.2.0.2", 64, 40, false));
+    assert_eq!(
+        process(&tp, 0, &mut b, &mut w1),
+        Verdict::Handoff {
+            worker: 0,
+            stage: Stage::Tenant(0)
+        }
+    );
+    assert_eq!(b.data()[14 + 8], 63, "TTL decremented once");
+    assert_eq!(
+        process_handoff(&tp, 0, Stage::Tenant(0), &mut b, &mut w0),
+        Verdict::Forward(1)
+    );
+    let ip = ipv4::Packet::new_checked(&b.data()[14..]).unwrap();
+    assert_eq!(ip.protocol(), PROTO_ESP);
+}
+
+#[test]
+fn unresolved_circuit_next_hop_is_solicited() {
+    let mut ta = site(true, TunnelKind::Overlay);
+    ta.neighbors.clear();
+    let mut fa = context(&ta, true, 0, 1);
+    let (v, _) = run(
+        &ta,
+        &mut fa,
+        0,
+        &udp4("10.1.0.2", "10.2.100.2", 64, 10, false),
+    );
+    assert_eq!(v, Verdict::Drop(DropReason::NeighborUnresolved));
+    assert_eq!(fa.solicit.as_slice(), &[(2, "198.18.2.2".parse().unwrap())]);
+    let hops = next_hops(&ta);
+    assert!(
+        hops.contains(&(1, "198.18.1.2".parse().unwrap())),
+        "{hops:?}"
+    );
+    assert!(
+        hops.contains(&(2, "198.18.2.2".parse().unwrap())),
+        "{hops:?}"
+    );
+}
+
+#[test]
+fn tenant_lan_is_not_reachable_from_the_underlay() {
+    let ta = site(true, TunnelKind::Overlay);
+    let mut fa = context(&ta, true, 0, 1);
+    // From the WAN, to the tenant's LAN host: the underlay has no route there.
+    let mut f = udp4("198.18.1.2", "10.1.0.2", 64, 10, false);
+    f[0..6].copy_from_slice(&mac(0xa0, 1));
+    assert_eq!(
+        run(&ta, &mut fa, 1, &f).0,
+        Verdict::Drop(DropReason::NoRoute)
+    );
+    assert!(ta.routes.lookup("10.1.0.2".parse().unwrap()).is_none());
+    assert_eq!(
+        ta.tenants[0].routes.lookup("10.1.0.2".parse().unwrap()),
+        Some(&TenantHop::Local(NextHop { port: 0, via: None }))
+    );
+}
+
+#[test]
+fn tunnel_mtu_arithmetic() {
+    // Plain ESP over IPv4 at 1500: 20 + 16 + pad + 2 + 16.
+    assert_eq!(max_inner_len(1500, 20), 1446);
+    for inner in 1300..1500 {
+        for hdr in [20usize, 28, 70, 110] {
+            let fits = outer_len(inner, hdr) <= 1500;
+            assert_eq!(
+                fits,
+                inner <= max_inner_len(1500, hdr),
+                "inner {inner} hdr {hdr}"
+            );
+        }
+    }
+}
