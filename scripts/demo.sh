@@ -5,8 +5,11 @@
 #   2. build sdwand, sdwan-cli and the WAN emulator (cargo build --release)
 #   3. start the lab: two sdwand appliances (site A, site B) in network namespaces, joined by
 #      two WAN circuits (inet, mpls) through the WAN emulator (scripts/lab.sh up)
-#   4. ping from host A to host B through both appliances: IPv4 over each circuit, and IPv6
-#   5. show what the appliances saw: sdwan-cli show interfaces / stats / routes / neighbors
+#   4. ping from host A to host B through both appliances, encrypted: tenant "blue" travels in one
+#      SA between the sites as ESP inside VXLAN; IPv4 over each circuit, and IPv6; then a short
+#      iperf3 TCP run over each circuit
+#   5. show what the appliances saw: sdwan-cli show sa (both sites) / interfaces / stats /
+#      routes / neighbors
 #   6. tear the lab down (also when a step fails)
 #
 # Exit status 0 when every ping got through. Environment: CARGO_TARGET_DIR (cargo's),
@@ -63,7 +66,7 @@ finish() {
     fi
     echo
     if [[ $rc -eq 0 ]]; then
-        echo "Demo complete in $((SECONDS - T0)) s: host A reached host B through both appliances."
+        echo "Demo complete in $((SECONDS - T0)) s: host A reached host B through both appliances, encrypted."
         rm -rf "$LOGS"
     else
         echo "Demo FAILED at step: ${STEP} (exit $rc). Logs: $LOGS"
@@ -95,13 +98,16 @@ step "3/6 Starting the lab (scripts/lab.sh up): every box below is a network nam
     "  fd00:1::2    lan0 fd00:1::1      (WAN emulator,      lan0 fd00:2::1        fd00:2::2" \
     "  10.1.100.2                       sdw-transport)                            10.2.100.2" \
     "" \
-    "  Site A is .1 and site B .2 on both circuits. Static routes send 10.2.0.0/24 over inet" \
-    "  and 10.2.100.0/24 over mpls (conf/lab/site-a.yaml, site-b.yaml)." \
+    "  Site A is .1 and site B .2 on both circuits. The LANs belong to tenant \"blue\" (VNI" \
+    "  1001); its traffic between the sites travels in one SA (AES-128-GCM, static keys from" \
+    "  conf/lab/keys/) as ESP between the loopbacks 10.255.0.1 and 10.255.0.2, inside VXLAN." \
+    "  The tenant's routes send 10.2.0.0/24 over inet and 10.2.100.0/24 over mpls" \
+    "  (conf/lab/site-a.yaml, site-b.yaml); the SA is the same on both." \
     ""
 LAB_STARTED=1
 "$LAB" up --router sdwand 2>&1 | sed 's/^/  /'
 
-step "4/6 Pinging host B from host A through both appliances" \
+step "4/6 Host A to host B through both appliances, encrypted" \
     "(ttl=62 in the replies: host B's 64, less one for each appliance the reply crossed)"
 # The first packet of each path makes the appliances resolve their next hops (ARP / ND).
 warm() {
@@ -124,6 +130,20 @@ demo_ping "IPv4 over circuit inet (10.2.0.0/24 is routed via inet)" 10.2.0.2
 demo_ping "IPv4 over circuit mpls (10.2.100.0/24 is routed via mpls)" -I 10.1.100.2 10.2.100.2
 demo_ping "IPv6 over circuit inet" -6 fd00:2::2
 
+demo_iperf() { # what, port, client args...
+    local what=$1 port=$2
+    shift 2
+    echo
+    echo "--- $what: iperf3 -c $* -t 2 ---"
+    "$LAB" exec hostB iperf3 -s -1 -p "$port" >/dev/null 2>&1 &
+    local server=$!
+    sleep 0.3
+    "$LAB" exec hostA iperf3 -c "$@" -p "$port" -t 2 -f m | grep -E 'sender|receiver' | sed 's/^/  /'
+    wait "$server" 2>/dev/null || true
+}
+demo_iperf "TCP over circuit inet" 5201 10.2.0.2
+demo_iperf "TCP over circuit mpls" 5202 10.2.100.2 -B 10.1.100.2
+
 show() { # site command...
     local site=$1
     shift
@@ -132,6 +152,12 @@ show() { # site command...
     "$CLI" --socket "$LAB_DIR/site-$site.sock" "$@" | sed 's/^/  /'
 }
 step "5/6 What the appliances saw (sdwan-cli)"
+echo
+echo "Security associations: one SA per tenant with the peer, each way, over both circuits."
+echo "What one site sealed, the other opened (but for what the WAN lost); keys are never shown."
+show a show sa
+show b show sa
+show a show sa 0x1000
 echo
 echo "Interfaces: the DPDK ports (net_af_packet on the lab's veths), their addresses and"
 echo "packet counters as the devices count them."
@@ -143,7 +169,8 @@ echo "locally (ping to the router, ARP/ND), or dropped, with the reason."
 show a show stats
 show b show stats
 echo
-echo "Routes: connected subnets of each port, and the static routes from conf/lab/site-*.yaml."
+echo "Routes: the underlay (\"default\": the circuits), and tenant blue's table: its LAN and the"
+echo "routes into the tunnel to the other site, from conf/lab/site-*.yaml."
 show a show routes
 show b show routes
 echo

@@ -28,8 +28,11 @@ PACKAGES=(
     iputils-ping    # ping in tests/lab_*.sh and scripts/demo.sh
     iperf3          # throughput through the WAN emulator (tests/lab_impair.sh)
     jq              # reads the JSON of `sdwan-wanem ctl show --json` and `sdwan-cli ... --json`
-    tcpdump         # looking at the lab's wires when something does not pass
+    tcpdump         # captures the lab's circuits (tests/lab_forwarding.sh)
     python3         # helper scripts
+    # --- interop: independent implementations the tests check the appliance against ---
+    python3-scapy   # ESP / VXLAN built and decrypted by scapy (tests/interop/overlay_scapy.py)
+    python3-cryptography # scapy's AES-GCM
     # --- lint ---
     shellcheck      # shellcheck scripts/*.sh tests/*.sh
 )

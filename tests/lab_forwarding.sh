@@ -1,10 +1,13 @@
 #!/usr/bin/env bash
 # End-to-end test of sdwand in the namespace lab: two sdwand instances (sites A and B) joined by
-# the two emulated WAN circuits. Real pings from hostA to hostB (IPv4 and IPv6, over inet and
+# the two emulated WAN circuits, tenant "blue" carried between them in one SA as ESP inside
+# VXLAN (conf/lab/site-*.yaml). Real pings from hostA to hostB (IPv4 and IPv6, over inet and
 # over mpls), pings to the routers themselves, ICMP time exceeded from each hop, proof from the
-# emulator's and the routers' counters that each circuit carried its traffic, the neighbor
-# table, and a clean shutdown on SIGTERM. Run as root. Prints a PASS/FAIL line per check; exits
-# non-zero on any failure; always tears the lab down. Takes about 20 s (after the build).
+# emulator's, the routers' and the SAs' counters that each circuit carried its traffic and that
+# both sites count the same packets, scapy decrypting what site A sent and site B accepting
+# ESP that scapy built, iperf3 TCP over each circuit, the neighbor table, and a clean shutdown
+# on SIGTERM. Run as root. Prints a PASS/FAIL line per check; exits non-zero on any failure;
+# always tears the lab down. Takes about 40 s (after the build).
 #
 #   tests/lab_forwarding.sh   (env: LAB_PREFIX, WANEM, SDWAND, SDWAN_CLI, CARGO_TARGET_DIR)
 #
@@ -59,7 +62,7 @@ cleanup() {
 trap cleanup EXIT
 
 [[ $(id -u) -eq 0 ]] || { echo "tests/lab_forwarding.sh: run as root" >&2; exit 2; }
-for t in ping jq awk ip grep; do
+for t in ping jq awk ip grep tcpdump iperf3 /usr/bin/python3; do
     command -v "$t" >/dev/null || { echo "tests/lab_forwarding.sh: $t missing (scripts/setup.sh)" >&2; exit 2; }
 done
 if [[ ! -x $SDWAND || ! -x $SDWAN_CLI ]]; then
@@ -87,6 +90,10 @@ snapshot() {
     "$LAB" ctl show --json | jq -r '.circuits[] | .name as $c
         | ("a2b", "b2a") as $d | "wanem_\($c)_\($d)=\(.[$d].counters.tx)"'
     for s in a b; do
+        cli "$LAB_DIR/site-$s.sock" show sa --json | jq -r --arg s "$s" '
+            (map(select(.direction == "out")) | "\($s)_sa_out=\(map(.packets) | add // 0)"),
+            (map(select(.direction == "in")) | "\($s)_sa_in=\(map(.packets) | add // 0)"),
+            (map(select(.direction == "in")) | "\($s)_sa_auth=\(map(.auth_failed) | add // 0)")'
         cli "$LAB_DIR/site-$s.sock" show stats --json \
             | jq -r --arg s "$s" '"\($s)_forwarded=\(.total.forwarded)"'
         cli "$LAB_DIR/site-$s.sock" show interfaces --json \
@@ -132,8 +139,8 @@ ping_count -c 3 -i 0.05 -W 2 10.1.0.1
 check "site A answers on 10.1.0.1: ${RECV}/${SENT}" "a == 3" "$RECV"
 ping_count -6 -c 3 -i 0.05 -W 2 fd00:1::1
 check "site A answers on fd00:1::1: ${RECV}/${SENT}" "a == 3" "$RECV"
-ping_count -c 3 -i 0.05 -W 2 198.18.1.2
-check "site B answers on its inet address 198.18.1.2 (through site A): ${RECV}/${SENT}" "a == 3" "$RECV"
+ping_count -c 3 -i 0.05 -W 2 10.2.0.1
+check "site B answers on its LAN address 10.2.0.1 (through the tunnel): ${RECV}/${SENT}" "a == 3" "$RECV"
 
 echo "=== TTL: ICMP time exceeded from each hop ==="
 ping_count -c 1 -W 2 -t 1 10.2.0.2
@@ -145,10 +152,10 @@ else
 fi
 ping_count -c 1 -W 2 -t 2 10.2.0.2
 info "$(grep -m1 '^From' <<<"$OUT" || echo "(no ICMP error) $OUT")"
-if grep -qE '^From 198\.18\.1\.2( |:).*Time to live exceeded' <<<"$OUT"; then
-    pass "ping -t 2 10.2.0.2: Time to live exceeded from 198.18.1.2 (site B, ingress inet)"
+if grep -qE '^From 10\.2\.0\.1( |:).*Time to live exceeded' <<<"$OUT"; then
+    pass "ping -t 2 10.2.0.2: Time to live exceeded from 10.2.0.1 (site B, after the tunnel, sent back through it)"
 else
-    fail "ping -t 2 10.2.0.2: Time to live exceeded from 198.18.1.2 (site B, ingress inet)"
+    fail "ping -t 2 10.2.0.2: Time to live exceeded from 10.2.0.1 (site B, after the tunnel, sent back through it)"
 fi
 ping_count -6 -c 1 -W 2 -t 1 fd00:2::2
 info "$(grep -m1 '^From' <<<"$OUT" || echo "(no ICMP error) $OUT")"
@@ -192,11 +199,75 @@ phase() { # circuit other ping-args...
         "$(delta "$before" "$after" b_lan0_rx)" "$(delta "$before" "$after" "b_${circ}_tx")")
     check "site A: lan0 rx/tx and $circ rx/tx each moved >= $N (least +$ma)" "a >= b" "$ma" "$N"
     check "site B: lan0 rx/tx and $circ rx/tx each moved >= $N (least +$mb)" "a >= b" "$mb" "$N"
+    local ao bi bo ai
+    ao=$(delta "$before" "$after" a_sa_out); bi=$(delta "$before" "$after" b_sa_in)
+    bo=$(delta "$before" "$after" b_sa_out); ai=$(delta "$before" "$after" a_sa_in)
+    info "SAs: A out +$ao, B in +$bi; B out +$bo, A in +$ai"
+    check "show sa agrees: A sealed $N, B opened $N (+$ao, +$bi)" "a == c && b == c" "$ao" "$bi" "$N"
+    check "show sa agrees: B sealed $N, A opened $N (+$bo, +$ai)" "a == c && b == c" "$bo" "$ai" "$N"
 }
 min_of() { printf '%s\n' "$@" | sort -n | head -n 1; }
 
 phase inet mpls 10.2.0.2
 phase mpls inet -I 10.1.100.2 10.2.100.2
+
+echo "=== the wire is encrypted: scapy, an independent ESP, reads and writes it ==="
+TMP=$(mktemp -d /tmp/sdwan-lab-test.XXXXXX)
+MARKER=5ca1ab1e5eedfeed
+ip netns exec "$P-transport" timeout 5 tcpdump -i a-inet -U -w "$TMP/a-inet.pcap" 'udp port 4789' \
+    >"$TMP/tcpdump.log" 2>&1 &
+TCPDUMP=$!
+sleep 1
+ping_count -c 5 -i 0.05 -W 2 -p "$MARKER" 10.2.0.2
+wait "$TCPDUMP" || true
+SCAPY=(/usr/bin/python3 "$ROOT/tests/interop/overlay_scapy.py")
+OVERLAY=(--key-file "$ROOT/conf/lab/keys/blue-a-to-b.hex" --loopbacks 10.255.0.1 10.255.0.2
+    --vni 1001 --inner-src 10.1.0.2 --inner-dst 10.2.0.2)
+if DEC=$("${SCAPY[@]}" decrypt "$TMP/a-inet.pcap" --spi 0x1000 "${OVERLAY[@]}" --marker "$MARKER" 2>&1); then
+    pass "scapy decrypts site A's ESP (SPI 0x1000) on inet, marker only inside: $DEC"
+else
+    fail "scapy decrypts site A's ESP (SPI 0x1000) on inet, marker only inside: $DEC"
+fi
+# scapy as another sender of the same SA: the SPI of sender 15 (0x100f), A's key.
+before=$(snapshot)
+BMAC=$(cli "$LAB_DIR/site-b.sock" show interfaces --json | jq -r '.[] | select(.name == "inet") | .mac')
+INJ=$(ip netns exec "$P-transport" "${SCAPY[@]}" inject --iface b-inet --dst-mac "$BMAC" \
+    --outer 198.18.1.1 198.18.1.2 --spi 0x100f --seq 1 "${OVERLAY[@]}" --marker "$MARKER" 2>&1 | tail -n 1)
+info "scapy sent: $INJ"
+sleep 0.5
+after=$(snapshot)
+SA_F=$(cli "$LAB_DIR/site-b.sock" show sa 0x100f --json | jq -r '.packets // 0' 2>/dev/null || echo 0)
+check "site B opened scapy's ESP packet (SPI 0x100f: $SA_F packet, auth failures +$(delta "$before" "$after" b_sa_auth))" \
+    "a == 1 && b == 0" "$SA_F" "$(delta "$before" "$after" b_sa_auth)"
+check "hostB's echo reply to scapy's request came back through the SA (B out +$(delta "$before" "$after" b_sa_out), A in +$(delta "$before" "$after" a_sa_in))" \
+    "a == 1 && b == 1" "$(delta "$before" "$after" b_sa_out)" "$(delta "$before" "$after" a_sa_in)"
+rm -rf "$TMP"
+
+echo "=== iperf3 TCP over each circuit (ESP in VXLAN) ==="
+iperf_phase() { # circuit port client-args...
+    local circ=$1 port=$2; shift 2
+    local before after out mbit ao bi
+    ip netns exec "$P-hostB" iperf3 -s -1 -p "$port" >/dev/null 2>&1 &
+    local server=$!
+    sleep 0.3
+    before=$(snapshot)
+    out=$(inA iperf3 -c "$@" -p "$port" -t 2 -J 2>&1) || true
+    wait "$server" 2>/dev/null || true
+    sleep 0.3
+    after=$(snapshot)
+    mbit=$(jq -r '(.end.sum_received.bits_per_second // 0) / 1e6 | floor' <<<"$out" 2>/dev/null || echo 0)
+    ao=$(delta "$before" "$after" a_sa_out); bi=$(delta "$before" "$after" b_sa_in)
+    info "iperf3 $*: $mbit Mbit/s received, retransmits $(jq -r '.end.sum_sent.retransmits // "?"' <<<"$out" 2>/dev/null)"
+    info "emulator: $circ a2b +$(delta "$before" "$after" "wanem_${circ}_a2b"); SAs: A out +$ao, B in +$bi"
+    check "iperf3 over $circ completed ($mbit Mbit/s)" "a > 1" "$mbit"
+    check "iperf3 over $circ: the emulator carried it on $circ (+$(delta "$before" "$after" "wanem_${circ}_a2b") frames)" \
+        "a >= b" "$(delta "$before" "$after" "wanem_${circ}_a2b")" "$ao"
+    # What A sealed, B opened, but for what the emulator and the veths lost on the way.
+    check "iperf3 over $circ: show sa agrees (B opened $bi of the $ao A sealed, none more, at least 95%)" \
+        "b <= a && b >= 0.95 * a && a > 1000" "$ao" "$bi"
+}
+iperf_phase inet 5201 10.2.0.2
+iperf_phase mpls 5202 10.2.100.2 -B 10.1.100.2
 
 echo "=== neighbors and drops ==="
 NEIGH=$(cli "$SOCK_A" show neighbors)
