@@ -322,8 +322,15 @@ pub(crate) fn vni<'de, D: Deserializer<'de>>(d: D) -> Result<u32, D::Error> {
     int_in(d, 1, 0xff_ffff)
 }
 
+/// 0 (anti-replay off, as `ip xfrm state ... replay-window 0`) or 64..=65536.
 pub(crate) fn replay_window<'de, D: Deserializer<'de>>(d: D) -> Result<u32, D::Error> {
-    int_in(d, 64, 65536)
+    let w: u32 = int_in(d, 0, 65536)?;
+    if w != 0 && w < 64 {
+        return Err(D::Error::custom(format!(
+            "replay window {w} is too small: 0 (anti-replay off) or 64..=65536"
+        )));
+    }
+    Ok(w)
 }
 
 /// An SPI: an integer, or a string of hex digits with `0x` (`0x0000a001`).

@@ -239,7 +239,9 @@ pub struct Sa {
     /// 64-bit extended sequence numbers (RFC 4303 §2.2.1); default true.
     #[serde(default = "Sa::default_esn")]
     pub esn: bool,
-    /// Anti-replay window in packets, 64..=65536, a multiple of 64 is best; default 1024.
+    /// Anti-replay window in packets, 64..=65536 (rounded up to a multiple of 64); default
+    /// 1024. 0 turns anti-replay off (RFC 4303 §3.4.3; `ip xfrm state ... replay-window 0`):
+    /// only for benchmarks that replay one capture, never in production.
     #[serde(
         default = "Sa::default_replay_window",
         deserialize_with = "de::replay_window"

@@ -325,7 +325,12 @@ impl SaState {
                 let sa = if t.inbound_owner(i, sender, s.workers) == worker {
                     let key = AeadKey::new(backend, t.suite, &k.inbound)
                         .map_err(|e| key_err(t, "inbound", e))?;
-                    let window = ReplayWindow::new(t.replay_window, t.esn).map_err(|e| {
+                    let window = if t.replay_window == 0 {
+                        Ok(ReplayWindow::disabled(t.esn))
+                    } else {
+                        ReplayWindow::new(t.replay_window, t.esn)
+                    }
+                    .map_err(|e| {
                         SaSetupError::Window {
                             peer: t.peer.clone(),
                             error: e.to_string(),

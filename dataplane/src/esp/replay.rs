@@ -79,6 +79,8 @@ pub struct ReplayWindow {
     /// Highest sequence number authenticated so far (0: none yet).
     top: u64,
     esn: bool,
+    /// False: anti-replay is off ([`ReplayWindow::disabled`]).
+    enabled: bool,
     /// `blocks.len() - 1`; the length is a power of two.
     mask: u64,
     blocks: Box<[u64]>,
@@ -90,6 +92,7 @@ impl fmt::Debug for ReplayWindow {
             .field("size", &self.size)
             .field("top", &self.top)
             .field("esn", &self.esn)
+            .field("enabled", &self.enabled)
             .finish_non_exhaustive()
     }
 }
@@ -106,9 +109,34 @@ impl ReplayWindow {
             size,
             top: 0,
             esn,
+            enabled: true,
             mask: n - 1,
             blocks: vec![0u64; n as usize].into_boxed_slice(),
         })
+    }
+
+    /// No anti-replay: every authentic packet is accepted, duplicates included. RFC 4303
+    /// §3.4.3 lets a receiver choose this (`ip xfrm state ... replay-window 0`); it serves
+    /// benchmarks that replay one capture endlessly. With ESN the high bits are still inferred
+    /// from the highest number seen, over a notional window of 2^31.
+    pub fn disabled(esn: bool) -> Self {
+        Self {
+            // Only ESN inference reads the size when anti-replay is off: half the sequence
+            // space (RFC 4303 A2 allows any W below 2^32), so a replayed capture is taken in
+            // the subspace of the highest number seen rather than the next one.
+            size: 1 << 31,
+            top: 0,
+            esn,
+            enabled: false,
+            mask: 1,
+            blocks: vec![0u64; 2].into_boxed_slice(),
+        }
+    }
+
+    /// Whether anti-replay is on.
+    #[inline]
+    pub fn enabled(&self) -> bool {
+        self.enabled
     }
 
     /// W in bits (after rounding).
@@ -172,7 +200,7 @@ impl ReplayWindow {
         if seq == 0 {
             return Err(ReplayError::TooOld);
         }
-        if seq > self.top {
+        if seq > self.top || !self.enabled {
             return Ok(());
         }
         if self.top - seq >= self.size {
@@ -190,6 +218,10 @@ impl ReplayWindow {
     #[inline]
     pub fn update(&mut self, seq: u64) -> Result<(), ReplayError> {
         self.check_full(seq)?;
+        if !self.enabled {
+            self.top = self.top.max(seq);
+            return Ok(());
+        }
         if seq > self.top {
             let cur = self.top >> 6;
             let new = seq >> 6;
@@ -253,6 +285,20 @@ mod tests {
             self.top = self.top.max(seq);
             self.seen.insert(seq);
             Ok(())
+        }
+    }
+
+    #[test]
+    fn disabled_window_accepts_duplicates_and_old_numbers() {
+        for esn in [false, true] {
+            let mut w = ReplayWindow::disabled(esn);
+            assert!(!w.enabled());
+            for seq in [5u64, 5, 1, 100_000, 2, 100_000, 99_990] {
+                assert_eq!(w.check(seq as u32), Ok(seq), "esn {esn}");
+                w.update(seq).unwrap();
+            }
+            assert_eq!(w.top(), 100_000);
+            assert_eq!(w.check_full(0), Err(ReplayError::TooOld), "0 is never a sequence number");
         }
     }
 
