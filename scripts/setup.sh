@@ -33,6 +33,9 @@ PACKAGES=(
     # --- interop: independent implementations the tests check the appliance against ---
     python3-scapy   # ESP / VXLAN built and decrypted by scapy (tests/interop/overlay_scapy.py)
     python3-cryptography # scapy's AES-GCM
+    user-mode-linux # a Linux kernel with XFRM (ESP) for tests/interop_xfrm.sh; the host has none
+    kmod            # modprobe of the guest kernel's modules (tests/interop/uml.sh)
+    tshark          # decrypts the ESP on the interop test's wire with the keys
     # --- lint ---
     shellcheck      # shellcheck scripts/*.sh tests/*.sh
 )

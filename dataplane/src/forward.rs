@@ -290,9 +290,23 @@ const ICMP6_ERROR_MAX: usize = 1280;
 /// Processes one frame received on port `in_port`.
 #[inline]
 pub fn process<B: PacketBuf>(t: &Tables, in_port: u16, pkt: &mut B, fx: &mut Context) -> Verdict {
-    if let Some(fast) = FastPath::new(t, in_port, &fx.cache) {
-        if let Some(out) = fast.forward(pkt.data_mut()) {
-            return Verdict::Forward(out);
+    match FastPath::new(t, in_port, &fx.cache) {
+        Some(fast) => {
+            if let Some(out) = fast.forward(pkt.data_mut()) {
+                return Verdict::Forward(out);
+            }
+            if let Some(port) = t.ports.get(usize::from(in_port)) {
+                if let Some(v) = tunnel::fast_receive(t, in_port, port, pkt, fx) {
+                    return v;
+                }
+            }
+        }
+        None => {
+            if let Some(port) = t.ports.get(usize::from(in_port)) {
+                if let Some(v) = tunnel::fast_encrypt(t, port, pkt, fx) {
+                    return v;
+                }
+            }
         }
     }
     process_slow(t, in_port, pkt, fx)

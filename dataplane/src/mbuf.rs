@@ -118,21 +118,37 @@ impl PacketBuf for Mbuf {
         }
     }
 
+    /// `rte_pktmbuf_prepend` in Rust, so it inlines into the pipeline: the first segment's
+    /// data grows into its headroom.
+    #[inline]
     fn prepend(&mut self, n: usize) -> bool {
+        let m = self.raw_mut();
         let Ok(n) = u16::try_from(n) else {
             return false;
         };
-        // SAFETY: prepend checks the headroom and returns NULL when it is too small.
-        !unsafe { dpdk_sys::sdwan_pktmbuf_prepend(self.0.as_ptr(), n) }.is_null()
+        if n > m.data_off {
+            return false;
+        }
+        m.data_off -= n;
+        m.data_len += n;
+        m.pkt_len += u32::from(n);
+        true
     }
 
+    /// `rte_pktmbuf_adj` in Rust: removes `n` bytes from the front of the first segment.
+    #[inline]
     fn adj(&mut self, n: usize) -> bool {
+        let m = self.raw_mut();
         let Ok(n) = u16::try_from(n) else {
             return false;
         };
-        // SAFETY: adj checks n against the first segment's data length and returns NULL
-        // (changing nothing) when it is longer.
-        !unsafe { dpdk_sys::sdwan_pktmbuf_adj(self.0.as_ptr(), n) }.is_null()
+        if n > m.data_len {
+            return false;
+        }
+        m.data_off += n;
+        m.data_len -= n;
+        m.pkt_len -= u32::from(n);
+        true
     }
 
     fn set_len(&mut self, len: usize) -> bool {

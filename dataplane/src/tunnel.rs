@@ -48,7 +48,7 @@ use crate::forward::{self, Context, Ingress, PacketBuf, Stage, Verdict};
 use crate::overlay::{self, OverlayError, OverlayPath, PlainFrame, PlainPath, PROTO_ESP};
 use crate::route::{NextHop, RouteTable, TenantHop};
 use crate::tables::{PortInfo, Tables};
-use crate::wire::{ethernet, icmp, ipv4, ipv6, vxlan, MacAddr, BROADCAST_MAC};
+use crate::wire::{checksum, ethernet, icmp, ipv4, ipv6, vxlan, MacAddr, BROADCAST_MAC};
 
 /// TTL / hop limit of the outer headers.
 const OUTER_TTL: u8 = 64;
@@ -238,7 +238,8 @@ pub struct SaStats {
     pub inbound: Vec<SaStat>,
 }
 
-/// A worker's SAs: the outbound SA of every tunnel it sends into and the inbound SAs it owns.
+/// A worker's SAs: the outbound SA of every tunnel it sends into and the inbound SAs it owns;
+/// and the caches of its fast path ([`fast_encrypt`]).
 #[derive(Debug)]
 pub struct SaState {
     pub worker: u16,
@@ -248,6 +249,10 @@ pub struct SaState {
     out_circuits: Vec<u32>,
     in_circuits: Vec<u32>,
     stats: Arc<SaStats>,
+    routes: Box<[TunnelRoute]>,
+    /// `templates[tunnel * MAX_CIRCUITS + circuit]`.
+    templates: Vec<Template>,
+    lan_routes: Box<[LanRoute]>,
 }
 
 impl Default for SaState {
@@ -260,8 +265,79 @@ impl Default for SaState {
             out_circuits: Vec::new(),
             in_circuits: Vec::new(),
             stats: Arc::default(),
+            routes: vec![TunnelRoute::default(); ROUTE_SLOTS].into_boxed_slice(),
+            templates: Vec::new(),
+            lan_routes: vec![LanRoute::default(); ROUTE_SLOTS].into_boxed_slice(),
         }
     }
+}
+
+/// Circuits per tunnel (a mask of them is a `u32`; the product's limit is 16).
+const MAX_CIRCUITS: usize = 16;
+/// Slots of the tunnel route cache (direct-mapped, 16 bytes each: 64 KiB).
+const ROUTE_SLOTS: usize = 4096;
+const NO_CIRCUIT: u8 = u8::MAX;
+
+/// A cached tenant route into a tunnel: (tenant, IPv4 destination) -> (tunnel, circuit), valid
+/// for one table generation (`tag`, never 0), like the underlay's route cache.
+#[derive(Debug, Clone, Copy, Default)]
+struct TunnelRoute {
+    dst: u32,
+    tag: u32,
+    tenant: u16,
+    tunnel: u16,
+    circuit: u8,
+}
+
+/// A cached tenant route to a LAN host, for what comes out of a tunnel: (tenant, IPv4
+/// destination) -> egress port, its MTU and the frame's two MAC addresses; valid for one table
+/// generation. Only ever filled for destinations that are not the box's own.
+#[derive(Debug, Clone, Copy, Default)]
+struct LanRoute {
+    dst: u32,
+    tag: u32,
+    tenant: u16,
+    port: u16,
+    mtu: u16,
+    macs: [u8; 12],
+}
+
+/// The headers in front of the ESP packet on one circuit of one tunnel, as the slow path
+/// last wrote them (IPv4 outer; IPv4 loopbacks for the overlay): the fast path copies them
+/// and patches the lengths and checksums. Valid for one table generation (the next hop's MAC).
+#[derive(Debug, Clone)]
+struct Template {
+    generation: u64,
+    port: u16,
+    len: usize,
+    kind: TunnelKind,
+    /// The largest inner packet that fits the circuit's MTU.
+    max_inner: usize,
+    bytes: [u8; 128],
+}
+
+impl Default for Template {
+    fn default() -> Self {
+        Self {
+            generation: 0,
+            port: 0,
+            len: 0,
+            kind: TunnelKind::Esp,
+            max_inner: 0,
+            bytes: [0; 128],
+        }
+    }
+}
+
+#[inline]
+fn route_slot(tenant: u16, dst: u32) -> usize {
+    ((dst ^ u32::from(tenant).rotate_left(16)).wrapping_mul(0x9e37_79b1) >> 20) as usize
+        % ROUTE_SLOTS
+}
+
+#[inline]
+fn generation_tag(generation: u64) -> u32 {
+    (generation as u32).max(1)
 }
 
 /// Why a worker's SAs could not be built.
@@ -330,11 +406,9 @@ impl SaState {
                     } else {
                         ReplayWindow::new(t.replay_window, t.esn)
                     }
-                    .map_err(|e| {
-                        SaSetupError::Window {
-                            peer: t.peer.clone(),
-                            error: e.to_string(),
-                        }
+                    .map_err(|e| SaSetupError::Window {
+                        peer: t.peer.clone(),
+                        error: e.to_string(),
                     })?;
                     Some(InboundSa::new(t.in_spi.wrapping_add(sender), key, window))
                 } else {
@@ -349,6 +423,7 @@ impl SaState {
             outbound: tunnels.iter().map(|_| SaStat::default()).collect(),
             inbound: (0..slots).map(|_| SaStat::default()).collect(),
         });
+        s.templates = vec![Template::default(); tunnels.len() * MAX_CIRCUITS];
         Ok(s)
     }
 
@@ -450,8 +525,18 @@ pub(crate) fn tenant_route<B: PacketBuf>(
         return Verdict::Drop(DropReason::NoRoute);
     };
     match hop {
-        TenantHop::Local(nh) => local_out(t, nh, dst, pkt, fx),
+        TenantHop::Local(nh) => local_out(t, tn, nh, dst, pkt, fx),
         TenantHop::Tunnel { tunnel, circuit } => {
+            if let IpAddr::V4(d) = dst {
+                let dst = u32::from(d);
+                fx.sas.routes[route_slot(tn, dst)] = TunnelRoute {
+                    dst,
+                    tag: generation_tag(t.generation),
+                    tenant: tn,
+                    tunnel,
+                    circuit: circuit.unwrap_or(NO_CIRCUIT),
+                };
+            }
             send(t, tn, usize::from(tunnel), circuit, ingress, pkt, fx)
         }
     }
@@ -460,6 +545,7 @@ pub(crate) fn tenant_route<B: PacketBuf>(
 /// Out of a LAN port: neighbor, MTU, Ethernet addresses.
 fn local_out<B: PacketBuf>(
     t: &Tables,
+    tn: u16,
     nh: NextHop,
     dst: IpAddr,
     pkt: &mut B,
@@ -473,6 +559,20 @@ fn local_out<B: PacketBuf>(
     let Some(out) = t.ports.get(usize::from(nh.port)) else {
         return Verdict::Drop(DropReason::NoRoute);
     };
+    if let IpAddr::V4(d) = dst {
+        let dst = u32::from(d);
+        let mut macs = [0u8; 12];
+        macs[..6].copy_from_slice(&mac);
+        macs[6..].copy_from_slice(&out.mac);
+        fx.sas.lan_routes[route_slot(tn, dst)] = LanRoute {
+            dst,
+            tag: generation_tag(t.generation),
+            tenant: tn,
+            port: nh.port,
+            mtu: out.mtu,
+            macs,
+        };
+    }
     let d = pkt.data_mut();
     if d.len() - ethernet::HEADER_LEN > usize::from(out.mtu) {
         return Verdict::Drop(DropReason::MtuExceeded);
@@ -573,11 +673,166 @@ pub(crate) fn send<B: PacketBuf>(
     };
     match sealed {
         Ok(_) => {
+            let hdr = ethernet::HEADER_LEN + header_len;
+            let v4 = c.remote.is_ipv4() && info.loopbacks.is_none_or(|(l, _)| l.is_ipv4());
+            if let Some(tpl) = fx
+                .sas
+                .templates
+                .get_mut(ti * MAX_CIRCUITS + ci)
+                .filter(|_| v4)
+            {
+                if let Some(h) = pkt.data().get(..hdr).filter(|h| h.len() <= tpl.bytes.len()) {
+                    tpl.bytes[..hdr].copy_from_slice(h);
+                    tpl.len = hdr;
+                    tpl.port = c.port;
+                    tpl.kind = info.kind;
+                    tpl.max_inner = max_inner_len(out.mtu, header_len);
+                    tpl.generation = t.generation;
+                }
+            }
             fx.sas.out_circuits[ti] |= 1 << ci;
             fx.encrypted += 1;
             Verdict::Forward(c.port)
         }
         Err(e) => Verdict::Drop(drop_for(e)),
+    }
+}
+
+/// The fast path of a tenant's LAN traffic into a tunnel: an IPv4 frame for our MAC with a
+/// 20-byte header, a good checksum and TTL > 1, whose (tenant, destination) is in the tunnel
+/// route cache and whose circuit has a header template of the current table generation, that
+/// fits the tunnel MTU, into a tunnel this worker has the outbound SA of. One cache probe
+/// replaces the tenant's and the underlay's lookups and the neighbor lookup, and a copy of the
+/// template replaces writing the headers field by field. Anything else returns `None` with
+/// the frame untouched: the slow path handles it (errors included), and fills the caches.
+#[inline]
+pub(crate) fn fast_encrypt<B: PacketBuf>(
+    t: &Tables,
+    port: &PortInfo,
+    pkt: &mut B,
+    fx: &mut Context,
+) -> Option<Verdict> {
+    let tn = port.tenant?;
+    let d = pkt.data_mut();
+    if d.len() < ethernet::HEADER_LEN + ipv4::MIN_HEADER_LEN
+        || d[12..15] != [0x08, 0x00, 0x45]
+        || d[0..6] != port.mac
+    {
+        return None;
+    }
+    let total = usize::from(u16::from_be_bytes([d[16], d[17]]));
+    if total < ipv4::MIN_HEADER_LEN || ethernet::HEADER_LEN + total != d.len() || d[22] <= 1 {
+        return None;
+    }
+    if checksum::checksum(&d[14..34]) != 0 {
+        return None;
+    }
+    let dst = u32::from_be_bytes([d[30], d[31], d[32], d[33]]);
+    let r = fx.sas.routes[route_slot(tn, dst)];
+    if r.dst != dst || r.tenant != tn || r.tag != generation_tag(t.generation) {
+        return None;
+    }
+    let ti = usize::from(r.tunnel);
+    let n = t.tunnels.get(ti)?.circuits.len();
+    let ci = if r.circuit != NO_CIRCUIT {
+        usize::from(r.circuit)
+    } else {
+        flow_hash(d) as usize % n.max(1)
+    };
+    let tpl = fx.sas.templates.get(ti * MAX_CIRCUITS + ci)?;
+    if tpl.generation != t.generation || tpl.len == 0 || total > tpl.max_inner {
+        return None;
+    }
+    fx.sas.outbound.get(ti)?.as_ref()?;
+    // Committed: TTL, then seal, then the headers.
+    d[22] -= 1;
+    let sum = u32::from(u16::from_be_bytes([d[24], d[25]])) + 0x0100;
+    d[24..26].copy_from_slice(&((sum + (sum >> 16)) as u16).to_be_bytes());
+    let (hdr, out_port, kind) = (tpl.len, tpl.port, tpl.kind);
+    let need = hdr + esp::wire::PAYLOAD_OFFSET;
+    if !pkt.adj(ethernet::HEADER_LEN) {
+        return Some(Verdict::Drop(DropReason::Malformed));
+    }
+    // Probe the headroom before the SA consumes a sequence number.
+    if !pkt.prepend(need) || !pkt.adj(need) {
+        return Some(Verdict::Drop(DropReason::NoBuffer));
+    }
+    let Some(Some(sa)) = fx.sas.outbound.get_mut(ti) else {
+        return Some(Verdict::Drop(DropReason::NoRoute));
+    };
+    if let Err(e) = sa.seal(pkt) {
+        return Some(Verdict::Drop(drop_for(e.into())));
+    }
+    let esp_len = pkt.data().len();
+    if !pkt.prepend(hdr) {
+        return Some(Verdict::Drop(DropReason::NoBuffer));
+    }
+    let Some(tpl) = fx.sas.templates.get(ti * MAX_CIRCUITS + ci) else {
+        return Some(Verdict::Drop(DropReason::NoRoute));
+    };
+    let d = pkt.data_mut();
+    d[..hdr].copy_from_slice(&tpl.bytes[..hdr]);
+    // Lengths and checksums: outer IPv4 at 14, UDP at 34, the overlay's inner IPv4 at 64.
+    let outer = ethernet::HEADER_LEN;
+    match kind {
+        TunnelKind::Esp => set_len16(d, outer + 2, Some(outer + 10), 20 + esp_len),
+        TunnelKind::EspUdp => {
+            set_len16(d, outer + 20 + 4, None, 8 + esp_len);
+            set_len16(d, outer + 2, Some(outer + 10), 28 + esp_len);
+        }
+        TunnelKind::Overlay => {
+            let inner = outer + 20 + 8 + vxlan::HEADER_LEN + ethernet::HEADER_LEN;
+            set_len16(d, inner + 2, Some(inner + 10), 20 + esp_len);
+            let udp_len = d.len() - (outer + 20);
+            set_len16(d, outer + 20 + 4, None, udp_len);
+            set_len16(d, outer + 2, Some(outer + 10), 20 + udp_len);
+        }
+    }
+    fx.sas.out_circuits[ti] |= 1 << ci;
+    fx.encrypted += 1;
+    Some(Verdict::Forward(out_port))
+}
+
+/// The entry to [`receive`] without the slow path's parsing: an IPv4 frame for this port's
+/// MAC and one of its addresses, carrying ESP, or UDP to the VXLAN or NAT-T port. `receive`
+/// validates every header itself.
+#[inline]
+pub(crate) fn fast_receive<B: PacketBuf>(
+    t: &Tables,
+    in_port: u16,
+    port: &PortInfo,
+    pkt: &mut B,
+    fx: &mut Context,
+) -> Option<Verdict> {
+    let d = pkt.data();
+    if d.len() < ethernet::HEADER_LEN + ipv4::MIN_HEADER_LEN
+        || d[12..15] != [0x08, 0x00, 0x45]
+        || d[0..6] != port.mac
+        || port.tenant.is_some()
+        || !port.owns_v4(std::net::Ipv4Addr::new(d[30], d[31], d[32], d[33]))
+        || !is_tunnel_frame(d)
+    {
+        return None;
+    }
+    let src_mac = [d[6], d[7], d[8], d[9], d[10], d[11]];
+    let ingress = Ingress {
+        port: in_port,
+        src_mac,
+        tenant: None,
+    };
+    Some(receive(t, ingress, pkt, fx))
+}
+
+/// Writes the 16-bit length at `at` and, with `check_at`, updates that header checksum for
+/// the change (RFC 1624).
+#[inline]
+fn set_len16(d: &mut [u8], at: usize, check_at: Option<usize>, len: usize) {
+    let old = u16::from_be_bytes([d[at], d[at + 1]]);
+    let new = len as u16;
+    d[at..at + 2].copy_from_slice(&new.to_be_bytes());
+    if let Some(c) = check_at {
+        let sum = checksum::update16(u16::from_be_bytes([d[c], d[c + 1]]), old, new);
+        d[c..c + 2].copy_from_slice(&sum.to_be_bytes());
     }
 }
 
@@ -799,6 +1054,19 @@ pub(crate) fn receive<B: PacketBuf>(
             return Verdict::Drop(DropReason::Malformed);
         }
         let dst = ip.dst();
+        // The common case: a LAN host this worker delivered to in this table generation.
+        let key = u32::from(dst);
+        let r = fx.sas.lan_routes[route_slot(tn, key)];
+        if r.dst == key
+            && r.tenant == tn
+            && r.tag == generation_tag(t.generation)
+            && ip.ttl() > 1
+            && len <= usize::from(r.mtu)
+        {
+            ip.decrement_ttl();
+            d[0..12].copy_from_slice(&r.macs);
+            return Verdict::Forward(r.port);
+        }
         if tenant_owns(t, tn, IpAddr::V4(dst)) {
             return forward::ipv4_local(t, inner, pkt, fx);
         }

@@ -544,3 +544,99 @@ fn tunnel_mtu_arithmetic() {
         }
     }
 }
+
+#[test]
+fn fast_path_matches_the_slow_path() {
+    for kind in [TunnelKind::Overlay, TunnelKind::Esp, TunnelKind::EspUdp] {
+        let (ta, tb) = (site(true, kind), site(false, kind));
+        let (mut fa, mut fb) = (context(&ta, true, 0, 1), context(&tb, false, 0, 1));
+        // The first packet takes the slow path and fills the caches; the next ones of the
+        // flow take the fast path (no route lookup happens: the cache entry is the proof).
+        let first = udp4("10.1.0.2", "10.2.0.2", 64, 100, true);
+        let (port, slow) = seal_at_a(&ta, &mut fa, &first);
+        let r = fa.sas.routes[route_slot(0, u32::from(Ipv4Addr::new(10, 2, 0, 2)))];
+        assert_eq!(
+            (r.tunnel, r.tag),
+            (0, generation_tag(ta.generation)),
+            "{kind:?}"
+        );
+        let (port2, fast) = seal_at_a(&ta, &mut fa, &first);
+        assert_eq!(port, port2);
+        let hdr = fa.sas.templates.iter().find(|t| t.len > 0).unwrap().len;
+        assert_eq!(
+            &fast[..hdr],
+            &slow[..hdr],
+            "{kind:?}: same headers for the same size"
+        );
+        assert_eq!(fast.len(), slow.len());
+        let o = hdr + 4;
+        assert_eq!(
+            u32::from_be_bytes([fast[o], fast[o + 1], fast[o + 2], fast[o + 3]]),
+            2,
+            "{kind:?}: the next sequence number"
+        );
+        // Other sizes patch every length and checksum: B accepts each and delivers it whole.
+        for (i, payload) in [100usize, 0, 1, 333, 1200].into_iter().enumerate() {
+            let inner = udp4("10.1.0.2", "10.2.0.2", 64, payload, i % 2 == 0);
+            let (p, wire) = seal_at_a(&ta, &mut fa, &inner);
+            let ip = ipv4::Packet::new_checked(&wire[14..]).unwrap();
+            assert!(ip.verify_checksum(), "{kind:?} outer checksum");
+            assert_eq!(ip.total_len(), wire.len() - 14);
+            // B: the first packet fills its LAN route cache, the others are delivered from it.
+            let (v, out) = run(&tb, &mut fb, p, &wire);
+            assert_eq!(v, Verdict::Forward(0), "{kind:?} payload {payload}");
+            assert_eq!(&out[0..6], &HOST_B);
+            assert_eq!(&out[6..12], &mac(0xb0, 0));
+            assert_eq!(out[14 + 8], 62, "TTL");
+            assert!(ipv4::Packet::new_checked(&out[14..])
+                .unwrap()
+                .verify_checksum());
+            assert_eq!(&out[34..], &inner[34..]);
+        }
+        let cached = fb.sas.lan_routes[route_slot(0, u32::from(Ipv4Addr::new(10, 2, 0, 2)))];
+        assert_eq!(
+            (cached.port, cached.tag),
+            (0, generation_tag(tb.generation))
+        );
+        fa.sas.publish();
+        assert_eq!(fa.sas.stats().outbound[0].packets.get(), 7, "{kind:?}");
+        assert_eq!(fa.encrypted, 7);
+    }
+}
+
+#[test]
+fn fast_path_steps_aside_for_what_it_does_not_handle() {
+    let ta = site(true, TunnelKind::Overlay);
+    let mut fa = context(&ta, true, 0, 1);
+    let f = udp4("10.1.0.2", "10.2.0.2", 64, 100, true);
+    seal_at_a(&ta, &mut fa, &f);
+    // Too big for the tunnel: the slow path answers with "fragmentation needed".
+    let big = udp4("10.1.0.2", "10.2.0.2", 64, 1400, true);
+    assert_eq!(run(&ta, &mut fa, 0, &big).0, Verdict::Reply(0));
+    // TTL 1: time exceeded from the slow path.
+    let ttl1 = udp4("10.1.0.2", "10.2.0.2", 1, 100, true);
+    assert_eq!(run(&ta, &mut fa, 0, &ttl1).0, Verdict::Reply(0));
+    // A bad header checksum: dropped and counted by the slow path.
+    let mut bad = f.clone();
+    bad[24] ^= 0xff;
+    assert_eq!(
+        run(&ta, &mut fa, 0, &bad).0,
+        Verdict::Drop(DropReason::BadChecksum)
+    );
+    // A new table generation (a neighbor changed): the caches are stale, the slow path
+    // rebuilds them with the new next hop's MAC.
+    let mut t2 = ta.clone();
+    t2.generation += 1;
+    for (port, peer) in [(1, "198.18.1.2"), (2, "198.18.2.2")] {
+        t2.neighbors.insert(
+            NeighborKey::new(port, peer.parse().unwrap()),
+            [0x02, 0, 0, 0, 0xee, 0xee],
+        );
+    }
+    for _ in 0..2 {
+        match run(&t2, &mut fa, 0, &f) {
+            (Verdict::Forward(_), wire) => assert_eq!(&wire[0..6], &[0x02, 0, 0, 0, 0xee, 0xee]),
+            (v, _) => panic!("{v:?}"),
+        }
+    }
+}
