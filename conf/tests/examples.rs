@@ -3,7 +3,7 @@
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 
-use sdwan_conf::{load, Config, Dpdk, PortRole, Workers};
+use sdwan_conf::{load, Dpdk, PeerType, PortRole, Suite, Workers};
 
 fn file(rel: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join(rel)
@@ -15,13 +15,6 @@ fn net(s: &str) -> ipnet::IpNet {
 
 fn ip(s: &str) -> Option<IpAddr> {
     Some(s.parse().unwrap())
-}
-
-fn route_summary(c: &Config) -> Vec<(String, Option<IpAddr>, String)> {
-    c.routes
-        .iter()
-        .map(|r| (r.prefix.to_string(), r.via, r.port.clone()))
-        .collect()
 }
 
 #[test]
@@ -122,34 +115,68 @@ fn lab_site_a() {
         [net("198.18.2.1/24"), net("fd00:ff:2::1/64")]
     );
     assert!(c.ports.iter().all(|p| p.mac.is_none() && p.mtu == 1500));
-    let s = |p: &str, v: &str, port: &str| (p.to_string(), ip(v), port.to_string());
+    assert!(c.routes.is_empty(), "the circuits are connected: no underlay route");
+    assert_eq!(c.node.loopback, ip("10.255.0.1"));
+    let t = &c.tenants[0];
+    assert_eq!((t.name.as_str(), t.vni), ("blue", 1001));
+    assert_eq!(t.lan_ports, ["lan0"]);
+    let routes: Vec<_> = t
+        .routes
+        .iter()
+        .map(|r| {
+            (
+                r.prefix.to_string(),
+                r.peer.as_deref(),
+                r.circuit.as_deref(),
+                r.port.as_deref(),
+                r.via,
+            )
+        })
+        .collect();
     assert_eq!(
-        route_summary(&c),
+        routes,
         [
-            s("10.2.0.0/24", "198.18.1.2", "inet"),
-            s("fd00:2::/64", "fd00:ff:1::2", "inet"),
-            s("10.2.100.0/24", "198.18.2.2", "mpls"),
-            s("fd00:2:100::/64", "fd00:ff:2::2", "mpls"),
-            s("10.1.100.0/24", "10.1.0.2", "lan0"),
-            s("fd00:1:100::/64", "fd00:1::2", "lan0"),
+            ("10.2.0.0/24".into(), Some("site-b"), Some("inet"), None, None),
+            ("fd00:2::/64".into(), Some("site-b"), Some("inet"), None, None),
+            ("10.2.100.0/24".into(), Some("site-b"), Some("mpls"), None, None),
+            ("fd00:2:100::/64".into(), Some("site-b"), Some("mpls"), None, None),
+            ("10.1.100.0/24".into(), None, None, Some("lan0"), ip("10.1.0.2")),
+            ("fd00:1:100::/64".into(), None, None, Some("lan0"), ip("fd00:1::2")),
         ]
     );
+    let p = &c.peers[0];
+    assert_eq!((p.name.as_str(), p.kind, p.loopback), ("site-b", PeerType::Overlay, ip("10.255.0.2")));
+    let circuits: Vec<_> = p.circuits.iter().map(|x| (x.port.as_str(), Some(x.address))).collect();
+    assert_eq!(circuits, [("inet", ip("198.18.1.2")), ("mpls", ip("198.18.2.2"))]);
+    let sa = &p.sas[0];
+    assert_eq!((sa.tenant.as_str(), sa.suite, sa.esn, sa.replay_window), ("blue", Suite::Aes128Gcm16, true, 1024));
+    assert_eq!((sa.out.spi, sa.inbound.spi), (0x1000, 0x2000));
+    // The key files were read (20 bytes each: AES-128 and the salt), and differ.
+    let (k_out, k_in) = (sa.out.key.as_ref().unwrap(), sa.inbound.key.as_ref().unwrap());
+    assert_eq!((k_out.expose().len(), k_in.expose().len()), (20, 20));
+    assert_ne!(k_out.expose(), k_in.expose());
+    // Keys never show: not in Debug, not in the serialised configuration.
+    let shown = format!("{c:?}") + &serde_json::to_string(&c).unwrap();
+    let hex: String = k_out.expose().iter().map(|b| format!("{b:02x}")).collect();
+    assert!(!shown.contains(&hex), "a key is shown");
+    assert!(format!("{k_out:?}").contains("20 bytes"));
 }
 
 #[test]
 fn crlf_line_endings() {
     let text = std::fs::read_to_string(file("lab/site-a.yaml")).unwrap();
     let crlf = text.replace('\n', "\r\n");
-    let path = Path::new("site-a.yaml");
+    // The real path: key files are found beside the configuration.
+    let path = &file("lab/site-a.yaml");
     assert_eq!(
         sdwan_conf::parse(&crlf, path).unwrap(),
         sdwan_conf::parse(&text, path).unwrap()
     );
     // Lines are still counted right.
-    let bad = crlf.replace("port: mpls }", "port: wan9 }");
+    let bad = crlf.replace("- { port: mpls, address", "- { port: wan9, address");
     let err = sdwan_conf::parse(&bad, path).unwrap_err();
-    assert_eq!(err.line(), Some(36), "{err}");
-    assert_eq!(err.field(), Some("routes[2].port"));
+    assert_eq!(err.line(), Some(59), "{err}");
+    assert_eq!(err.field(), Some("peers[0].circuits[1].port"));
 }
 
 #[test]
@@ -172,18 +199,15 @@ fn lab_site_b() {
         c.ports[2].addresses,
         [net("198.18.2.2/24"), net("fd00:ff:2::2/64")]
     );
-    let s = |p: &str, v: &str, port: &str| (p.to_string(), ip(v), port.to_string());
-    assert_eq!(
-        route_summary(&c),
-        [
-            s("10.1.0.0/24", "198.18.1.1", "inet"),
-            s("fd00:1::/64", "fd00:ff:1::1", "inet"),
-            s("10.1.100.0/24", "198.18.2.1", "mpls"),
-            s("fd00:1:100::/64", "fd00:ff:2::1", "mpls"),
-            s("10.2.100.0/24", "10.2.0.2", "lan0"),
-            s("fd00:2:100::/64", "fd00:2::2", "lan0"),
-        ]
-    );
+    assert!(c.routes.is_empty());
+    assert_eq!(c.node.loopback, ip("10.255.0.2"));
+    let sa = &c.peers[0].sas[0];
+    assert_eq!((sa.out.spi, sa.inbound.spi), (0x2000, 0x1000));
+    // Each site's outbound key is the other's inbound one.
+    let a = load(&file("lab/site-a.yaml")).unwrap();
+    let sa_a = &a.peers[0].sas[0];
+    assert_eq!(sa.out.key, sa_a.inbound.key);
+    assert_eq!(sa.inbound.key, sa_a.out.key);
 }
 
 #[test]

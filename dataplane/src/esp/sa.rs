@@ -740,6 +740,32 @@ mod tests {
     }
 
     #[test]
+    fn senders_of_one_key_never_share_an_iv() {
+        let s = Suite::Aes128Gcm;
+        let key = || AeadKey::new(Backend::default(), s, &keymat(s)).unwrap();
+        let mut w0 = OutboundSa::new(SPI, true, key()).with_sender(0);
+        let mut w1 = OutboundSa::new(SPI + 1, true, key()).with_sender(1);
+        let mut ivs = std::collections::HashSet::new();
+        for _ in 0..50 {
+            for sa in [&mut w0, &mut w1] {
+                let b = sealed(sa, &ipv4(40, 4));
+                let iv: [u8; 8] = b.data()[8..16].try_into().unwrap();
+                assert!(ivs.insert(iv), "IV {iv:?} used twice under one key");
+            }
+        }
+        // Sender 1's IVs carry its index in the top byte; sequence numbers stop below it.
+        let b = sealed(&mut w1, &ipv4(40, 4));
+        assert_eq!(b.data()[8], 1);
+        assert_eq!(w1.max_seq(), (1 << 56) - 1);
+        assert!(w1.advance_seq_to((1 << 56) - 1));
+        assert_eq!(w1.seal(&mut ByteBuf::new(&ipv4(40, 4))), Err(EspError::SequenceExhausted));
+        // One receiver opens both senders' packets (each SPI has its own window).
+        let mut r0 = InboundSa::new(SPI, key(), ReplayWindow::new(DEFAULT_WINDOW, true).unwrap());
+        let mut b = sealed(&mut w0, &ipv4(40, 4));
+        assert!(r0.open(&mut b).is_ok());
+    }
+
+    #[test]
     fn sequence_exhaustion_with_esn() {
         let (mut out, mut inb) = pair(Backend::default(), true);
         // The receiver has followed the sender up to near the end of the space.
