@@ -282,6 +282,18 @@ fn peers(c: &Config) -> Result<(), Issue> {
         }
         match p.kind {
             PeerType::Overlay => {
+                if c.workers.cores.len() > Sa::SENDERS as usize {
+                    return Err(issue(
+                        root().key("workers").key("cores"),
+                        format!(
+                            "{} worker cores, but an overlay SA has {} SPIs, one per sending \
+                             worker (peer {:?})",
+                            c.workers.cores.len(),
+                            Sa::SENDERS,
+                            p.name
+                        ),
+                    ));
+                }
                 let Some(ours) = c.node.loopback else {
                     return Err(Issue {
                         paths: vec![root().key("node").key("loopback"), root().key("node")],

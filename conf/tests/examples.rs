@@ -48,10 +48,29 @@ fn branch_example() {
     assert_eq!(lan.mac, Some([0x02, 0x5e, 0x10, 0x00, 0x20, 0x01]));
     assert_eq!(c.ports[2].mtu, 9000);
     assert_eq!(c.ports[1].mac, None);
-    assert_eq!(c.routes.len(), 5);
+    assert_eq!(c.routes.len(), 3);
     assert_eq!(c.routes[0].prefix, net("0.0.0.0/0"));
     assert_eq!(c.routes[1].via, ip("2001:db8:100::1"));
-    assert_eq!(c.routes[4].port, "lan");
+    assert_eq!(c.routes[2].port, "mpls");
+    assert_eq!(c.tenants[0].lan_ports, ["lan"]);
+    assert_eq!(c.tenants[0].routes.len(), 6);
+    assert_eq!(c.tenants[0].routes[4].port.as_deref(), Some("lan"));
+    let kinds: Vec<_> = c.peers.iter().map(|p| (p.name.as_str(), p.kind)).collect();
+    assert_eq!(
+        kinds,
+        [
+            ("dc-paris", PeerType::Overlay),
+            ("partner-gw", PeerType::Ipsec)
+        ]
+    );
+    let sa = &c.peers[0].sas[0];
+    assert_eq!((sa.suite, sa.replay_window), (Suite::Aes256Gcm16, 4096));
+    assert_eq!(
+        sa.out.key.as_ref().unwrap().expose().len(),
+        36,
+        "read from keys/"
+    );
+    assert!(!c.peers[1].sas[0].esn);
     // Serialises (the daemon may show its configuration); the MAC as text.
     let json = serde_json::to_value(&c).unwrap();
     assert_eq!(json["ports"][0]["mac"], "02:5e:10:00:20:01");
@@ -115,7 +134,10 @@ fn lab_site_a() {
         [net("198.18.2.1/24"), net("fd00:ff:2::1/64")]
     );
     assert!(c.ports.iter().all(|p| p.mac.is_none() && p.mtu == 1500));
-    assert!(c.routes.is_empty(), "the circuits are connected: no underlay route");
+    assert!(
+        c.routes.is_empty(),
+        "the circuits are connected: no underlay route"
+    );
     assert_eq!(c.node.loopback, ip("10.255.0.1"));
     let t = &c.tenants[0];
     assert_eq!((t.name.as_str(), t.vni), ("blue", 1001));
@@ -136,23 +158,75 @@ fn lab_site_a() {
     assert_eq!(
         routes,
         [
-            ("10.2.0.0/24".into(), Some("site-b"), Some("inet"), None, None),
-            ("fd00:2::/64".into(), Some("site-b"), Some("inet"), None, None),
-            ("10.2.100.0/24".into(), Some("site-b"), Some("mpls"), None, None),
-            ("fd00:2:100::/64".into(), Some("site-b"), Some("mpls"), None, None),
-            ("10.1.100.0/24".into(), None, None, Some("lan0"), ip("10.1.0.2")),
-            ("fd00:1:100::/64".into(), None, None, Some("lan0"), ip("fd00:1::2")),
+            (
+                "10.2.0.0/24".into(),
+                Some("site-b"),
+                Some("inet"),
+                None,
+                None
+            ),
+            (
+                "fd00:2::/64".into(),
+                Some("site-b"),
+                Some("inet"),
+                None,
+                None
+            ),
+            (
+                "10.2.100.0/24".into(),
+                Some("site-b"),
+                Some("mpls"),
+                None,
+                None
+            ),
+            (
+                "fd00:2:100::/64".into(),
+                Some("site-b"),
+                Some("mpls"),
+                None,
+                None
+            ),
+            (
+                "10.1.100.0/24".into(),
+                None,
+                None,
+                Some("lan0"),
+                ip("10.1.0.2")
+            ),
+            (
+                "fd00:1:100::/64".into(),
+                None,
+                None,
+                Some("lan0"),
+                ip("fd00:1::2")
+            ),
         ]
     );
     let p = &c.peers[0];
-    assert_eq!((p.name.as_str(), p.kind, p.loopback), ("site-b", PeerType::Overlay, ip("10.255.0.2")));
-    let circuits: Vec<_> = p.circuits.iter().map(|x| (x.port.as_str(), Some(x.address))).collect();
-    assert_eq!(circuits, [("inet", ip("198.18.1.2")), ("mpls", ip("198.18.2.2"))]);
+    assert_eq!(
+        (p.name.as_str(), p.kind, p.loopback),
+        ("site-b", PeerType::Overlay, ip("10.255.0.2"))
+    );
+    let circuits: Vec<_> = p
+        .circuits
+        .iter()
+        .map(|x| (x.port.as_str(), Some(x.address)))
+        .collect();
+    assert_eq!(
+        circuits,
+        [("inet", ip("198.18.1.2")), ("mpls", ip("198.18.2.2"))]
+    );
     let sa = &p.sas[0];
-    assert_eq!((sa.tenant.as_str(), sa.suite, sa.esn, sa.replay_window), ("blue", Suite::Aes128Gcm16, true, 1024));
+    assert_eq!(
+        (sa.tenant.as_str(), sa.suite, sa.esn, sa.replay_window),
+        ("blue", Suite::Aes128Gcm16, true, 1024)
+    );
     assert_eq!((sa.out.spi, sa.inbound.spi), (0x1000, 0x2000));
     // The key files were read (20 bytes each: AES-128 and the salt), and differ.
-    let (k_out, k_in) = (sa.out.key.as_ref().unwrap(), sa.inbound.key.as_ref().unwrap());
+    let (k_out, k_in) = (
+        sa.out.key.as_ref().unwrap(),
+        sa.inbound.key.as_ref().unwrap(),
+    );
     assert_eq!((k_out.expose().len(), k_in.expose().len()), (20, 20));
     assert_ne!(k_out.expose(), k_in.expose());
     // Keys never show: not in Debug, not in the serialised configuration.

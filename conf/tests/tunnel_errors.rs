@@ -70,18 +70,46 @@ fn check(text: &str, line: usize, field: &str, message: &str) {
 fn base_is_valid_and_means_what_it_says() {
     let c = parse(&base(), Path::new("x.yaml")).unwrap();
     assert_eq!(c.peers[0].kind, PeerType::Overlay);
-    assert_eq!(c.peers[0].sas[0].out.key.as_ref().unwrap().expose()[..2], [0, 0x11]);
+    assert_eq!(
+        c.peers[0].sas[0].out.key.as_ref().unwrap().expose()[..2],
+        [0, 0x11]
+    );
     assert!(c.peers[0].sas[0].esn, "ESN is the default");
     assert_eq!(c.peers[0].sas[0].replay_window, 1024);
 }
 
 #[test]
 fn tenant_mistakes() {
-    check(&edit(8, "    lan_ports: [lan9]"), 8, "tenants[0].lan_ports[0]", "unknown port \"lan9\"");
-    check(&edit(8, "    lan_ports: [inet]"), 8, "tenants[0].lan_ports[0]", "role wan");
-    check(&edit(7, "    vni: 0"), 7, "tenants[0].vni", "out of range 1..=16777215");
-    check(&edit(7, "    vni: 16777216"), 7, "tenants[0].vni", "out of range");
-    check(&edit(10, "      - { prefix: 10.2.0.0/24, peer: c }"), 10, "tenants[0].routes[0].peer", "unknown peer \"c\"");
+    check(
+        &edit(8, "    lan_ports: [lan9]"),
+        8,
+        "tenants[0].lan_ports[0]",
+        "unknown port \"lan9\"",
+    );
+    check(
+        &edit(8, "    lan_ports: [inet]"),
+        8,
+        "tenants[0].lan_ports[0]",
+        "role wan",
+    );
+    check(
+        &edit(7, "    vni: 0"),
+        7,
+        "tenants[0].vni",
+        "out of range 1..=16777215",
+    );
+    check(
+        &edit(7, "    vni: 16777216"),
+        7,
+        "tenants[0].vni",
+        "out of range",
+    );
+    check(
+        &edit(10, "      - { prefix: 10.2.0.0/24, peer: c }"),
+        10,
+        "tenants[0].routes[0].peer",
+        "unknown peer \"c\"",
+    );
     check(
         &edit(10, "      - { prefix: 10.2.0.0/24, peer: b, port: lan0 }"),
         10,
@@ -89,47 +117,107 @@ fn tenant_mistakes() {
         "either a peer or a port",
     );
     check(
-        &edit(10, "      - { prefix: 10.2.0.0/24, peer: b, circuit: mpls }"),
+        &edit(
+            10,
+            "      - { prefix: 10.2.0.0/24, peer: b, circuit: mpls }",
+        ),
         10,
         "tenants[0].routes[0].circuit",
         "no circuit on port \"mpls\"",
     );
     check(
-        &edit(10, "      - { prefix: 10.2.0.0/24, port: lan0, via: 10.9.0.1 }"),
+        &edit(
+            10,
+            "      - { prefix: 10.2.0.0/24, port: lan0, via: 10.9.0.1 }",
+        ),
         10,
         "tenants[0].routes[0].via",
         "inside a connected subnet",
     );
     let two = base().replace("tenants:\n", "tenants:\n  - { name: red, vni: 1001 }\n");
-    check(&two, 8, "tenants[1].vni", "VNI 1001 is already used by tenant \"red\"");
-    let global = base().replace("peers:", "routes:\n  - { prefix: 10.9.0.0/24, via: 10.1.0.9, port: lan0 }\npeers:");
+    check(
+        &two,
+        8,
+        "tenants[1].vni",
+        "VNI 1001 is already used by tenant \"red\"",
+    );
+    let global = base().replace(
+        "peers:",
+        "routes:\n  - { prefix: 10.9.0.0/24, via: 10.1.0.9, port: lan0 }\npeers:",
+    );
     check(&global, 12, "routes[0].port", "belongs to tenant \"blue\"");
 }
 
 #[test]
 fn peer_mistakes() {
-    check(&edit(1, "node: { name: a }"), 1, "node", "node.loopback is required");
-    check(&edit(13, "    loopback: 10.255.0.1"), 13, "peers[0].loopback", "node.loopback itself");
-    check(&edit(13, "    loopback: \"fd00::2\""), 13, "peers[0].loopback", "IPv6 but node.loopback");
-    check(&edit(15, "      - { port: lan0, address: 10.1.0.9 }"), 15, "peers[0].circuits[0].port", "role lan");
+    check(
+        &edit(1, "node: { name: a }"),
+        1,
+        "node",
+        "node.loopback is required",
+    );
+    check(
+        &edit(13, "    loopback: 10.255.0.1"),
+        13,
+        "peers[0].loopback",
+        "node.loopback itself",
+    );
+    check(
+        &edit(13, "    loopback: \"fd00::2\""),
+        13,
+        "peers[0].loopback",
+        "IPv6 but node.loopback",
+    );
+    check(
+        &edit(15, "      - { port: lan0, address: 10.1.0.9 }"),
+        15,
+        "peers[0].circuits[0].port",
+        "role lan",
+    );
     check(
         &edit(15, "      - { port: inet, address: 203.0.113.9 }"),
         15,
         "peers[0].circuits[0].address",
         "neither in a connected subnet",
     );
-    check(&edit(17, "      - tenant: green"), 17, "peers[0].sas[0].tenant", "unknown tenant \"green\"");
-    check(&edit(18, "        suite: aes999"), 18, "peers[0].sas[0].suite", "unknown variant");
-    let ipsec = base().replace("    loopback: 10.255.0.2\n", "    type: ipsec\n    encapsulation: udp\n");
+    check(
+        &edit(17, "      - tenant: green"),
+        17,
+        "peers[0].sas[0].tenant",
+        "unknown tenant \"green\"",
+    );
+    check(
+        &edit(18, "        suite: aes999"),
+        18,
+        "peers[0].sas[0].suite",
+        "unknown variant",
+    );
+    let ipsec = base().replace(
+        "    loopback: 10.255.0.2\n",
+        "    type: ipsec\n    encapsulation: udp\n",
+    );
     let c = parse(&ipsec, Path::new("x.yaml")).unwrap();
     assert_eq!(c.peers[0].kind, PeerType::Ipsec);
     let two_circuits = ipsec.replace(
         "      - { port: inet, address: 198.18.1.2 }\n",
         "      - { port: inet, address: 198.18.1.2 }\n      - { port: lan0, address: 10.1.0.9 }\n",
     );
-    check(&two_circuits, 16, "peers[0].circuits", "exactly one circuit (2 given)");
-    let udp_overlay = base().replace("    loopback: 10.255.0.2\n", "    loopback: 10.255.0.2\n    encapsulation: udp\n");
-    check(&udp_overlay, 14, "peers[0].encapsulation", "peers of type ipsec");
+    check(
+        &two_circuits,
+        16,
+        "peers[0].circuits",
+        "exactly one circuit (2 given)",
+    );
+    let udp_overlay = base().replace(
+        "    loopback: 10.255.0.2\n",
+        "    loopback: 10.255.0.2\n    encapsulation: udp\n",
+    );
+    check(
+        &udp_overlay,
+        14,
+        "peers[0].encapsulation",
+        "peers of type ipsec",
+    );
 }
 
 #[test]
@@ -141,18 +229,29 @@ fn sa_and_key_mistakes() {
         "20 bytes (40 hex digits",
     );
     check(
-        &edit(19, "        out: { spi: 0x1000, key: \"0x00112233445566778899aabbccddeeff0102030z\" }"),
+        &edit(
+            19,
+            "        out: { spi: 0x1000, key: \"0x00112233445566778899aabbccddeeff0102030z\" }",
+        ),
         19,
         "peers[0].sas[0].out.key",
         "even number of hex digits",
     );
     check(
-        &edit(19, &format!("        out: {{ spi: 0x1000, key: \"{KEY}\", key_file: k.hex }}")),
+        &edit(
+            19,
+            &format!("        out: {{ spi: 0x1000, key: \"{KEY}\", key_file: k.hex }}"),
+        ),
         19,
         "peers[0].sas[0].out.key_file",
         "either key or key_file",
     );
-    check(&edit(19, "        out: { spi: 0x1000 }"), 19, "peers[0].sas[0].out.spi", "a key is required");
+    check(
+        &edit(19, "        out: { spi: 0x1000 }"),
+        19,
+        "peers[0].sas[0].out.spi",
+        "a key is required",
+    );
     check(
         &edit(19, &format!("        out: {{ spi: 255, key: \"{KEY}\" }}")),
         19,
@@ -160,24 +259,38 @@ fn sa_and_key_mistakes() {
         "0 to 255 are reserved",
     );
     check(
-        &edit(19, &format!("        out: {{ spi: \"0x1_000\", key: \"{KEY}\" }}")),
+        &edit(
+            19,
+            &format!("        out: {{ spi: \"0x1_000\", key: \"{KEY}\" }}"),
+        ),
         19,
         "peers[0].sas[0].out.spi",
         "invalid SPI",
     );
     check(
-        &edit(20, &format!("        in: {{ spi: 0xffffffff, key: \"{KEY}\" }}")),
+        &edit(
+            20,
+            &format!("        in: {{ spi: 0xffffffff, key: \"{KEY}\" }}"),
+        ),
         20,
         "peers[0].sas[0].in.spi",
         "no room for the 16 SPIs",
     );
-    let window = base().replace("        suite: aes128gcm16\n", "        suite: aes128gcm16\n        replay_window: 32\n");
+    let window = base().replace(
+        "        suite: aes128gcm16\n",
+        "        suite: aes128gcm16\n        replay_window: 32\n",
+    );
     check(&window, 19, "peers[0].sas[0].replay_window", "too small");
     // A second peer whose inbound block overlaps the first one's (0x2000..=0x200f).
     let second = base()
         + "  - name: c\n    type: ipsec\n    circuits: [{ port: inet, address: 198.18.1.3 }]\n    sas:\n      - tenant: blue\n        suite: aes128gcm16\n"
         + &format!("        out: {{ spi: 0x3000, key: \"{KEY}\" }}\n        in: {{ spi: 0x200f, key: \"{KEY}\" }}\n");
-    check(&second, 28, "peers[1].sas[0].in.spi", "overlap those of peers[0].sas[0]");
+    check(
+        &second,
+        28,
+        "peers[1].sas[0].in.spi",
+        "overlap those of peers[0].sas[0]",
+    );
 }
 
 #[test]
@@ -187,19 +300,55 @@ fn key_files_are_read_beside_the_configuration() {
     std::fs::write(dir.join("keys/in.hex"), format!("{KEY}\n")).unwrap();
     let text = edit(20, "        in: { spi: 0x2000, key_file: keys/in.hex }");
     let c = parse(&text, &dir.join("site.yaml")).unwrap();
-    assert_eq!(c.peers[0].sas[0].inbound.key.as_ref().unwrap().expose().len(), 20);
+    assert_eq!(
+        c.peers[0].sas[0]
+            .inbound
+            .key
+            .as_ref()
+            .unwrap()
+            .expose()
+            .len(),
+        20
+    );
     // Missing: the error names the file it looked for, at the key_file field.
-    let err = parse(&edit(20, "        in: { spi: 0x2000, key_file: keys/nope.hex }"), &dir.join("site.yaml"))
-        .unwrap_err()
-        .to_string();
-    assert!(err.contains(":20:") && err.contains("peers[0].sas[0].in.key_file"), "{err}");
+    let err = parse(
+        &edit(20, "        in: { spi: 0x2000, key_file: keys/nope.hex }"),
+        &dir.join("site.yaml"),
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(
+        err.contains(":20:") && err.contains("peers[0].sas[0].in.key_file"),
+        "{err}"
+    );
     assert!(err.contains("keys/nope.hex"), "{err}");
     // The wrong length for the suite: named, the key not shown.
     std::fs::write(dir.join("keys/short.hex"), "00112233\n").unwrap();
-    let err = parse(&edit(20, "        in: { spi: 0x2000, key_file: keys/short.hex }"), &dir.join("site.yaml"))
-        .unwrap_err()
-        .to_string();
-    assert!(err.contains("short.hex") && err.contains("4 bytes given"), "{err}");
+    let err = parse(
+        &edit(20, "        in: { spi: 0x2000, key_file: keys/short.hex }"),
+        &dir.join("site.yaml"),
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(
+        err.contains("short.hex") && err.contains("4 bytes given"),
+        "{err}"
+    );
     assert!(!err.contains("00112233"), "{err}");
     std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn at_most_sixteen_workers_send_into_an_overlay() {
+    let cores: Vec<String> = (1..=17).map(|c| c.to_string()).collect();
+    let text = base().replace(
+        "ports:\n",
+        &format!("workers: {{ cores: [{}] }}\nports:\n", cores.join(", ")),
+    );
+    check(
+        &text,
+        2,
+        "workers.cores",
+        "17 worker cores, but an overlay SA has 16 SPIs",
+    );
 }
