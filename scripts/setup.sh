@@ -19,6 +19,7 @@ PACKAGES=(
     libpcap-dev     # net_pcap virtual devices (DPDK tests) link libpcap
     libnuma-dev     # static DPDK links libnuma (also a dependency of libdpdk-dev)
     libbsd-dev      # static DPDK links libbsd (strlcpy; also a dependency of libdpdk-dev)
+    libipsec-mb-dev # intel-ipsec-mb 1.3: the ESP AEAD backend Backend::IpsecMb (dataplane/build.rs)
     build-essential # gcc, make, libc headers for build scripts and linking
     # --- network-namespace lab (scripts/lab.sh) and its tests (tests/*.sh) ---
     iproute2        # ip netns / link / addr / route, ss

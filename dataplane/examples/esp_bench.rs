@@ -1,12 +1,13 @@
-//! ESP micro-benchmark: ns per packet to seal and to open, for each AEAD backend, at 64, 576
-//! and 1420-byte inner packets, in batches of 32 (the data plane's call pattern). Two layers:
+//! ESP micro-benchmark: ns per packet to seal and to open, for each AEAD backend (RustCrypto,
+//! AWS-LC, intel-ipsec-mb: `Backend::ALL`), at 64, 576 and 1420-byte inner packets, in batches of 32 (the data plane's call pattern). Two layers:
 //! `aead` is the backend's batch call alone (the text ESP encrypts: packet + padding +
 //! trailer, 8-byte AAD); `sa` is the whole `OutboundSa::seal_batch` / `InboundSa::open_batch`
 //! (framing, sequence numbers, replay window, trailer checks).
 //!
 //! Run it in release, on an idle machine:
-//!   cargo run --release -p sdwan-dataplane --example esp_bench [-- --quick]
-//! Each figure is the best of several rounds (the least disturbed by other load).
+//!   cargo run --release -p sdwan-dataplane --example esp_bench [-- --quick] [--backend NAME]
+//! Each figure is the best of several rounds (the least disturbed by other load). `--backend`
+//! (`rustcrypto`, `aws-lc`, `ipsec-mb`; repeatable) measures only the backends named.
 
 use std::hint::black_box;
 use std::time::{Duration, Instant};
@@ -121,12 +122,29 @@ fn bench_sa(backend: Backend, suite: Suite, size: usize, budget: Duration) -> Fi
 }
 
 fn main() {
-    let quick = std::env::args().any(|a| a == "--quick");
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let quick = args.iter().any(|a| a == "--quick");
+    let named: Vec<&str> = args
+        .windows(2)
+        .filter(|w| w[0] == "--backend")
+        .map(|w| w[1].as_str())
+        .collect();
+    let backends: Vec<Backend> = Backend::ALL
+        .into_iter()
+        .filter(|b| named.is_empty() || named.contains(&b.name()))
+        .collect();
+    assert!(
+        !backends.is_empty(),
+        "--backend: one of rustcrypto, aws-lc, ipsec-mb"
+    );
     let budget = Duration::from_millis(if quick { 150 } else { 1200 });
     println!(
         "ESP micro-benchmark: ns per packet, batch of {BATCH}, best of 7 rounds ({} ms per case)",
         budget.as_millis()
     );
+    for b in &backends {
+        println!("  {:<12} code: {}", b.name(), b.implementation());
+    }
     println!(
         "{:<6} {:<12} {:<12} {:>6} {:>9} {:>9} {:>10} {:>10}",
         "layer", "suite", "backend", "size", "seal ns", "open ns", "seal Gb/s", "open Gb/s"
@@ -140,7 +158,7 @@ fn main() {
             ("sa", bench_sa),
         ] {
             for size in SIZES {
-                for backend in Backend::ALL {
+                for &backend in &backends {
                     let r = f(backend, suite, size, budget);
                     let gbps = |ns: f64| size as f64 * 8.0 / ns;
                     println!(

@@ -1,4 +1,5 @@
-//! ESP against published vectors, through every AEAD backend:
+//! ESP against published vectors, through every AEAD backend (`Backend::ALL`: RustCrypto,
+//! AWS-LC, intel-ipsec-mb):
 //! - Wycheproof AES-GCM (every group with a 96-bit IV and a 128-bit tag),
 //! - the whole-packet ESP tunnel-mode vectors of draft-mcgrew-gcm-test-01,
 //! - the backends against each other on random packets,
@@ -52,7 +53,7 @@ fn suite_for_key(len: usize) -> Suite {
 }
 
 #[test]
-fn wycheproof_aes_gcm_both_backends() {
+fn wycheproof_aes_gcm_every_backend() {
     let doc = load(WYCHEPROOF);
     for backend in Backend::ALL {
         let (mut valid, mut invalid) = (0, 0);
@@ -121,7 +122,7 @@ fn outer_header_len(esp_packet: &[u8]) -> usize {
 }
 
 #[test]
-fn mcgrew_whole_packet_vectors_both_backends() {
+fn mcgrew_whole_packet_vectors_every_backend() {
     let doc = load(MCGREW);
     let vectors = doc["vectors"].as_array().unwrap();
     assert!(vectors.len() >= 4);
@@ -204,43 +205,57 @@ const SUITES: [Suite; 3] = [Suite::Aes128Gcm, Suite::Aes192Gcm, Suite::Aes256Gcm
 #[test]
 fn backends_agree_on_random_packets() {
     let mut rng = Rng(0x5eed_1234_abcd_0001);
+    let n = Backend::ALL.len();
     for suite in SUITES {
         for esn in [false, true] {
             let keymat = rng.bytes(suite.keymat_len());
             let spi = rng.next_u64() as u32 | 1;
             let key = |b| AeadKey::new(b, suite, &keymat).unwrap();
             let win = || ReplayWindow::new(DEFAULT_WINDOW, esn).unwrap();
-            let mut out_rc = OutboundSa::new(spi, esn, key(Backend::RustCrypto));
-            let mut out_lc = OutboundSa::new(spi, esn, key(Backend::AwsLc));
-            let mut in_rc = InboundSa::new(spi, key(Backend::RustCrypto), win());
-            let mut in_lc = InboundSa::new(spi, key(Backend::AwsLc), win());
+            let mut outs: Vec<OutboundSa> = Backend::ALL
+                .iter()
+                .map(|&b| OutboundSa::new(spi, esn, key(b)))
+                .collect();
+            let mut w = win();
             if esn {
                 // Start just below 2^32 so the run crosses the wrap of the low bits.
                 let start = (1u64 << 32) - 150;
-                for sa in [&mut out_rc, &mut out_lc] {
+                for sa in &mut outs {
                     assert!(sa.advance_seq_to(start));
                 }
-                let mut w = win();
                 w.update(start).unwrap();
-                in_rc = InboundSa::new(spi, key(Backend::RustCrypto), w.clone());
-                in_lc = InboundSa::new(spi, key(Backend::AwsLc), w);
             }
+            let mut ins: Vec<InboundSa> = Backend::ALL
+                .iter()
+                .map(|&b| InboundSa::new(spi, key(b), w.clone()))
+                .collect();
             let mut sizes: Vec<usize> = (1..=80).collect();
             sizes.extend((0..220).map(|_| 1 + rng.below(1500) as usize));
             for len in sizes {
                 let inner = random_inner(&mut rng, len);
-                let mut a = ByteBuf::new(&inner);
-                let mut b = ByteBuf::new(&inner);
-                let sa = out_rc.seal(&mut a).unwrap();
-                let sb = out_lc.seal(&mut b).unwrap();
-                assert_eq!(sa, sb);
-                assert_eq!(a.data(), b.data(), "{suite:?} esn {esn} len {len}");
-                // Sealed by RustCrypto, opened by AWS-LC, and the other way round.
-                let oa = in_lc.open(&mut a).unwrap();
-                let ob = in_rc.open(&mut b).unwrap();
-                assert_eq!(&a.data()[oa.inner], &inner[..]);
-                assert_eq!(&b.data()[ob.inner], &inner[..]);
-                assert_eq!(oa.seq, sa);
+                let mut bufs: Vec<ByteBuf> = (0..n).map(|_| ByteBuf::new(&inner)).collect();
+                let seqs: Vec<u64> = outs
+                    .iter_mut()
+                    .zip(&mut bufs)
+                    .map(|(sa, b)| sa.seal(b).unwrap())
+                    .collect();
+                for i in 1..n {
+                    assert_eq!(seqs[i], seqs[0]);
+                    assert_eq!(
+                        bufs[i].data(),
+                        bufs[0].data(),
+                        "{suite:?} esn {esn} len {len}: {:?} vs {:?}",
+                        Backend::ALL[i],
+                        Backend::ALL[0]
+                    );
+                }
+                // What backend i sealed, backend i + 1 opens (every backend seals for, and
+                // opens from, another one).
+                for (i, b) in bufs.iter_mut().enumerate() {
+                    let o = ins[(i + 1) % n].open(b).unwrap();
+                    assert_eq!(&b.data()[o.inner], &inner[..]);
+                    assert_eq!(o.seq, seqs[0]);
+                }
             }
         }
     }
@@ -338,17 +353,21 @@ fn open_refuses_truncated_flipped_and_random_packets_without_panicking() {
 
 #[test]
 fn open_batch_handles_garbage_like_open() {
+    for (i, &backend) in Backend::ALL.iter().enumerate() {
+        // Sealed by one backend, opened in batches by the next.
+        let sealer = Backend::ALL[(i + Backend::ALL.len() - 1) % Backend::ALL.len()];
+        open_batch_handles_garbage_like_open_with(sealer, backend);
+    }
+}
+
+fn open_batch_handles_garbage_like_open_with(sealer: Backend, opener: Backend) {
     let mut rng = Rng(7);
     let suite = Suite::Aes128Gcm;
     let keymat = rng.bytes(suite.keymat_len());
-    let mut out = OutboundSa::new(
-        9,
-        false,
-        AeadKey::new(Backend::AwsLc, suite, &keymat).unwrap(),
-    );
+    let mut out = OutboundSa::new(9, false, AeadKey::new(sealer, suite, &keymat).unwrap());
     let mut inb = InboundSa::new(
         9,
-        AeadKey::new(Backend::RustCrypto, suite, &keymat).unwrap(),
+        AeadKey::new(opener, suite, &keymat).unwrap(),
         ReplayWindow::new(DEFAULT_WINDOW, false).unwrap(),
     );
     let mut bufs = Vec::new();
@@ -377,10 +396,10 @@ fn open_batch_handles_garbage_like_open() {
     inb.open_batch(&mut bufs, &mut res);
     for (i, (r, w)) in res.iter().zip(&want).enumerate() {
         match w {
-            None => assert!(r.is_err(), "{i}"),
-            Some(Err(e)) => assert_eq!(r.as_ref().err(), Some(e), "{i}"),
+            None => assert!(r.is_err(), "{opener:?} {i}"),
+            Some(Err(e)) => assert_eq!(r.as_ref().err(), Some(e), "{opener:?} {i}"),
             Some(Ok((seq, inner))) => {
-                let o = r.as_ref().unwrap();
+                let o = r.as_ref().unwrap_or_else(|e| panic!("{opener:?} {i}: {e}"));
                 assert_eq!(o.seq, *seq);
                 assert_eq!(&bufs[i].data()[o.inner.clone()], &inner[..]);
             }

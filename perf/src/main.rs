@@ -10,6 +10,9 @@
 //! Rounds alternate between all of them so that background load hits each alike; the best
 //! round of each is reported, with our ratio to each.
 
+mod cryptoperf;
+mod tunnel;
+
 use std::io::{BufRead, BufReader};
 use std::net::{IpAddr, Ipv4Addr};
 use std::path::Path;
@@ -47,12 +50,16 @@ struct Options {
 
 const USAGE: &str =
     "usage: sdwan-perf forward [--seconds N] [--size BYTES] [--flows N] [--rounds N]
-                          [--main-core C] [--worker-core C] [--json]";
+                          [--main-core C] [--worker-core C] [--json]
+       sdwan-perf tunnel [--seconds N] [--rounds N] [--sizes 64,imix,1420] [--json]
+       sdwan-perf crypto-baseline --help";
 
 fn main() {
     let mut args = std::env::args().skip(1);
     match args.next().as_deref() {
         Some("forward") => {}
+        Some("crypto-baseline") => return cryptoperf::main(args),
+        Some("tunnel") => return tunnel::main(args),
         _ => {
             eprintln!("{USAGE}");
             std::process::exit(2);

@@ -3,7 +3,8 @@
 //!
 //! - [`wire`]: the packet format, padding and trailer (zero-copy).
 //! - [`replay`]: the RFC 6479 anti-replay window with 64-bit extended sequence numbers.
-//! - [`crypto`]: the AEAD backends (RustCrypto `aes-gcm`, AWS-LC) with a batch call.
+//! - [`crypto`]: the AEAD backends (intel-ipsec-mb, AWS-LC, RustCrypto `aes-gcm`) with a batch
+//!   call.
 //! - [`sa`]: outbound and inbound SAs, their counters, and the low-level encapsulation.
 //!
 //! Every way a packet can fail is an [`EspError`], one drop counter each. Nothing here

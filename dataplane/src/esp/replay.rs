@@ -298,7 +298,11 @@ mod tests {
                 w.update(seq).unwrap();
             }
             assert_eq!(w.top(), 100_000);
-            assert_eq!(w.check_full(0), Err(ReplayError::TooOld), "0 is never a sequence number");
+            assert_eq!(
+                w.check_full(0),
+                Err(ReplayError::TooOld),
+                "0 is never a sequence number"
+            );
         }
     }
 

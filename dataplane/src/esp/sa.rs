@@ -758,7 +758,10 @@ mod tests {
         assert_eq!(b.data()[8], 1);
         assert_eq!(w1.max_seq(), (1 << 56) - 1);
         assert!(w1.advance_seq_to((1 << 56) - 1));
-        assert_eq!(w1.seal(&mut ByteBuf::new(&ipv4(40, 4))), Err(EspError::SequenceExhausted));
+        assert_eq!(
+            w1.seal(&mut ByteBuf::new(&ipv4(40, 4))),
+            Err(EspError::SequenceExhausted)
+        );
         // One receiver opens both senders' packets (each SPI has its own window).
         let mut r0 = InboundSa::new(SPI, key(), ReplayWindow::new(DEFAULT_WINDOW, true).unwrap());
         let mut b = sealed(&mut w0, &ipv4(40, 4));
