@@ -45,6 +45,7 @@ use crate::esp::{
     self, AeadKey, Backend, EspError, InboundSa, KeyError, OutboundSa, ReplayWindow, Suite,
 };
 use crate::forward::{self, Context, Ingress, PacketBuf, Stage, Verdict};
+use crate::mbuf::MAX_BURST;
 use crate::overlay::{self, OverlayError, OverlayPath, PlainFrame, PlainPath, PROTO_ESP};
 use crate::route::{NextHop, RouteTable, TenantHop};
 use crate::tables::{PortInfo, Tables};
@@ -253,6 +254,14 @@ pub struct SaState {
     /// `templates[tunnel * MAX_CIRCUITS + circuit]`.
     templates: Vec<Template>,
     lan_routes: Box<[LanRoute]>,
+    /// Batch mode (the worker's): the fast path prepares packets and leaves the sealing to
+    /// [`seal_pending`] once per burst, so the AEAD runs over many packets per call.
+    pub defer: bool,
+    /// The index in the current burst of the packet being processed (batch mode).
+    pub burst_index: usize,
+    /// Prepared packets of the burst: (index in the burst, tunnel, circuit).
+    pending: [(u8, u16, u8); MAX_BURST],
+    pending_len: usize,
 }
 
 impl Default for SaState {
@@ -268,6 +277,10 @@ impl Default for SaState {
             routes: vec![TunnelRoute::default(); ROUTE_SLOTS].into_boxed_slice(),
             templates: Vec::new(),
             lan_routes: vec![LanRoute::default(); ROUTE_SLOTS].into_boxed_slice(),
+            defer: false,
+            burst_index: 0,
+            pending: [(0, 0, 0); MAX_BURST],
+            pending_len: 0,
         }
     }
 }
@@ -757,18 +770,37 @@ pub(crate) fn fast_encrypt<B: PacketBuf>(
     if !pkt.prepend(need) || !pkt.adj(need) {
         return Some(Verdict::Drop(DropReason::NoBuffer));
     }
+    if fx.sas.defer && fx.sas.pending_len < MAX_BURST && fx.sas.burst_index < MAX_BURST {
+        fx.sas.pending[fx.sas.pending_len] = (fx.sas.burst_index as u8, ti as u16, ci as u8);
+        fx.sas.pending_len += 1;
+        return Some(Verdict::Forward(out_port));
+    }
     let Some(Some(sa)) = fx.sas.outbound.get_mut(ti) else {
         return Some(Verdict::Drop(DropReason::NoRoute));
     };
     if let Err(e) = sa.seal(pkt) {
         return Some(Verdict::Drop(drop_for(e.into())));
     }
+    Some(add_headers(pkt, fx, ti, ci, out_port, kind, hdr))
+}
+
+/// Puts the circuit's header template in front of a sealed ESP packet and patches it.
+#[inline]
+fn add_headers<B: PacketBuf>(
+    pkt: &mut B,
+    fx: &mut Context,
+    ti: usize,
+    ci: usize,
+    out_port: u16,
+    kind: TunnelKind,
+    hdr: usize,
+) -> Verdict {
     let esp_len = pkt.data().len();
     if !pkt.prepend(hdr) {
-        return Some(Verdict::Drop(DropReason::NoBuffer));
+        return Verdict::Drop(DropReason::NoBuffer);
     }
     let Some(tpl) = fx.sas.templates.get(ti * MAX_CIRCUITS + ci) else {
-        return Some(Verdict::Drop(DropReason::NoRoute));
+        return Verdict::Drop(DropReason::NoRoute);
     };
     let d = pkt.data_mut();
     d[..hdr].copy_from_slice(&tpl.bytes[..hdr]);
@@ -790,7 +822,84 @@ pub(crate) fn fast_encrypt<B: PacketBuf>(
     }
     fx.sas.out_circuits[ti] |= 1 << ci;
     fx.encrypted += 1;
-    Some(Verdict::Forward(out_port))
+    Verdict::Forward(out_port)
+}
+
+/// Seals the packets of the burst `pkts` that the fast path prepared in batch mode, one AEAD
+/// call per SA and chunk of packets, and puts their headers on. `failed(i, reason)` is called
+/// for each packet that must not be sent after all (the worker marks it dropped).
+pub fn seal_pending<B: PacketBuf>(
+    pkts: &mut [B],
+    fx: &mut Context,
+    mut failed: impl FnMut(usize, DropReason),
+) {
+    let n = std::mem::take(&mut fx.sas.pending_len);
+    if n == 0 {
+        return;
+    }
+    let pending = fx.sas.pending;
+    let mut done = 0u64; // pending entries handled, by position
+    for first in 0..n {
+        if done & (1 << first) != 0 {
+            continue;
+        }
+        let ti = pending[first].1;
+        // This SA's packets, in burst order, with their circuits.
+        let mut mask = 0u64;
+        let mut circuit = [0u8; MAX_BURST];
+        for (k, &(i, t, c)) in pending[..n].iter().enumerate() {
+            if t == ti {
+                done |= 1 << k;
+                mask |= 1 << i;
+                circuit[usize::from(i)] = c;
+            }
+        }
+        let ti = usize::from(ti);
+        let Some(Some(sa)) = fx.sas.outbound.get_mut(ti) else {
+            for i in (0..MAX_BURST).filter(|i| mask & (1 << i) != 0) {
+                failed(i, DropReason::NoRoute);
+            }
+            continue;
+        };
+        let mut indexes = [0usize; MAX_BURST];
+        let mut count = 0;
+        for i in (0..pkts.len().min(MAX_BURST)).filter(|i| mask & (1 << i) != 0) {
+            indexes[count] = i;
+            count += 1;
+        }
+        let mut selected = pkts
+            .iter_mut()
+            .enumerate()
+            .filter(|(i, _)| *i < MAX_BURST && mask & (1 << i) != 0);
+        let mut results = [Ok(0); esp::sa::BATCH];
+        let mut outcomes = [Ok(0u64); MAX_BURST];
+        let mut at = 0;
+        while at < count {
+            let mut refs = selected.by_ref().map(|(_, p)| p);
+            let taken = sa.seal_from(&mut refs, &mut results);
+            if taken == 0 {
+                break;
+            }
+            outcomes[at..at + taken].copy_from_slice(&results[..taken]);
+            at += taken;
+        }
+        for (k, &i) in indexes[..count].iter().enumerate() {
+            let ci = usize::from(circuit[i]);
+            let Some(pkt) = pkts.get_mut(i) else { continue };
+            if let Err(e) = outcomes[k] {
+                failed(i, drop_for(e.into()));
+                continue;
+            }
+            let Some(tpl) = fx.sas.templates.get(ti * MAX_CIRCUITS + ci) else {
+                failed(i, DropReason::NoRoute);
+                continue;
+            };
+            let (port, kind, hdr) = (tpl.port, tpl.kind, tpl.len);
+            if let Verdict::Drop(r) = add_headers(pkt, fx, ti, ci, port, kind, hdr) {
+                failed(i, r);
+            }
+        }
+    }
 }
 
 /// The entry to [`receive`] without the slow path's parsing: an IPv4 frame for this port's

@@ -640,3 +640,48 @@ fn fast_path_steps_aside_for_what_it_does_not_handle() {
         }
     }
 }
+
+#[test]
+fn batch_mode_seals_a_burst_per_sa_and_matches_one_by_one() {
+    for kind in [TunnelKind::Overlay, TunnelKind::Esp, TunnelKind::EspUdp] {
+        let (ta, tb) = (site(true, kind), site(false, kind));
+        let (mut fa, mut fb) = (context(&ta, true, 0, 1), context(&tb, false, 0, 1));
+        // Warm the caches with one packet the ordinary way.
+        seal_at_a(&ta, &mut fa, &udp4("10.1.0.2", "10.2.0.2", 64, 10, true));
+        fa.sas.defer = true;
+        // A burst: 40 tunnel packets (more than one AEAD batch), with a packet for the box
+        // itself and one too big for the tunnel among them.
+        let mut burst: Vec<ByteBuf> = (0..40)
+            .map(|i| ByteBuf::new(&udp4("10.1.0.2", "10.2.0.2", 64, 20 + i * 30, true)))
+            .collect();
+        burst[5] = ByteBuf::new(&udp4("10.1.0.2", "10.1.0.1", 64, 10, true));
+        burst[9] = ByteBuf::new(&udp4("10.1.0.2", "10.2.0.2", 64, 1450, true));
+        let inners: Vec<Vec<u8>> = burst.iter().map(|b| b.data().to_vec()).collect();
+        let mut verdicts = Vec::new();
+        for (i, b) in burst.iter_mut().enumerate() {
+            fa.sas.burst_index = i;
+            verdicts.push(process(&ta, 0, b, &mut fa));
+        }
+        let mut failed = Vec::new();
+        seal_pending(&mut burst, &mut fa, |i, r| failed.push((i, r)));
+        assert!(failed.is_empty(), "{kind:?}: {failed:?}");
+        assert_eq!(fa.sas.pending_len, 0);
+        for (i, (v, b)) in verdicts.iter().zip(&burst).enumerate() {
+            match i {
+                5 => assert_ne!(*v, Verdict::Forward(1), "local"),
+                9 => assert_eq!(*v, Verdict::Reply(0), "frag needed"),
+                _ => {
+                    let Verdict::Forward(p) = *v else {
+                        panic!("{kind:?} {i}: {v:?}")
+                    };
+                    let (v, out) = run(&tb, &mut fb, p, b.data());
+                    assert_eq!(v, Verdict::Forward(0), "{kind:?} packet {i}");
+                    assert_eq!(&out[34..], &inners[i][34..]);
+                }
+            }
+        }
+        fb.sas.publish();
+        let opened: u64 = fb.sas.stats().inbound.iter().map(|s| s.packets.get()).sum();
+        assert_eq!(opened, 38, "{kind:?}");
+    }
+}

@@ -16,7 +16,7 @@ use crate::mbuf::{Burst, Mbuf, MAX_BURST};
 use crate::mempool::Mempool;
 use crate::port;
 use crate::tables::{NeighborKey, TablePublisher, Tables};
-use crate::tunnel::SaState;
+use crate::tunnel::{self, SaState};
 use crate::wire::MacAddr;
 
 /// Marks a packet of a burst that is not sent (consumed or dropped).
@@ -99,6 +99,8 @@ pub fn run(mut cfg: WorkerConfig, pool: Arc<Mempool>, shared: WorkerShared) {
         sas: std::mem::take(&mut cfg.sas),
         ..Context::default()
     };
+    // The fast path into tunnels leaves the sealing to one AEAD call per SA and burst.
+    fx.sas.defer = std::env::var_os("SDWAN_NO_BATCH").is_none();
     let mut handoff_to = [(0u16, Stage::Frame); MAX_BURST];
     let mut polls = 0u32;
     let mut limiter = SolicitLimiter {
@@ -127,6 +129,7 @@ pub fn run(mut cfg: WorkerConfig, pool: Arc<Mempool>, shared: WorkerShared) {
             let (mut forwarded, mut replies) = (0u64, 0u64);
             let mut outs = [NOT_SENT; MAX_BURST];
             for (i, (out, m)) in outs.iter_mut().zip(rx.as_mut_slice()).enumerate() {
+                fx.sas.burst_index = i;
                 *out = match forward::process(&tables, in_port, m, &mut fx) {
                     Verdict::Forward(port) => {
                         forwarded += 1;
@@ -147,6 +150,11 @@ pub fn run(mut cfg: WorkerConfig, pool: Arc<Mempool>, shared: WorkerShared) {
                     }
                 };
             }
+            tunnel::seal_pending(rx.as_mut_slice(), &mut fx, |i, reason| {
+                outs[i] = NOT_SENT;
+                forwarded -= 1;
+                c.drop(reason, 1);
+            });
             // A run of packets to the same port is staged in a local burst (its length stays
             // in a register) and moved to that port's tx burst in one copy: pushing each packet
             // straight into `tx[port]` made a load-store chain through memory per packet.

@@ -58,11 +58,14 @@ struct Options {
     json: bool,
     /// Scenario names to run (all when empty); `forward` always runs, as the reference.
     only: Vec<String>,
+    /// Also run dpdk-test-crypto-perf (the AEAD alone) as a same-run reference.
+    crypto_perf: bool,
     backend: Backend,
 }
 
 const USAGE: &str = "usage: sdwan-perf tunnel [--seconds N] [--rounds N] [--sizes 64,imix,1420]
-                         [--only 'encrypt esp,decrypt overlay,...'] [--backend NAME] [--main-core C]
+                         [--only 'encrypt esp,decrypt overlay,...'] [--backend NAME]
+                         [--no-crypto-perf] [--main-core C]
                          [--worker-core C] [--json]";
 
 pub fn main(mut args: impl Iterator<Item = String>) {
@@ -74,6 +77,7 @@ pub fn main(mut args: impl Iterator<Item = String>) {
         worker_core: 1,
         json: false,
         only: Vec::new(),
+        crypto_perf: true,
         backend: Backend::default(),
     };
     while let Some(a) = args.next() {
@@ -97,6 +101,7 @@ pub fn main(mut args: impl Iterator<Item = String>) {
                     .collect()
             }
             "--json" => o.json = true,
+            "--no-crypto-perf" => o.crypto_perf = false,
             "--backend" => {
                 let name = args.next().unwrap_or_default();
                 o.backend = *Backend::ALL
@@ -171,7 +176,19 @@ pub fn main(mut args: impl Iterator<Item = String>) {
         }
         let mut best = [0f64; SCENARIOS.len()];
         let mut all: Vec<Vec<f64>> = vec![Vec::new(); SCENARIOS.len()];
+        let mut crypto = [(0f64, Vec::new()), (0f64, Vec::new())];
         for _round in 0..o.rounds {
+            if o.crypto_perf {
+                for (k, op) in ["encrypt", "decrypt"].into_iter().enumerate() {
+                    match crypto_perf(&o, size, op) {
+                        Ok(m) => {
+                            crypto[k].0 = f64::max(crypto[k].0, m);
+                            crypto[k].1.push(m);
+                        }
+                        Err(e) => eprintln!("sdwan-perf: dpdk-test-crypto-perf {op}: {e}"),
+                    }
+                }
+            }
             for (i, &(name, dir_, kind)) in SCENARIOS.iter().enumerate() {
                 if i > 0 && !o.only.is_empty() && !o.only.iter().any(|x| x == name) {
                     continue;
@@ -188,26 +205,50 @@ pub fn main(mut args: impl Iterator<Item = String>) {
                 best[i] = best[i].max(mpps);
             }
         }
-        for (i, (name, _, _)) in SCENARIOS.iter().enumerate() {
+        for (i, (name, dir_, _)) in SCENARIOS.iter().enumerate() {
             if all[i].is_empty() {
                 continue;
             }
-            results.push((
-                size.clone(),
-                *name,
-                best[i],
-                best[i] * avg_bytes * 8.0 / 1e3,
-                best[i] / best[0].max(1e-9),
-                all[i].clone(),
-            ));
+            let ceiling = match dir_ {
+                Dir::Encrypt => crypto[0].0,
+                Dir::Decrypt => crypto[1].0,
+                Dir::Forward => 0.0,
+            };
+            results.push(Row {
+                size: size.clone(),
+                name,
+                mpps: best[i],
+                gbps: best[i] * avg_bytes * 8.0 / 1e3,
+                vs_forward: best[i] / best[0].max(1e-9),
+                vs_crypto: (ceiling > 0.0).then(|| best[i] / ceiling),
+                rounds: all[i].clone(),
+            });
+        }
+        for (k, name) in ["crypto-perf enc", "crypto-perf dec"]
+            .into_iter()
+            .enumerate()
+        {
+            if crypto[k].1.is_empty() {
+                continue;
+            }
+            results.push(Row {
+                size: size.clone(),
+                name,
+                mpps: crypto[k].0,
+                gbps: crypto[k].0 * avg_bytes * 8.0 / 1e3,
+                vs_forward: crypto[k].0 / best[0].max(1e-9),
+                vs_crypto: None,
+                rounds: crypto[k].1.clone(),
+            });
         }
     }
     let _ = std::fs::remove_dir_all(&dir);
     if o.json {
         let rows: Vec<_> = results
             .iter()
-            .map(|(size, name, mpps, gbps, ratio, rounds)| {
-                serde_json::json!({"size": size, "scenario": name, "mpps": mpps, "gbit_s": gbps, "ratio_to_forward": ratio, "rounds": rounds})
+            .map(|r| {
+                serde_json::json!({"size": r.size, "scenario": r.name, "mpps": r.mpps, "gbit_s": r.gbps,
+                    "ratio_to_forward": r.vs_forward, "ratio_to_crypto_perf": r.vs_crypto, "rounds": r.rounds})
             })
             .collect();
         println!(
@@ -223,13 +264,63 @@ pub fn main(mut args: impl Iterator<Item = String>) {
             o.seconds
         );
         println!(
-            "{:<6} {:<16} {:>7} {:>8} {:>10}  rounds",
-            "size", "scenario", "Mpps", "Gbit/s", "vs forward"
+            "{:<6} {:<16} {:>7} {:>8} {:>10} {:>11}  rounds",
+            "size", "scenario", "Mpps", "Gbit/s", "vs forward", "vs crypto"
         );
-        for (size, name, mpps, gbps, ratio, rounds) in &results {
-            let r: Vec<f64> = rounds.iter().map(|x| (x * 100.0).round() / 100.0).collect();
-            println!("{size:<6} {name:<16} {mpps:>7.2} {gbps:>8.2} {ratio:>10.3}  {r:?}");
+        for r in &results {
+            let rounds: Vec<f64> = r
+                .rounds
+                .iter()
+                .map(|x| (x * 100.0).round() / 100.0)
+                .collect();
+            let vs_crypto = r
+                .vs_crypto
+                .map_or_else(|| "-".into(), |v| format!("{v:.3}"));
+            println!(
+                "{:<6} {:<16} {:>7.2} {:>8.2} {:>10.3} {:>11}  {rounds:?}",
+                r.size, r.name, r.mpps, r.gbps, r.vs_forward, vs_crypto
+            );
         }
+    }
+}
+
+struct Row {
+    size: String,
+    name: &'static str,
+    mpps: f64,
+    gbps: f64,
+    vs_forward: f64,
+    /// Ours over dpdk-test-crypto-perf's AEAD alone, same direction and sizes.
+    vs_crypto: Option<f64>,
+    rounds: Vec<f64>,
+}
+
+/// `dpdk-test-crypto-perf` with `crypto_aesni_gcm` (AES-128-GCM, the AEAD alone, no packet
+/// I/O) on the size class's buffer sizes: Mpps of the class's mix (for IMIX, 7:4:1 of the
+/// three sizes' times per operation).
+fn crypto_perf(o: &Options, size: &str, op: &'static str) -> Result<f64, String> {
+    let sizes: Vec<usize> = if size == "imix" {
+        vec![64, 576, 1500]
+    } else {
+        vec![size.parse().unwrap_or(64)]
+    };
+    let opts = crate::cryptoperf::Options {
+        sizes: sizes.clone(),
+        total_ops: 4_000_000,
+        main_core: o.main_core,
+        worker_core: o.worker_core,
+        ..crate::cryptoperf::Options::default()
+    };
+    let rows = crate::cryptoperf::run(&opts, op)?;
+    let mpps = |s: usize| rows.iter().find(|r| r.size == s).map_or(0.0, |r| r.mpps);
+    if size == "imix" {
+        let (a, b, c) = (mpps(64), mpps(576), mpps(1500));
+        if a <= 0.0 || b <= 0.0 || c <= 0.0 {
+            return Err("no rate for an IMIX size".into());
+        }
+        Ok(12.0 / (7.0 / a + 4.0 / b + 1.0 / c))
+    } else {
+        Ok(mpps(sizes[0]))
     }
 }
 

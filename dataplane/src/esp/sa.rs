@@ -324,6 +324,63 @@ impl OutboundSa {
         }
     }
 
+    /// Seals up to `BATCH` packets taken from `pkts` (distinct buffers, e.g. a selection of a
+    /// burst), the AEAD running once for all of them; `results[k]` is the outcome for the
+    /// `k`-th packet taken. Returns how many were taken (fewer than `BATCH` only when the
+    /// iterator ran out). The worker calls it with the packets of one SA from a burst.
+    pub fn seal_from<'a, P: PacketBuf + 'a>(
+        &mut self,
+        pkts: &mut impl Iterator<Item = &'a mut P>,
+        results: &mut [Result<u64, EspError>; BATCH],
+    ) -> usize {
+        let mut inner_len = [0u64; BATCH];
+        let mut aads = [[0u8; MAX_ESP_AAD_LEN]; BATCH];
+        let mut aad_slots = aads.iter_mut();
+        let mut jobs: [AeadJob<'_>; BATCH] = Default::default();
+        let mut which = [0usize; BATCH];
+        let (mut taken, mut n) = (0, 0);
+        for (k, p) in pkts.take(BATCH).enumerate() {
+            taken += 1;
+            let Some(slot) = aad_slots.next() else { break };
+            inner_len[k] = p.data().len() as u64;
+            results[k] = self.prepare(p);
+            let seq = match results[k] {
+                Ok(seq) => seq,
+                Err(e) => {
+                    self.counters.count_drop(e);
+                    continue;
+                }
+            };
+            let parts = wire::split_mut(p.data_mut());
+            let aad: &[u8] = if self.esn {
+                *slot = esn_aad(self.spi, seq);
+                &slot[..]
+            } else {
+                parts.header
+            };
+            jobs[n] = AeadJob {
+                iv: parts.iv,
+                aad,
+                text: parts.text,
+                tag: parts.icv,
+                ok: false,
+            };
+            which[n] = k;
+            n += 1;
+        }
+        self.key.seal_batch(&mut jobs[..n]);
+        for (j, &k) in jobs[..n].iter().zip(&which[..n]) {
+            if j.ok {
+                self.counters.packets += 1;
+                self.counters.bytes += inner_len[k];
+            } else {
+                results[k] = Err(EspError::Malformed);
+                self.counters.count_drop(EspError::Malformed);
+            }
+        }
+        taken
+    }
+
     fn seal_chunk<P: PacketBuf>(&mut self, pkts: &mut [P], results: &mut [Result<u64, EspError>]) {
         let mut inner_len = [0u64; BATCH];
         let mut aads = [[0u8; MAX_ESP_AAD_LEN]; BATCH];
