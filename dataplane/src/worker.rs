@@ -100,7 +100,7 @@ pub fn run(mut cfg: WorkerConfig, pool: Arc<Mempool>, shared: WorkerShared) {
         ..Context::default()
     };
     // The fast path into tunnels leaves the sealing to one AEAD call per SA and burst.
-    fx.sas.defer = std::env::var_os("SDWAN_NO_BATCH").is_none();
+    fx.sas.defer = true;
     let mut handoff_to = [(0u16, Stage::Frame); MAX_BURST];
     let mut polls = 0u32;
     let mut limiter = SolicitLimiter {
