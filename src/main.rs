@@ -102,9 +102,10 @@ fn eal_args(config: &Config) -> Vec<String> {
 }
 
 fn engine_spec(config: &Config) -> Result<EngineSpec, String> {
+    // The table ports: the ports in order, then their VLAN sub-interfaces.
+    let interfaces = config.interfaces();
     let index_of = |name: &str| {
-        config
-            .ports
+        interfaces
             .iter()
             .position(|p| p.name == name)
             .and_then(|i| u16::try_from(i).ok())
@@ -123,7 +124,7 @@ fn engine_spec(config: &Config) -> Result<EngineSpec, String> {
             ))
         })
         .collect::<Result<Vec<_>, String>>()?;
-    let (tenants, tunnels, tunnel_keys) = tenants_and_tunnels(config, &index_of)?;
+    let (tenants, tunnels, tunnel_keys) = tenants_and_tunnels(config, &interfaces, &index_of)?;
     Ok(EngineSpec {
         name: config.node.name.clone(),
         mbufs: config.dpdk.mbufs,
@@ -131,19 +132,24 @@ fn engine_spec(config: &Config) -> Result<EngineSpec, String> {
         worker_cores: config.workers.cores.clone(),
         rx_burst: config.workers.rx_burst,
         idle_sleep_max_us: config.workers.idle_sleep_max_us,
-        ports: config
-            .ports
+        ports: interfaces
             .iter()
-            .map(|p| PortSpec {
-                name: p.name.clone(),
-                device: p.device.clone(),
-                role: match p.role {
-                    PortRole::Lan => "lan".into(),
-                    PortRole::Wan => "wan".into(),
-                },
-                mac: p.mac,
-                mtu: p.mtu,
-                addresses: p.addresses.clone(),
+            .enumerate()
+            .map(|(k, i)| {
+                // Ports come first, so a port's interface index is its own.
+                let port = &config.ports[i.vlan.map_or(k, |(p, _)| p)];
+                PortSpec {
+                    name: i.name.clone(),
+                    device: port.device.clone(),
+                    role: match i.role {
+                        PortRole::Lan => "lan".into(),
+                        PortRole::Wan => "wan".into(),
+                    },
+                    mac: port.mac,
+                    mtu: i.mtu,
+                    addresses: i.addresses.clone(),
+                    vlan: i.vlan.map(|(p, vid)| (p as u16, vid)),
+                }
             })
             .collect(),
         routes,
@@ -161,6 +167,7 @@ type Tunnels = (Vec<TenantSpec>, Vec<TunnelInfo>, Vec<TunnelKeys>);
 /// names resolve, and every SA has its key bytes (`key_file`s were read by `conf`).
 fn tenants_and_tunnels(
     config: &Config,
+    interfaces: &[sdwan_conf::Interface],
     index_of: &dyn Fn(&str) -> Result<u16, String>,
 ) -> Result<Tunnels, String> {
     let mut tunnels = Vec::new();
@@ -173,12 +180,12 @@ fn tenants_and_tunnels(
             .iter()
             .map(|c| {
                 let port = index_of(&c.port)?;
-                let local = config.ports[usize::from(port)]
+                let local = interfaces[usize::from(port)]
                     .addresses
                     .iter()
                     .find(|n| n.contains(&c.address))
                     .or_else(|| {
-                        config.ports[usize::from(port)]
+                        interfaces[usize::from(port)]
                             .addresses
                             .iter()
                             .find(|n| n.addr().is_ipv4() == c.address.is_ipv4())

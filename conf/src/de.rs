@@ -318,6 +318,10 @@ fn unicast(what: &str, s: &str) -> Result<IpAddr, String> {
 // ---------------------------------------------------------------------------------------------
 // Tunnels
 
+pub(crate) fn vlan_id<'de, D: Deserializer<'de>>(d: D) -> Result<u16, D::Error> {
+    int_in(d, 1, 4094)
+}
+
 pub(crate) fn vni<'de, D: Deserializer<'de>>(d: D) -> Result<u32, D::Error> {
     int_in(d, 1, 0xff_ffff)
 }

@@ -446,6 +446,63 @@ pub struct Port {
     /// 576..=9000.
     #[serde(default = "Port::default_mtu", deserialize_with = "de::mtu")]
     pub mtu: u16,
+    /// 802.1Q sub-interfaces, named `PORT.ID` (`lan0.100`) wherever a port name is used.
+    #[serde(default, deserialize_with = "de::null_as_default")]
+    pub vlans: Vec<Vlan>,
+}
+
+/// An 802.1Q VLAN sub-interface of a port: its own addresses (and neighbors, and tenant), the
+/// port's MAC, role and MTU. Untagged frames belong to the port itself.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Vlan {
+    /// The VLAN ID, 1..=4094, unique on the port.
+    #[serde(deserialize_with = "de::vlan_id")]
+    pub id: u16,
+    /// At least one.
+    #[serde(deserialize_with = "de::if_addrs")]
+    pub addresses: Vec<ipnet::IpNet>,
+}
+
+/// A logical interface: a port, or a VLAN sub-interface of one.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Interface {
+    /// The port's name, or `PORT.ID` for a VLAN.
+    pub name: String,
+    pub role: PortRole,
+    pub addresses: Vec<ipnet::IpNet>,
+    pub mtu: u16,
+    /// For a VLAN: the index of its port in `ports`, and the VLAN ID.
+    pub vlan: Option<(usize, u16)>,
+}
+
+impl Config {
+    /// Every logical interface: the ports in order, then each port's VLANs.
+    pub fn interfaces(&self) -> Vec<Interface> {
+        let mut v: Vec<Interface> = self
+            .ports
+            .iter()
+            .map(|p| Interface {
+                name: p.name.clone(),
+                role: p.role,
+                addresses: p.addresses.clone(),
+                mtu: p.mtu,
+                vlan: None,
+            })
+            .collect();
+        for (i, p) in self.ports.iter().enumerate() {
+            for vl in &p.vlans {
+                v.push(Interface {
+                    name: format!("{}.{}", p.name, vl.id),
+                    role: p.role,
+                    addresses: vl.addresses.clone(),
+                    mtu: p.mtu,
+                    vlan: Some((i, vl.id)),
+                });
+            }
+        }
+        v
+    }
 }
 
 impl Port {

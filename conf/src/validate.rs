@@ -73,7 +73,7 @@ fn ports(c: &Config) -> Result<(), Issue> {
     }
     let mut names: HashMap<&str, usize> = HashMap::new();
     let mut devices: HashMap<&str, usize> = HashMap::new();
-    let mut addrs: HashMap<IpAddr, (usize, usize)> = HashMap::new();
+    let mut addrs: HashMap<IpAddr, String> = HashMap::new();
     for (i, p) in c.ports.iter().enumerate() {
         if let Some(&j) = names.get(p.name.as_str()) {
             return Err(issue(
@@ -100,16 +100,37 @@ fn ports(c: &Config) -> Result<(), Issue> {
             ));
         }
         for (k, a) in p.addresses.iter().enumerate() {
-            if let Some(&(j, l)) = addrs.get(&a.addr()) {
+            if let Some(other) = addrs.get(&a.addr()) {
                 return Err(issue(
                     port(i).key("addresses").index(k),
-                    format!(
-                        "address {} is already assigned (ports[{j}].addresses[{l}])",
-                        a.addr()
-                    ),
+                    format!("address {} is already assigned ({other})", a.addr()),
                 ));
             }
-            addrs.insert(a.addr(), (i, k));
+            addrs.insert(a.addr(), format!("ports[{i}].addresses[{k}]"));
+        }
+        for (v, vl) in p.vlans.iter().enumerate() {
+            let at = || port(i).key("vlans").index(v);
+            if let Some(w) = p.vlans[..v].iter().position(|o| o.id == vl.id) {
+                return Err(issue(
+                    at().key("id"),
+                    format!("VLAN {} is already vlans[{w}] of this port", vl.id),
+                ));
+            }
+            if vl.addresses.is_empty() {
+                return Err(issue(
+                    at().key("addresses"),
+                    "at least one interface address is required".into(),
+                ));
+            }
+            for (k, a) in vl.addresses.iter().enumerate() {
+                if let Some(other) = addrs.get(&a.addr()) {
+                    return Err(issue(
+                        at().key("addresses").index(k),
+                        format!("address {} is already assigned ({other})", a.addr()),
+                    ));
+                }
+                addrs.insert(a.addr(), format!("ports[{i}].vlans[{v}].addresses[{k}]"));
+            }
         }
     }
     Ok(())
@@ -119,8 +140,9 @@ fn routes(c: &Config) -> Result<(), Issue> {
     let route = |i: usize| root().key("routes").index(i);
     let mut prefixes = HashMap::new();
     for (i, r) in c.routes.iter().enumerate() {
-        let Some(port) = c.ports.iter().find(|p| p.name == r.port) else {
-            let known: Vec<&str> = c.ports.iter().map(|p| p.name.as_str()).collect();
+        let interfaces = c.interfaces();
+        let Some(port) = interfaces.iter().find(|p| p.name == r.port) else {
+            let known: Vec<&str> = interfaces.iter().map(|p| p.name.as_str()).collect();
             return Err(issue(
                 route(i).key("port"),
                 format!(
@@ -191,11 +213,11 @@ fn family(a: IpAddr) -> &'static str {
 }
 
 fn port_names(c: &Config, role: PortRole) -> String {
-    let v: Vec<&str> = c
-        .ports
-        .iter()
+    let v: Vec<String> = c
+        .interfaces()
+        .into_iter()
         .filter(|p| p.role == role)
-        .map(|p| p.name.as_str())
+        .map(|p| p.name)
         .collect();
     if v.is_empty() {
         "none".into()
@@ -236,7 +258,7 @@ fn tenants(c: &Config) -> Result<(), Issue> {
         }
         for (k, name) in t.lan_ports.iter().enumerate() {
             let at = || tenant(i).key("lan_ports").index(k);
-            match c.ports.iter().find(|p| &p.name == name) {
+            match c.interfaces().into_iter().find(|p| &p.name == name) {
                 Some(p) if p.role == PortRole::Lan => {}
                 Some(_) => {
                     return Err(issue(
@@ -372,7 +394,8 @@ fn peers(c: &Config) -> Result<(), Issue> {
                     format!("port {:?} is already circuits[{j}] of this peer", ct.port),
                 ));
             }
-            let Some(port) = c.ports.iter().find(|q| q.name == ct.port) else {
+            let interfaces = c.interfaces();
+            let Some(port) = interfaces.iter().find(|q| q.name == ct.port) else {
                 return Err(issue(
                     at().key("port"),
                     format!(
@@ -593,7 +616,8 @@ fn tenant_routes(c: &Config) -> Result<(), Issue> {
                         ));
                     }
                     if let Some(via) = r.via {
-                        let port = c.ports.iter().find(|p| &p.name == name);
+                        let interfaces = c.interfaces();
+                        let port = interfaces.iter().find(|p| &p.name == name);
                         let inside = port.is_some_and(|p| {
                             p.addresses
                                 .iter()

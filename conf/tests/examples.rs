@@ -52,7 +52,8 @@ fn branch_example() {
     assert_eq!(c.routes[0].prefix, net("0.0.0.0/0"));
     assert_eq!(c.routes[1].via, ip("2001:db8:100::1"));
     assert_eq!(c.routes[2].port, "mpls");
-    assert_eq!(c.tenants[0].lan_ports, ["lan"]);
+    assert_eq!(c.tenants[0].lan_ports, ["lan", "lan.30"]);
+    assert_eq!(c.ports[0].vlans[0].id, 30);
     assert_eq!(c.tenants[0].routes.len(), 6);
     assert_eq!(c.tenants[0].routes[4].port.as_deref(), Some("lan"));
     let kinds: Vec<_> = c.peers.iter().map(|p| (p.name.as_str(), p.kind)).collect();

@@ -352,3 +352,51 @@ fn at_most_sixteen_workers_send_into_an_overlay() {
         "17 worker cores, but an overlay SA has 16 SPIs",
     );
 }
+
+#[test]
+fn vlan_sub_interfaces() {
+    let with_vlans = base().replace(
+        "  - { name: lan0, device: net_null0, role: lan, addresses: [10.1.0.1/24] }\n",
+        "  - { name: lan0, device: net_null0, role: lan, addresses: [10.1.0.1/24],\n      vlans: [{ id: 100, addresses: [10.1.100.1/24] }, { id: 200, addresses: [10.1.200.1/24] }] }\n",
+    );
+    let ok = with_vlans.replace("    lan_ports: [lan0]", "    lan_ports: [lan0, lan0.100]");
+    let c = parse(&ok, Path::new("x.yaml")).unwrap();
+    let names: Vec<_> = c
+        .interfaces()
+        .into_iter()
+        .map(|i| (i.name, i.vlan))
+        .collect();
+    assert_eq!(
+        names,
+        [
+            ("lan0".to_string(), None),
+            ("inet".to_string(), None),
+            ("lan0.100".to_string(), Some((0, 100))),
+            ("lan0.200".to_string(), Some((0, 200))),
+        ]
+    );
+    check(
+        &with_vlans.replace("{ id: 200,", "{ id: 100,"),
+        4,
+        "ports[0].vlans[1].id",
+        "VLAN 100 is already vlans[0]",
+    );
+    check(
+        &with_vlans.replace("{ id: 200,", "{ id: 4095,"),
+        4,
+        "ports[0].vlans[1].id",
+        "out of range 1..=4094",
+    );
+    check(
+        &with_vlans.replace("[10.1.200.1/24]", "[10.1.0.1/24]"),
+        4,
+        "ports[0].vlans[1].addresses[0]",
+        "already assigned (ports[0].addresses[0])",
+    );
+    check(
+        &with_vlans.replace("    lan_ports: [lan0]", "    lan_ports: [lan0, lan0.300]"),
+        9,
+        "tenants[0].lan_ports[1]",
+        "unknown port \"lan0.300\" (LAN ports are: lan0, lan0.100, lan0.200)",
+    );
+}

@@ -49,10 +49,12 @@ pub enum DropReason {
     TunnelMismatch,
     /// The outbound SA's sequence numbers are used up (it must be rekeyed).
     SeqExhausted,
+    /// An 802.1Q-tagged frame of a VLAN not configured on the port.
+    UnknownVlan,
 }
 
 impl DropReason {
-    pub const ALL: [DropReason; 19] = [
+    pub const ALL: [DropReason; 20] = [
         DropReason::Malformed,
         DropReason::BadChecksum,
         DropReason::NotForUs,
@@ -72,6 +74,7 @@ impl DropReason {
         DropReason::EspMalformed,
         DropReason::TunnelMismatch,
         DropReason::SeqExhausted,
+        DropReason::UnknownVlan,
     ];
 
     pub fn name(self) -> &'static str {
@@ -95,6 +98,7 @@ impl DropReason {
             DropReason::EspMalformed => "esp_malformed",
             DropReason::TunnelMismatch => "tunnel_mismatch",
             DropReason::SeqExhausted => "seq_exhausted",
+            DropReason::UnknownVlan => "unknown_vlan",
         }
     }
 }

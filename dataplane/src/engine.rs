@@ -33,6 +33,9 @@ pub struct PortSpec {
     pub mac: Option<MacAddr>,
     pub mtu: u16,
     pub addresses: Vec<IpNet>,
+    /// An 802.1Q sub-interface: (index of its port in `EngineSpec::ports`, which comes
+    /// first, VLAN ID). `device` and `mac` are then unused: it has its port's.
+    pub vlan: Option<(u16, u16)>,
 }
 
 pub use crate::tunnel::TenantSpec;
@@ -159,6 +162,8 @@ struct WorkerHandle {
 
 pub struct Engine {
     specs: Vec<PortSpec>,
+    /// For each logical port (index of `specs`): its physical port in `ports`.
+    phys_of: Vec<usize>,
     ports: Vec<Port>,
     created_vdevs: Vec<String>,
     publisher: Arc<TablePublisher>,
@@ -188,6 +193,7 @@ impl Engine {
         )?);
         let mut engine = Engine {
             specs: spec.ports.clone(),
+            phys_of: Vec::new(),
             ports: Vec::new(),
             created_vdevs: Vec::new(),
             publisher: Arc::new(TablePublisher::new(Tables::default())),
@@ -196,8 +202,26 @@ impl Engine {
             sa_installed: std::time::Instant::now(),
             pool,
         };
-        let mut infos = Vec::new();
-        for p in &spec.ports {
+        let mut infos: Vec<PortInfo> = Vec::new();
+        let mut vlans = Vec::new();
+        for (i, p) in spec.ports.iter().enumerate() {
+            if let Some((parent, vid)) = p.vlan {
+                let parent = usize::from(parent);
+                if parent >= i || spec.ports[parent].vlan.is_some() {
+                    return Err(DataplaneError::InvalidArgument(format!(
+                        "VLAN {} must come after its (physical) port",
+                        p.name
+                    )));
+                }
+                let mac = infos[parent].mac;
+                infos.push(PortInfo::new(&p.name, mac, p.mtu, &p.addresses));
+                let phys = engine.phys_of[parent];
+                engine.phys_of.push(phys);
+                vlans.push(vid);
+                continue;
+            }
+            vlans.push(0);
+            engine.phys_of.push(engine.ports.len());
             let name = p.device.split(',').next().unwrap_or(&p.device).to_owned();
             if is_vdev(&p.device) && Port::by_name(&name).is_err() {
                 eal::vdev_init(&device_with_queues(&p.device, queues))?;
@@ -253,7 +277,18 @@ impl Engine {
         }
         drop(spec.tunnel_keys);
         engine.publisher = Arc::new(TablePublisher::new(tables));
-        let port_ids: Vec<u16> = engine.ports.iter().map(Port::id).collect();
+        let port_ids: Vec<u16> = engine
+            .phys_of
+            .iter()
+            .map(|&k| engine.ports[k].id())
+            .collect();
+        // (untagged logical port, VLAN ID, the VLAN's logical port), for the rx path.
+        let vlan_map: Vec<(u16, u16, u16)> = spec
+            .ports
+            .iter()
+            .enumerate()
+            .filter_map(|(i, p)| p.vlan.map(|(parent, vid)| (parent, vid, i as u16)))
+            .collect();
         let handoff: Arc<Vec<ArrayQueue<worker::Handoff>>> = Arc::new(
             (0..queues)
                 .map(|_| ArrayQueue::new(worker::HANDOFF_QUEUE))
@@ -273,6 +308,8 @@ impl Engine {
             let cfg = WorkerConfig {
                 index,
                 port_ids: port_ids.clone(),
+                vlans: vlans.clone(),
+                vlan_map: vlan_map.clone(),
                 queue: index as u16,
                 rx_burst: spec.rx_burst,
                 idle_sleep_max_us: spec.idle_sleep_max_us,
@@ -320,16 +357,31 @@ impl Engine {
 
     pub fn interfaces(&self) -> Vec<InterfaceStatus> {
         let tables = self.publisher.snapshot();
-        self.ports
+        self.specs
             .iter()
-            .zip(&self.specs)
+            .zip(&self.phys_of)
             .enumerate()
-            .map(|(i, (port, spec))| {
+            .map(|(i, (spec, &phys))| {
+                let port = &self.ports[phys];
                 let info = tables.ports.get(i);
+                // A VLAN has no device counters of its own (its frames are its port's).
+                let (device, driver, stats) = match spec.vlan {
+                    Some((parent, vid)) => (
+                        format!(
+                            "802.1Q VLAN {vid} on {}",
+                            self.specs
+                                .get(usize::from(parent))
+                                .map_or("?", |p| p.name.as_str())
+                        ),
+                        "vlan".to_owned(),
+                        PortStats::default(),
+                    ),
+                    None => (spec.device.clone(), port.driver(), port.stats()),
+                };
                 InterfaceStatus {
                     name: spec.name.clone(),
-                    device: spec.device.clone(),
-                    driver: port.driver(),
+                    device,
+                    driver,
                     role: spec.role.clone(),
                     port_id: port.id(),
                     mac: format_mac(&info.map_or_else(|| port.mac(), |i| i.mac)),
@@ -343,7 +395,7 @@ impl Engine {
                         })
                         .unwrap_or_default(),
                     link: port.link(),
-                    stats: port.stats(),
+                    stats,
                 }
             })
             .collect()

@@ -19,6 +19,7 @@ pub mod tables;
 #[doc(hidden)]
 pub mod testing;
 pub mod tunnel;
+pub mod vlan;
 pub mod wire;
 pub mod worker;
 

@@ -17,6 +17,7 @@ use crate::mempool::Mempool;
 use crate::port;
 use crate::tables::{NeighborKey, TablePublisher, Tables};
 use crate::tunnel::{self, SaState};
+use crate::vlan;
 use crate::wire::MacAddr;
 
 /// Marks a packet of a burst that is not sent (consumed or dropped).
@@ -54,8 +55,12 @@ pub struct WorkerShared {
 
 pub struct WorkerConfig {
     pub index: usize,
-    /// DPDK port id of each table port index.
+    /// DPDK port id of each table port index (a VLAN's is its port's).
     pub port_ids: Vec<u16>,
+    /// The 802.1Q VLAN ID of each table port index; 0 for a port itself (untagged).
+    pub vlans: Vec<u16>,
+    /// (port index, VLAN ID, the VLAN's port index): where tagged frames belong.
+    pub vlan_map: Vec<(u16, u16, u16)>,
     /// The rx and tx queue this worker owns on every port.
     pub queue: u16,
     pub rx_burst: u16,
@@ -115,7 +120,10 @@ pub fn run(mut cfg: WorkerConfig, pool: Arc<Mempool>, shared: WorkerShared) {
         let tables = shared.tables.load();
         let mut seen = receive_handoffs(&tables, &mut fx, &shared, &mut tx, &cfg);
         for (in_idx, &port_id) in cfg.port_ids.iter().enumerate() {
-            let in_port = in_idx as u16;
+            if cfg.vlans[in_idx] != 0 {
+                continue; // a VLAN: its frames arrive on its port's queue
+            }
+            let rx_port = in_idx as u16;
             let n = port::rx_burst(port_id, cfg.queue, &mut rx, rx_burst);
             if n == 0 {
                 continue;
@@ -128,8 +136,22 @@ pub fn run(mut cfg: WorkerConfig, pool: Arc<Mempool>, shared: WorkerShared) {
             // length against it, so a packet that does not fit there is dropped as malformed.
             let (mut forwarded, mut replies) = (0u64, 0u64);
             let mut outs = [NOT_SENT; MAX_BURST];
+            let mut in_ports = [rx_port; MAX_BURST];
             for (i, (out, m)) in outs.iter_mut().zip(rx.as_mut_slice()).enumerate() {
                 fx.sas.burst_index = i;
+                // Tagged frames belong to the port's VLAN sub-interface, untagged from here on.
+                let in_port = if cfg.vlan_map.is_empty() {
+                    rx_port
+                } else {
+                    match vlan::classify(m, rx_port, &cfg.vlan_map) {
+                        Some(p) => p,
+                        None => {
+                            c.drop(DropReason::UnknownVlan, 1);
+                            continue;
+                        }
+                    }
+                };
+                in_ports[i] = in_port;
                 *out = match forward::process(&tables, in_port, m, &mut fx) {
                     Verdict::Forward(port) => {
                         forwarded += 1;
@@ -166,7 +188,12 @@ pub fn run(mut cfg: WorkerConfig, pool: Arc<Mempool>, shared: WorkerShared) {
                 }
                 if out == HANDED_OFF {
                     let (worker, stage) = handoff_to[i];
-                    hand_off(&shared, c, worker, in_port, stage, m);
+                    hand_off(&shared, c, worker, in_ports[i], stage, m);
+                    continue;
+                }
+                let mut m = m;
+                if !tag_for(&cfg, out, &mut m) {
+                    c.drop(DropReason::NoBuffer, 1);
                     continue;
                 }
                 if out != staged_port && !staged.is_empty() {
@@ -321,8 +348,22 @@ fn receive_handoffs(
     n
 }
 
+/// Puts the 802.1Q tag of `out` on the frame when `out` is a VLAN; false when there is no
+/// headroom for it.
 #[inline]
-fn enqueue(tx: &mut [Burst], cfg: &WorkerConfig, c: &WorkerCounters, out: u16, m: Mbuf) {
+fn tag_for(cfg: &WorkerConfig, out: u16, m: &mut Mbuf) -> bool {
+    match cfg.vlans.get(usize::from(out)) {
+        Some(&vid) if vid != 0 => vlan::push(m, vid),
+        _ => true,
+    }
+}
+
+#[inline]
+fn enqueue(tx: &mut [Burst], cfg: &WorkerConfig, c: &WorkerCounters, out: u16, mut m: Mbuf) {
+    if !tag_for(cfg, out, &mut m) {
+        c.drop(DropReason::NoBuffer, 1);
+        return;
+    }
     let i = usize::from(out);
     if tx[i].is_full() {
         flush_one(tx, cfg, c, i);

@@ -112,6 +112,7 @@ fn spec(
                 mac: Some(ROUTER_LAN_MAC),
                 mtu: 1500,
                 addresses: vec!["10.1.0.1/24".parse().unwrap()],
+                vlan: None,
             },
             PortSpec {
                 name: "inet".into(),
@@ -120,6 +121,7 @@ fn spec(
                 mac: Some(ROUTER_WAN_MAC),
                 mtu: 1500,
                 addresses: vec!["198.18.1.1/24".parse().unwrap()],
+                vlan: None,
             },
         ],
         routes: vec![(
@@ -406,4 +408,121 @@ fn mbuf_adj_and_overlay_in_default_headroom() {
         Err(OverlayError::NoRoom)
     );
     assert_eq!(m.data(), &inner[..]);
+}
+
+/// `frame` with an 802.1Q tag for `vid` after the MAC addresses.
+fn tagged(frame: &[u8], vid: u16) -> Vec<u8> {
+    let mut f = frame[..12].to_vec();
+    f.extend_from_slice(&[0x81, 0x00]);
+    f.extend_from_slice(&vid.to_be_bytes());
+    f.extend_from_slice(&frame[12..]);
+    f
+}
+
+#[test]
+fn vlan_sub_interface_through_real_devices() {
+    eal();
+    let dir = tmpdir("vlan");
+    // Into the LAN port: VLAN 100 (the sub-interface lan0.100) asks for its router and sends
+    // to the far network; VLAN 300 is not configured.
+    let who_has = tagged(
+        &arp_request(HOST_MAC, [10, 1, 200, 2], [10, 1, 200, 1]),
+        100,
+    );
+    let up = udp_frame(
+        ROUTER_LAN_MAC,
+        HOST_MAC,
+        [10, 1, 200, 2],
+        [10, 2, 0, 2],
+        64,
+        b"from vlan 100",
+    );
+    let stray = tagged(&up, 300);
+    // Into the WAN port: a reply to the VLAN's host.
+    let down = udp_frame(
+        ROUTER_WAN_MAC,
+        PEER_MAC,
+        [10, 2, 0, 2],
+        [10, 1, 200, 2],
+        64,
+        b"to vlan 100",
+    );
+    pcapfile::write(
+        &dir.join("lan_in.pcap"),
+        &[who_has, tagged(&up, 100), stray],
+    )
+    .unwrap();
+    pcapfile::write(&dir.join("wan_in.pcap"), std::slice::from_ref(&down)).unwrap();
+    let dev = |n: &str, side: &str| {
+        format!(
+            "net_pcap_{n},rx_pcap={}/{side}_in.pcap,tx_pcap={}/{side}_out.pcap",
+            dir.display(),
+            dir.display()
+        )
+    };
+    let neighbors = vec![
+        (1, IpAddr::V4(Ipv4Addr::new(198, 18, 1, 2)), PEER_MAC),
+        (2, IpAddr::V4(Ipv4Addr::new(10, 1, 200, 2)), HOST_MAC),
+    ];
+    let mut s = spec("vlanx", dev("v0", "lan"), dev("v1", "wan"), neighbors);
+    s.ports.push(PortSpec {
+        name: "lan0.100".into(),
+        device: String::new(),
+        role: "lan".into(),
+        mac: None,
+        mtu: 1500,
+        addresses: vec!["10.1.200.1/24".parse().unwrap()],
+        vlan: Some((0, 100)),
+    });
+    let engine = Engine::start(s).unwrap();
+    wait_for("all four frames", || {
+        engine.workers()[0].counters.rx_packets >= 4
+    });
+    let names: Vec<_> = engine
+        .interfaces()
+        .into_iter()
+        .map(|i| (i.name, i.driver))
+        .collect();
+    assert_eq!(names[2], ("lan0.100".to_string(), "vlan".to_string()));
+    let w = engine.workers()[0].counters.clone();
+    engine.shutdown();
+    let drops: std::collections::HashMap<_, _> = w.drops.iter().cloned().collect();
+    assert_eq!(drops["unknown_vlan"], 1);
+    assert_eq!((w.forwarded, w.local_replies), (2, 1));
+
+    // Up: the tag is gone on the WAN side, the frame routed as usual.
+    let mut routed_up = up.clone();
+    routed_up[0..6].copy_from_slice(&PEER_MAC);
+    routed_up[6..12].copy_from_slice(&ROUTER_WAN_MAC);
+    routed_up[22] = 63;
+    routed_up[24..26].fill(0);
+    let c = checksum::checksum(&routed_up[14..34]);
+    routed_up[24..26].copy_from_slice(&c.to_be_bytes());
+    assert_eq!(
+        pcapfile::read(&dir.join("wan_out.pcap")).unwrap(),
+        vec![routed_up]
+    );
+
+    // Down the LAN port, both tagged 100: the ARP reply from 10.1.200.1, and the routed reply.
+    let mut arp_reply = HOST_MAC.to_vec();
+    arp_reply.extend_from_slice(&ROUTER_LAN_MAC);
+    arp_reply.extend_from_slice(&[0x08, 0x06, 0, 1, 0x08, 0x00, 6, 4, 0, 2]);
+    arp_reply.extend_from_slice(&ROUTER_LAN_MAC);
+    arp_reply.extend_from_slice(&[10, 1, 200, 1]);
+    arp_reply.extend_from_slice(&HOST_MAC);
+    arp_reply.extend_from_slice(&[10, 1, 200, 2]);
+    arp_reply.resize(60, 0);
+    let mut routed_down = down.clone();
+    routed_down[0..6].copy_from_slice(&HOST_MAC);
+    routed_down[6..12].copy_from_slice(&ROUTER_LAN_MAC);
+    routed_down[22] = 63;
+    routed_down[24..26].fill(0);
+    let c = checksum::checksum(&routed_down[14..34]);
+    routed_down[24..26].copy_from_slice(&c.to_be_bytes());
+    let mut lan_out = pcapfile::read(&dir.join("lan_out.pcap")).unwrap();
+    let mut want = vec![tagged(&arp_reply, 100), tagged(&routed_down, 100)];
+    lan_out.sort();
+    want.sort();
+    assert_eq!(lan_out, want);
+    let _ = std::fs::remove_dir_all(&dir);
 }

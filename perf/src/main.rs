@@ -227,6 +227,7 @@ fn run_worker(o: &Options, pcap: &Path, round: usize) -> f64 {
                 mac: Some(ROUTER_MAC),
                 mtu: 1500,
                 addresses: vec!["10.1.0.1/24".parse().unwrap()],
+                vlan: None,
             },
             PortSpec {
                 name: "inet".into(),
@@ -235,6 +236,7 @@ fn run_worker(o: &Options, pcap: &Path, round: usize) -> f64 {
                 mac: None,
                 mtu: 1500,
                 addresses: vec!["198.18.1.1/24".parse().unwrap()],
+                vlan: None,
             },
         ],
         routes: vec![(

@@ -509,6 +509,7 @@ fn run(o: &Options, dir: Dir, kind: Option<TunnelKind>, pcap: &Path, id: usize) 
             mac: Some(ROUTER_LAN_MAC),
             mtu: 1500,
             addresses: vec!["10.1.0.1/16".parse().expect("net")],
+            vlan: None,
         },
         PortSpec {
             name: "inet".into(),
@@ -517,6 +518,7 @@ fn run(o: &Options, dir: Dir, kind: Option<TunnelKind>, pcap: &Path, id: usize) 
             mac: Some(ROUTER_WAN_MAC),
             mtu: WAN_MTU,
             addresses: vec!["198.18.1.1/24".parse().expect("net")],
+            vlan: None,
         },
     ];
     let (tenants, tunnels, tunnel_keys, routes) = match kind {
