@@ -5,8 +5,8 @@
 //! - the backends against each other on random packets,
 //! - truncated, bit-flipped and random packets into `open`: errors, never a panic.
 //!
-//! The vectors live in the shared test data beside the repository (`../shared/testdata`, the
-//! same layout in CI as in the workspace).
+//! The vectors are copies of the project's shared test data, kept in `tests/vectors/` so the
+//! suite runs from any clone (see the README there).
 
 use sdwan_dataplane::esp::replay::DEFAULT_WINDOW;
 use sdwan_dataplane::esp::sa::encapsulate;
@@ -19,11 +19,11 @@ use serde_json::Value;
 
 const WYCHEPROOF: &str = concat!(
     env!("CARGO_MANIFEST_DIR"),
-    "/../../shared/testdata/wycheproof/aes_gcm_test.json"
+    "/tests/vectors/wycheproof/aes_gcm_test.json"
 );
 const MCGREW: &str = concat!(
     env!("CARGO_MANIFEST_DIR"),
-    "/../../shared/testdata/esp/mcgrew_gcm_esp_vectors.json"
+    "/tests/vectors/esp/mcgrew_gcm_esp_vectors.json"
 );
 
 fn load(path: &str) -> Value {
