@@ -526,3 +526,182 @@ fn vlan_sub_interface_through_real_devices() {
     assert_eq!(lan_out, want);
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// Two workers, one inbound SA: the SA's sender index says which worker owns it, the other
+/// hands its packets over through the handoff queue, and a packet that arrives on both queues
+/// is delivered once (one replay window, one owner).
+#[test]
+fn two_workers_one_inbound_sa_owner_and_handoff() {
+    use sdwan_dataplane::esp::{Backend, Suite};
+    use sdwan_dataplane::forward::{process, ByteBuf, Context, PacketBuf, Verdict};
+    use sdwan_dataplane::route::TenantHop;
+    use sdwan_dataplane::tables::{NeighborKey, PortInfo, Tables};
+    use sdwan_dataplane::tunnel::{
+        CircuitInfo, SaState, TenantSpec, TunnelInfo, TunnelKeys, TunnelKind,
+    };
+    use zeroize::Zeroizing;
+
+    eal();
+    let dir = tmpdir("handoff");
+    let tunnel = |me: u8| {
+        let other = 3 - me;
+        TunnelInfo {
+            peer: "peer".into(),
+            tenant: 0,
+            kind: TunnelKind::Overlay,
+            loopbacks: Some((
+                IpAddr::V4(Ipv4Addr::new(10, 255, 0, me)),
+                IpAddr::V4(Ipv4Addr::new(10, 255, 0, other)),
+            )),
+            circuits: vec![CircuitInfo {
+                port: 1,
+                local: IpAddr::V4(Ipv4Addr::new(198, 18, 1, me)),
+                remote: IpAddr::V4(Ipv4Addr::new(198, 18, 1, other)),
+            }],
+            out_spi: if me == 1 { 0x1000 } else { 0x2000 },
+            in_spi: if me == 1 { 0x2000 } else { 0x1000 },
+            senders: 16,
+            suite: Suite::Aes128Gcm,
+            esn: true,
+            replay_window: 1024,
+            first_slot: 0,
+        }
+    };
+    let keys = |me: u8| {
+        let (a, b) = ([0x31u8; 20], [0x42u8; 20]);
+        let (out, inbound) = if me == 1 { (a, b) } else { (b, a) };
+        TunnelKeys {
+            out: Zeroizing::new(out.to_vec()),
+            inbound: Zeroizing::new(inbound.to_vec()),
+        }
+    };
+    let tenant = |other: u8| TenantSpec {
+        name: "blue".into(),
+        vni: 77,
+        lan_ports: vec![0],
+        routes: vec![(
+            format!("10.{other}.0.0/24").parse().unwrap(),
+            TenantHop::Tunnel {
+                tunnel: 0,
+                circuit: None,
+            },
+        )],
+    };
+    // The peer (site 2) seals 20 frames to our LAN host as its worker 1: SPI 0x2001 (its
+    // block starts at 0x2000), which our worker 1 of 2 owns.
+    let peer_ports = vec![
+        PortInfo::new(
+            "lan0",
+            [2, 0, 0, 0, 9, 1],
+            1500,
+            &["10.2.0.1/24".parse().unwrap()],
+        ),
+        PortInfo::new("inet", PEER_MAC, 1500, &["198.18.1.2/24".parse().unwrap()]),
+    ];
+    let mut peer = Tables::new(peer_ports, &[]).with_tenants(vec![tenant(1)], vec![tunnel(2)]);
+    peer.neighbors.insert(
+        NeighborKey::new(1, IpAddr::V4(Ipv4Addr::new(198, 18, 1, 1))),
+        ROUTER_WAN_MAC,
+    );
+    let mut cx = Context {
+        sas: SaState::new(1, 2, &peer.tunnels, &[keys(2)], Backend::default()).unwrap(),
+        ..Context::default()
+    };
+    let sealed: Vec<Vec<u8>> = (0..20u8)
+        .map(|i| {
+            let f = udp_frame(
+                [2, 0, 0, 0, 9, 1],
+                PEER_MAC,
+                [10, 2, 0, 2],
+                [10, 1, 0, 2],
+                64,
+                &[i; 20],
+            );
+            let mut b = ByteBuf::new(&f);
+            assert_eq!(process(&peer, 0, &mut b, &mut cx), Verdict::Forward(1));
+            b.data().to_vec()
+        })
+        .collect();
+    // Queue 0 gets frames 0..10 and a copy of 15; queue 1 gets 10..20 and a copy of 5.
+    let q0: Vec<Vec<u8>> = sealed[..10].iter().chain([&sealed[15]]).cloned().collect();
+    let q1: Vec<Vec<u8>> = sealed[10..].iter().chain([&sealed[5]]).cloned().collect();
+    pcapfile::write(&dir.join("wan_q0.pcap"), &q0).unwrap();
+    pcapfile::write(&dir.join("wan_q1.pcap"), &q1).unwrap();
+    pcapfile::write(&dir.join("empty.pcap"), &[]).unwrap();
+    let d = dir.display();
+    let lan_dev = format!(
+        "net_pcap_h0,rx_pcap={d}/empty.pcap,rx_pcap={d}/empty.pcap,tx_pcap={d}/lan_q0.pcap,tx_pcap={d}/lan_q1.pcap"
+    );
+    let wan_dev = format!(
+        "net_pcap_h1,rx_pcap={d}/wan_q0.pcap,rx_pcap={d}/wan_q1.pcap,tx_pcap={d}/wan_t0.pcap,tx_pcap={d}/wan_t1.pcap"
+    );
+    let mut s = spec(
+        "handoffx",
+        lan_dev,
+        wan_dev,
+        vec![
+            (1, IpAddr::V4(Ipv4Addr::new(198, 18, 1, 2)), PEER_MAC),
+            (0, IpAddr::V4(Ipv4Addr::new(10, 1, 0, 2)), HOST_MAC),
+        ],
+    );
+    s.worker_cores = vec![0, worker_core()];
+    s.routes.clear();
+    s.tenants = vec![tenant(2)];
+    s.tunnels = vec![tunnel(1)];
+    s.tunnel_keys = vec![keys(1)];
+    let engine = Engine::start(s).unwrap();
+    wait_for("22 frames in, 20 out", || {
+        let w = engine.workers();
+        let rx: u64 = w.iter().map(|w| w.counters.rx_packets).sum();
+        let fwd: u64 = w.iter().map(|w| w.counters.forwarded).sum();
+        let dropped: u64 = w.iter().map(|w| w.counters.total_drops()).sum();
+        rx >= 22 && fwd + dropped >= 22
+    });
+    // SA counters are published by the owner every 100 ms.
+    wait_for("the SA's counters", || {
+        engine
+            .sas()
+            .iter()
+            .any(|s| s.direction == "in" && s.spi == 0x2001 && s.packets == 20)
+    });
+    let w = engine.workers();
+    let sas = engine.sas();
+    engine.shutdown();
+    let (w0, w1) = (&w[0].counters, &w[1].counters);
+    assert_eq!(
+        w0.handed_off, 11,
+        "worker 0 owns nothing of SPI 0x2001: {w0:?}"
+    );
+    assert_eq!(w1.handoffs_received, 11);
+    assert_eq!(w1.decrypted, 20, "the owner opened every frame once");
+    assert_eq!(w0.decrypted, 0);
+    let replays: u64 = w
+        .iter()
+        .map(|w| {
+            w.counters
+                .drops
+                .iter()
+                .find(|d| d.0 == "replay")
+                .map_or(0, |d| d.1)
+        })
+        .sum();
+    assert_eq!(
+        replays, 2,
+        "each copy is a replay, whichever queue it came in on"
+    );
+    let sa = sas
+        .iter()
+        .find(|s| s.direction == "in" && s.spi == 0x2001)
+        .expect("SPI 0x2001 listed");
+    assert_eq!((sa.packets, sa.replay_drops, sa.worker), (20, 2, 1));
+    let mut out = pcapfile::read(&dir.join("lan_q0.pcap")).unwrap();
+    out.extend(pcapfile::read(&dir.join("lan_q1.pcap")).unwrap());
+    let mut payloads: Vec<u8> = out.iter().map(|f| f[f.len() - 1]).collect();
+    payloads.sort_unstable();
+    assert_eq!(
+        payloads,
+        (0..20).collect::<Vec<u8>>(),
+        "each frame delivered exactly once"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
