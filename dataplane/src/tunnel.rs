@@ -503,20 +503,26 @@ fn inner_dst(d: &[u8]) -> Option<IpAddr> {
     }
 }
 
-/// A hash of the inner source and destination addresses: a flow keeps its circuit.
+/// The circuit of a flow among `n`: a hash of the inner source and destination addresses, so
+/// a flow keeps its circuit, mapped onto `0..n` by a multiply and shift (no division). One
+/// circuit needs no hash.
 #[inline]
-fn flow_hash(d: &[u8]) -> u32 {
+fn flow_circuit(d: &[u8], n: usize) -> usize {
+    if n <= 1 {
+        return 0;
+    }
     let ip = &d[ethernet::HEADER_LEN.min(d.len())..];
     let addrs = match ip.first().map(|b| b >> 4) {
         Some(4) => ip.get(12..20),
         Some(6) => ip.get(8..40),
         _ => None,
     };
-    let mut h = 0x811c_9dc5u32;
-    for &b in addrs.unwrap_or(&[]) {
-        h = (h ^ u32::from(b)).wrapping_mul(0x0100_0193);
+    let mut h = 0u32;
+    for w in addrs.unwrap_or(&[]).chunks_exact(4) {
+        h = (h ^ u32::from_ne_bytes([w[0], w[1], w[2], w[3]])).wrapping_mul(0x9e37_79b1);
+        h ^= h >> 15;
     }
-    h
+    ((u64::from(h) * n as u64) >> 32) as usize
 }
 
 /// Routes a packet of tenant `tn` (Ethernet + IP, TTL already decremented) in the tenant's
@@ -624,7 +630,7 @@ pub(crate) fn send<B: PacketBuf>(
     }
     let ci = match circuit {
         Some(c) => usize::from(c).min(n - 1),
-        None => flow_hash(pkt.data()) as usize % n,
+        None => flow_circuit(pkt.data(), n),
     };
     let c = &info.circuits[ci];
     // The underlay's next hop towards the peer's address on this circuit.
@@ -750,7 +756,7 @@ pub(crate) fn fast_encrypt<B: PacketBuf>(
     let ci = if r.circuit != NO_CIRCUIT {
         usize::from(r.circuit)
     } else {
-        flow_hash(d) as usize % n.max(1)
+        flow_circuit(d, n)
     };
     let tpl = fx.sas.templates.get(ti * MAX_CIRCUITS + ci)?;
     if tpl.generation != t.generation || tpl.len == 0 || total > tpl.max_inner {

@@ -685,3 +685,22 @@ fn batch_mode_seals_a_burst_per_sa_and_matches_one_by_one() {
         assert_eq!(opened, 38, "{kind:?}");
     }
 }
+
+#[test]
+fn flows_spread_over_circuits_and_keep_theirs() {
+    let mut seen = [0usize; 4];
+    for host in 0..200u8 {
+        let f = udp4("10.1.0.2", &format!("10.2.{host}.7"), 64, 10, false);
+        let c = flow_circuit(&f, 4);
+        assert_eq!(c, flow_circuit(&f, 4), "the same flow, the same circuit");
+        seen[c] += 1;
+    }
+    assert!(
+        seen.iter().all(|&k| k > 20),
+        "200 flows over 4 circuits: {seen:?}"
+    );
+    assert_eq!(
+        flow_circuit(&udp4("10.1.0.2", "10.2.0.2", 64, 10, false), 1),
+        0
+    );
+}
