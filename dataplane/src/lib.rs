@@ -12,8 +12,10 @@ pub mod lcore;
 pub mod mbuf;
 pub mod mempool;
 pub mod overlay;
+pub mod pathmon;
 pub mod pcapfile;
 pub mod port;
+pub mod probe;
 pub mod route;
 pub mod tables;
 #[doc(hidden)]
