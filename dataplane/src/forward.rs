@@ -507,8 +507,10 @@ fn ipv4_in<B: PacketBuf>(
     }
     let dst = ip.dst();
     if port.owns_v4(dst) || t.ports.iter().any(|p| p.owns_v4(dst)) {
-        if ingress.tenant.is_none() && tunnel::is_tunnel_frame(pkt.data()) {
-            return tunnel::receive(t, ingress, pkt, fx);
+        if ingress.tenant.is_none() {
+            if let Some(frame) = tunnel::tunnel_frame(pkt.data()) {
+                return tunnel::receive(t, ingress, frame, pkt, fx);
+            }
         }
         return ipv4_local(t, ingress, pkt, fx);
     }
@@ -700,12 +702,10 @@ fn ipv6_in<B: PacketBuf>(
     let dst = ip.dst();
     let src = ip.src();
     if dst.is_multicast() || port.owns_v6(&dst) || t.ports.iter().any(|p| p.owns_v6(&dst)) {
-        if for_us
-            && !dst.is_multicast()
-            && ingress.tenant.is_none()
-            && tunnel::is_tunnel_frame(pkt.data())
-        {
-            return tunnel::receive(t, ingress, pkt, fx);
+        if for_us && !dst.is_multicast() && ingress.tenant.is_none() {
+            if let Some(frame) = tunnel::tunnel_frame(pkt.data()) {
+                return tunnel::receive(t, ingress, frame, pkt, fx);
+            }
         }
         return ipv6_local(t, ingress, port, pkt, fx);
     }

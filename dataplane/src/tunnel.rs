@@ -925,17 +925,17 @@ pub(crate) fn fast_receive<B: PacketBuf>(
         || d[0..6] != port.mac
         || port.tenant.is_some()
         || !port.owns_v4(std::net::Ipv4Addr::new(d[30], d[31], d[32], d[33]))
-        || !is_tunnel_frame(d)
     {
         return None;
     }
+    let frame = tunnel_frame(d)?;
     let src_mac = [d[6], d[7], d[8], d[9], d[10], d[11]];
     let ingress = Ingress {
         port: in_port,
         src_mac,
         tenant: None,
     };
-    Some(receive(t, ingress, pkt, fx))
+    Some(receive(t, ingress, frame, pkt, fx))
 }
 
 /// Writes the 16-bit length at `at` and, with `check_at`, updates that header checksum for
@@ -1017,56 +1017,53 @@ fn source_port(t: &Tables, tn: u16, ingress: Ingress) -> Option<&PortInfo> {
     t.ports.get(usize::from(port))
 }
 
-/// Whether the frame (Ethernet + IP to one of our addresses) is tunnel traffic: ESP, ESP in
-/// UDP 4500 or VXLAN.
+/// What a frame (Ethernet + IP to one of our addresses) carries, if it is tunnel traffic.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum TunnelFrame {
+    /// UDP to the VXLAN port: the overlay.
+    Overlay,
+    /// ESP in IP, or UDP to the NAT-T port: plain tunnel mode.
+    Plain,
+}
+
+/// Classifies a frame by its IP protocol and UDP destination port (the decoders validate the
+/// rest); `None`: not tunnel traffic.
 #[inline]
-pub(crate) fn is_tunnel_frame(d: &[u8]) -> bool {
+pub(crate) fn tunnel_frame(d: &[u8]) -> Option<TunnelFrame> {
     let ip = &d[ethernet::HEADER_LEN.min(d.len())..];
     let (proto, l4) = match ip.first().map(|b| b >> 4) {
         Some(4) if ip.len() >= ipv4::MIN_HEADER_LEN => (ip[9], usize::from(ip[0] & 0x0f) * 4),
         Some(6) if ip.len() >= ipv6::HEADER_LEN => (ip[6], ipv6::HEADER_LEN),
-        _ => return false,
+        _ => return None,
     };
     match proto {
-        PROTO_ESP => true,
-        ipv4::PROTO_UDP => ip
+        PROTO_ESP => Some(TunnelFrame::Plain),
+        ipv4::PROTO_UDP => match ip
             .get(l4 + 2..l4 + 4)
             .map(|p| u16::from_be_bytes([p[0], p[1]]))
-            .is_some_and(|port| port == vxlan::PORT || port == overlay::NAT_T_PORT),
-        _ => false,
+        {
+            Some(vxlan::PORT) => Some(TunnelFrame::Overlay),
+            Some(overlay::NAT_T_PORT) => Some(TunnelFrame::Plain),
+            _ => None,
+        },
+        _ => None,
     }
 }
 
-/// Receives tunnel traffic (see [`is_tunnel_frame`]) that arrived on `ingress.port`: finds
+/// Receives tunnel traffic (`frame`, from [`tunnel_frame`]) that arrived on `ingress.port`: finds
 /// the inbound SA, checks that the packet came where that SA goes, hands it to the owning
 /// worker or opens it, and routes the client's packet in the tenant.
 pub(crate) fn receive<B: PacketBuf>(
     t: &Tables,
     ingress: Ingress,
+    frame: TunnelFrame,
     pkt: &mut B,
     fx: &mut Context,
 ) -> Verdict {
     let d = pkt.data();
-    let udp_port = {
-        let ip = &d[ethernet::HEADER_LEN..];
-        match ip.first().map(|b| b >> 4) {
-            Some(4) => ip.get(usize::from(ip[0] & 0x0f) * 4 + 2..usize::from(ip[0] & 0x0f) * 4 + 4),
-            _ => ip.get(ipv6::HEADER_LEN + 2..ipv6::HEADER_LEN + 4),
-        }
-        .map(|p| u16::from_be_bytes([p[0], p[1]]))
-    };
-    let overlay_frame = udp_port == Some(vxlan::PORT) && {
-        let ip = &d[ethernet::HEADER_LEN..];
-        let proto = if ip[0] >> 4 == 4 {
-            ip.get(9)
-        } else {
-            ip.get(6)
-        };
-        proto == Some(&ipv4::PROTO_UDP)
-    };
     // What the outer headers say: SPI, where the ESP packet lies, the kind, and (overlay) the
     // VNI and loopbacks to check against the SA's tunnel.
-    let (spi, esp_range, kind, overlay_check) = if overlay_frame {
+    let (spi, esp_range, kind, overlay_check) = if frame == TunnelFrame::Overlay {
         match overlay::parse_outer(d) {
             Ok(o) => (
                 o.spi,
