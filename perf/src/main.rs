@@ -252,21 +252,28 @@ fn run_worker(o: &Options, pcap: &Path, round: usize) -> f64 {
         tunnel_keys: Vec::new(),
         backend: Default::default(),
     };
+    measure_worker(spec, o.seconds, "forward")
+}
+
+/// Starts the engine, lets it warm up for a second, and returns the Mpps its one worker
+/// forwarded over the remaining `seconds - 1`; warns about drops (labelled `what`).
+pub(crate) fn measure_worker(spec: EngineSpec, seconds: u64, what: &str) -> f64 {
     let engine = Engine::start(spec).unwrap_or_else(|e| {
         eprintln!("sdwan-perf: {e}");
         std::process::exit(1)
     });
     std::thread::sleep(Duration::from_secs(1));
     let start = (Instant::now(), engine.workers()[0].counters.forwarded);
-    std::thread::sleep(Duration::from_secs(o.seconds - 1));
+    std::thread::sleep(Duration::from_secs(seconds.saturating_sub(1).max(1)));
     let end = (Instant::now(), engine.workers()[0].counters.forwarded);
     let w = engine.workers()[0].counters.clone();
     engine.shutdown();
-    if w.total_drops() > 0 {
-        eprintln!(
-            "sdwan-perf: warning: the worker dropped packets: {:?}",
-            w.drops.iter().filter(|d| d.1 > 0).collect::<Vec<_>>()
-        );
+    let drops: Vec<_> = w.drops.iter().filter(|d| d.1 > 0).collect();
+    if !drops.is_empty() {
+        eprintln!("sdwan-perf: warning: {what}: the worker dropped packets: {drops:?}");
+    }
+    if w.forwarded == 0 {
+        eprintln!("sdwan-perf: {what}: nothing went through");
     }
     (end.1 - start.1) as f64 / end.0.duration_since(start.0).as_secs_f64() / 1e6
 }

@@ -16,7 +16,6 @@
 
 use std::net::{IpAddr, Ipv4Addr};
 use std::path::Path;
-use std::time::{Duration, Instant};
 
 use sdwan_dataplane::engine::TenantSpec;
 use sdwan_dataplane::esp::{Backend, Suite};
@@ -25,7 +24,7 @@ use sdwan_dataplane::route::{NextHop, TenantHop};
 use sdwan_dataplane::tables::{NeighborKey, PortInfo, Tables};
 use sdwan_dataplane::tunnel::{self, CircuitInfo, SaState, TunnelInfo, TunnelKeys, TunnelKind};
 use sdwan_dataplane::wire::checksum;
-use sdwan_dataplane::{eal, pcapfile, Engine, EngineSpec, PortSpec};
+use sdwan_dataplane::{eal, pcapfile, EngineSpec, PortSpec};
 use zeroize::Zeroizing;
 
 const ROUTER_LAN_MAC: [u8; 6] = [0x02, 0, 0, 0, 0x01, 0x01];
@@ -430,6 +429,22 @@ fn tunnel_info(kind: TunnelKind, us: bool) -> TunnelInfo {
     }
 }
 
+/// Tenant "blue" on LAN port 0, with `prefix` into tunnel 0.
+fn tenant_to(prefix: &str) -> TenantSpec {
+    TenantSpec {
+        name: "blue".into(),
+        vni: VNI,
+        lan_ports: vec![0],
+        routes: vec![(
+            prefix.parse().expect("net"),
+            TenantHop::Tunnel {
+                tunnel: 0,
+                circuit: None,
+            },
+        )],
+    }
+}
+
 fn keys(us: bool) -> TunnelKeys {
     let (out, inbound) = if us {
         (KEY_OUT, KEY_IN)
@@ -459,19 +474,10 @@ fn sealed_by_peer(frames: &[Vec<u8>], kind: TunnelKind) -> Vec<Vec<u8>> {
             &["198.18.1.2/24".parse().expect("net")],
         ),
     ];
-    let tenant = TenantSpec {
-        name: "blue".into(),
-        vni: VNI,
-        lan_ports: vec![0],
-        routes: vec![(
-            "10.1.0.0/16".parse().expect("net"),
-            TenantHop::Tunnel {
-                tunnel: 0,
-                circuit: None,
-            },
-        )],
-    };
-    let mut t = Tables::new(ports, &[]).with_tenants(vec![tenant], vec![tunnel_info(kind, false)]);
+    let mut t = Tables::new(ports, &[]).with_tenants(
+        vec![tenant_to("10.1.0.0/16")],
+        vec![tunnel_info(kind, false)],
+    );
     t.neighbors.insert(
         NeighborKey::new(1, IpAddr::V4(Ipv4Addr::new(198, 18, 1, 1))),
         ROUTER_WAN_MAC,
@@ -535,18 +541,7 @@ fn run(o: &Options, dir: Dir, kind: Option<TunnelKind>, pcap: &Path, id: usize) 
             )],
         ),
         Some(kind) => (
-            vec![TenantSpec {
-                name: "blue".into(),
-                vni: VNI,
-                lan_ports: vec![0],
-                routes: vec![(
-                    "10.2.0.0/16".parse().expect("net"),
-                    TenantHop::Tunnel {
-                        tunnel: 0,
-                        circuit: None,
-                    },
-                )],
-            }],
+            vec![tenant_to("10.2.0.0/16")],
             vec![tunnel_info(kind, true)],
             vec![keys(true)],
             Vec::new(),
@@ -570,22 +565,5 @@ fn run(o: &Options, dir: Dir, kind: Option<TunnelKind>, pcap: &Path, id: usize) 
         tunnel_keys,
         backend: o.backend,
     };
-    let engine = Engine::start(spec).unwrap_or_else(|e| {
-        eprintln!("sdwan-perf: {e}");
-        std::process::exit(1)
-    });
-    std::thread::sleep(Duration::from_secs(1));
-    let start = (Instant::now(), engine.workers()[0].counters.forwarded);
-    std::thread::sleep(Duration::from_secs(o.seconds - 1));
-    let end = (Instant::now(), engine.workers()[0].counters.forwarded);
-    let w = engine.workers()[0].counters.clone();
-    engine.shutdown();
-    let drops: Vec<_> = w.drops.iter().filter(|d| d.1 > 0).collect();
-    if !drops.is_empty() {
-        eprintln!("sdwan-perf: warning: {dir:?} {kind:?}: the worker dropped packets: {drops:?}");
-    }
-    if w.forwarded == 0 {
-        eprintln!("sdwan-perf: {dir:?} {kind:?}: nothing went through (drops {drops:?})");
-    }
-    (end.1 - start.1) as f64 / end.0.duration_since(start.0).as_secs_f64() / 1e6
+    crate::measure_worker(spec, o.seconds, &format!("{dir:?} {kind:?}"))
 }
