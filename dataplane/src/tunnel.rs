@@ -1154,9 +1154,9 @@ pub(crate) fn receive<B: PacketBuf>(
     };
     let d = pkt.data_mut();
     ethernet::write_header(d, &BROADCAST_MAC, &BROADCAST_MAC, ethertype);
-    let Some(icmp_port) = source_port(t, tn, inner) else {
-        return Verdict::Drop(DropReason::NoRoute);
-    };
+    // The port whose address answers for the tenant (ICMP errors, echo), looked up only off
+    // the common path.
+    let icmp_port = || source_port(t, tn, inner);
     let len = d.len() - ethernet::HEADER_LEN;
     if ethertype == ethernet::ETHERTYPE_IPV4 {
         let Ok(mut ip) = ipv4::Packet::new_checked(&mut d[ethernet::HEADER_LEN..]) else {
@@ -1183,6 +1183,9 @@ pub(crate) fn receive<B: PacketBuf>(
             return forward::ipv4_local(t, inner, pkt, fx);
         }
         if ip.ttl() <= 1 {
+            let Some(icmp_port) = icmp_port() else {
+                return Verdict::Drop(DropReason::TtlExceeded);
+            };
             return forward::icmp4_error(
                 t,
                 inner,
@@ -1205,9 +1208,15 @@ pub(crate) fn receive<B: PacketBuf>(
         }
         let dst = ip.dst();
         if tenant_owns(t, tn, IpAddr::V6(dst)) {
+            let Some(icmp_port) = icmp_port() else {
+                return Verdict::Drop(DropReason::NoRoute);
+            };
             return forward::ipv6_local(t, inner, icmp_port, pkt, fx);
         }
         if ip.hop_limit() <= 1 {
+            let Some(icmp_port) = icmp_port() else {
+                return Verdict::Drop(DropReason::TtlExceeded);
+            };
             return forward::icmp6_error(
                 t,
                 inner,
