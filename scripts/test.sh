@@ -89,11 +89,15 @@ if group "release build" 2400 cargo build --release -p sdwand -p sdwan-cli -p sd
     group "lab forwarding" 300 env SDWAND="$TARGET/release/sdwand" \
         SDWAN_CLI="$TARGET/release/sdwan-cli" WANEM="$TARGET/release/sdwan-wanem" \
         tests/lab_forwarding.sh
+    group "lab multipath" 300 env SDWAND="$TARGET/release/sdwand" \
+        SDWAN_CLI="$TARGET/release/sdwan-cli" WANEM="$TARGET/release/sdwan-wanem" \
+        tests/lab_multipath.sh
     group "xfrm interop" 600 env SDWAND="$TARGET/release/sdwand" CLI="$TARGET/release/sdwan-cli" \
         tests/interop_xfrm.sh
 else
     not_run "lab impair" "the release build failed"
     not_run "lab forwarding" "the release build failed"
+    not_run "lab multipath" "the release build failed"
     not_run "xfrm interop" "the release build failed"
 fi
 

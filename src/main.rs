@@ -15,6 +15,7 @@ use sdwan_control::mgmt;
 use sdwan_dataplane::counters::CounterSnapshot;
 use sdwan_dataplane::engine::TenantSpec;
 use sdwan_dataplane::esp::{Backend, Suite};
+use sdwan_dataplane::pathmon::MonitorConfig;
 use sdwan_dataplane::route::{NextHop, RouteSource, TenantHop};
 use sdwan_dataplane::tunnel::{self, CircuitInfo, TunnelInfo, TunnelKeys, TunnelKind};
 use sdwan_dataplane::{eal, Engine, EngineSpec, PortSpec};
@@ -158,7 +159,25 @@ fn engine_spec(config: &Config) -> Result<EngineSpec, String> {
         tunnels,
         tunnel_keys,
         backend: Backend::default(),
+        path_monitor: monitor_config(&config.path_monitor),
+        probe_port: if config.path_monitor.enabled {
+            config.path_monitor.port
+        } else {
+            0
+        },
     })
+}
+
+/// The path monitors' settings from `path_monitor`.
+fn monitor_config(m: &sdwan_conf::PathMonitor) -> MonitorConfig {
+    const MS: u64 = 1_000_000;
+    MonitorConfig {
+        idle_interval: u64::from(m.idle_interval_ms) * MS,
+        down_after: m.down_after,
+        holddown: u64::from(m.holddown_ms) * MS,
+        min_timeout: u64::from(m.min_timeout_ms) * MS,
+        ..MonitorConfig::with_interval(u64::from(m.interval_ms) * MS)
+    }
 }
 
 type Tunnels = (Vec<TenantSpec>, Vec<TunnelInfo>, Vec<TunnelKeys>);
@@ -192,10 +211,13 @@ fn tenants_and_tunnels(
                     })
                     .map(|n| n.addr())
                     .ok_or_else(|| format!("port {} has no address for {}", c.port, c.address))?;
+                let iface = &interfaces[usize::from(port)];
                 Ok(CircuitInfo {
                     port,
                     local,
                     remote: c.address,
+                    transport: iface.transport.clone(),
+                    trusted: iface.trusted,
                 })
             })
             .collect::<Result<Vec<_>, String>>()?;
@@ -243,6 +265,7 @@ fn tenants_and_tunnels(
                 esn: sa.esn,
                 replay_window: sa.replay_window,
                 first_slot: 0,
+                peer_index: None,
             });
             keys.push(TunnelKeys {
                 out: secret(&sa.out)?,
@@ -533,6 +556,33 @@ fn handle(req: Request, config: &Config, engine: &Engine, started: Instant) -> R
                 },
             }
         }
+        Request::ShowPaths => serde_json::to_value(
+            engine
+                .paths()
+                .into_iter()
+                .map(|p| api::Path {
+                    peer: p.peer,
+                    port: p.port,
+                    transport: p.transport,
+                    trusted: p.trusted,
+                    local: p.local.to_string(),
+                    remote: p.remote.to_string(),
+                    state: p.state.into(),
+                    since_secs: p.since_secs,
+                    rtt_p50_ms: p.rtt_p50_ms,
+                    rtt_p99_ms: p.rtt_p99_ms,
+                    loss_pct: p.loss_pct,
+                    jitter_ms: p.jitter_ms,
+                    probes_sent: p.probes_sent,
+                    probes_answered: p.probes_answered,
+                    probes_lost: p.probes_lost,
+                    downs: p.downs,
+                    false_alarms: p.false_alarms,
+                    packets_out: p.packets_out,
+                    packets_in: p.packets_in,
+                })
+                .collect::<Vec<_>>(),
+        ),
         Request::ShowNeighbors => serde_json::to_value(
             engine
                 .neighbors()

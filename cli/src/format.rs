@@ -217,6 +217,55 @@ pub fn sas(v: &[api::Sa]) -> String {
     )
 }
 
+/// `show paths`: one line per path to an overlay peer.
+pub fn paths(v: &[api::Path]) -> String {
+    let ms = |x: Option<f64>| x.map_or_else(|| "-".into(), |x| format!("{x:.2}"));
+    let rows: Vec<Vec<String>> = v
+        .iter()
+        .map(|p| {
+            vec![
+                p.peer.clone(),
+                p.port.clone(),
+                format!(
+                    "{}{}",
+                    p.transport,
+                    if p.trusted { " (trusted)" } else { "" }
+                ),
+                p.remote.clone(),
+                match p.since_secs {
+                    Some(s) => format!("{} {}", p.state, age(s as u64)),
+                    None => p.state.clone(),
+                },
+                ms(p.rtt_p50_ms),
+                ms(p.rtt_p99_ms),
+                p.loss_pct
+                    .map_or_else(|| "-".into(), |l| format!("{l:.1}%")),
+                format!("{:.2}", p.jitter_ms),
+                p.downs.to_string(),
+                p.packets_out.to_string(),
+                p.packets_in.to_string(),
+            ]
+        })
+        .collect();
+    table(
+        &[
+            "Peer",
+            "Circuit",
+            "Transport",
+            "Remote",
+            "State",
+            "RTTp50ms",
+            "RTTp99ms",
+            "Loss",
+            "JitterMs",
+            "Downs",
+            "PktsOut",
+            "PktsIn",
+        ],
+        &rows,
+    )
+}
+
 /// `show sa SPI`: everything about one SA, one field per line (like `swanctl --list-sas`).
 pub fn sa_detail(s: &api::Sa) -> String {
     let mut out = format!(

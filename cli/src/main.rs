@@ -12,7 +12,7 @@ use sdwan_control::mgmt;
 mod format;
 
 const USAGE: &str =
-    "usage: sdwan-cli [--socket PATH] show {interfaces|stats|routes|neighbors|sa [SPI]|version} [--json]
+    "usage: sdwan-cli [--socket PATH] show {interfaces|stats|routes|neighbors|sa [SPI]|paths|version} [--json]
 
   --socket PATH  sdwand's management socket (default: $SDWAN_SOCKET, else the only
                  socket in /run/sdwand/)
@@ -53,6 +53,7 @@ fn main() -> ExitCode {
             Some(spi) => Request::ShowSa { spi: Some(spi) },
             None => return usage(&format!("invalid SPI {spi:?} (decimal, or hex with 0x)")),
         },
+        ["show", "paths" | "path"] => Request::ShowPaths,
         [] => return usage("no command given"),
         other => return usage(&format!("unknown command {:?}", other.join(" "))),
     };
@@ -117,6 +118,7 @@ fn main() -> ExitCode {
         Request::ShowSa { spi: Some(_) } => {
             decode::<api::Sa>(response.data).map(|s| format::sa_detail(&s))
         }
+        Request::ShowPaths => decode::<Vec<api::Path>>(response.data).map(|v| format::paths(&v)),
     };
     match text {
         Ok(t) => {

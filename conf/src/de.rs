@@ -72,6 +72,35 @@ pub(crate) fn idle_sleep_max_us<'de, D: Deserializer<'de>>(d: D) -> Result<u32, 
     int_in(d, 0, 100_000)
 }
 
+pub(crate) fn probe_interval_ms<'de, D: Deserializer<'de>>(d: D) -> Result<u32, D::Error> {
+    int_in(d, 10, 10_000)
+}
+
+pub(crate) fn idle_interval_ms<'de, D: Deserializer<'de>>(d: D) -> Result<u32, D::Error> {
+    int_in(d, 10, 60_000)
+}
+
+pub(crate) fn down_after<'de, D: Deserializer<'de>>(d: D) -> Result<u32, D::Error> {
+    int_in(d, 1, 100)
+}
+
+pub(crate) fn holddown_ms<'de, D: Deserializer<'de>>(d: D) -> Result<u32, D::Error> {
+    int_in(d, 0, 600_000)
+}
+
+pub(crate) fn min_timeout_ms<'de, D: Deserializer<'de>>(d: D) -> Result<u32, D::Error> {
+    int_in(d, 1, 10_000)
+}
+
+pub(crate) fn udp_port<'de, D: Deserializer<'de>>(d: D) -> Result<u16, D::Error> {
+    int_in(d, 1, 65_535)
+}
+
+/// A transport domain's name: `[A-Za-z0-9_-]{1,32}`, like a node name.
+pub(crate) fn transport<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
+    node_name(d).map(Some)
+}
+
 pub(crate) fn mtu<'de, D: Deserializer<'de>>(d: D) -> Result<u16, D::Error> {
     int_in(d, 576, 9000)
 }

@@ -98,6 +98,98 @@ pub struct Config {
     pub tenants: Vec<Tenant>,
     /// Optional, default empty. Other appliances (overlay) and third-party IPsec gateways.
     pub peers: Vec<Peer>,
+    /// Optional section; defaults apply. Probing of the paths to overlay peers.
+    pub path_monitor: PathMonitor,
+}
+
+/// Path monitoring (multipath): every path to an overlay peer (a pair of circuits) is probed
+/// with authenticated UDP probes; a path goes down after `down_after` late probes in a row
+/// and comes back after `holddown_ms` of answered probes.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PathMonitor {
+    /// Probe paths at all (default true). Off, every path counts as usable.
+    #[serde(default = "default_true")]
+    pub enabled: bool,
+    /// Probe interval of a path in use, 10..=10000 ms (default 100).
+    #[serde(
+        default = "PathMonitor::default_interval",
+        deserialize_with = "de::probe_interval_ms"
+    )]
+    pub interval_ms: u32,
+    /// Probe interval of an idle path, 10..=60000 ms, at least `interval_ms` (default 1000).
+    #[serde(
+        default = "PathMonitor::default_idle",
+        deserialize_with = "de::idle_interval_ms"
+    )]
+    pub idle_interval_ms: u32,
+    /// Late probes in a row that take a path down, 1..=100 (default 3).
+    #[serde(
+        default = "PathMonitor::default_down_after",
+        deserialize_with = "de::down_after"
+    )]
+    pub down_after: u32,
+    /// Answered probes needed for this long before a path that was down is up again,
+    /// 0..=600000 ms (default 1000).
+    #[serde(
+        default = "PathMonitor::default_holddown",
+        deserialize_with = "de::holddown_ms"
+    )]
+    pub holddown_ms: u32,
+    /// The shortest time a probe may take before it counts as late, 1..=10000 ms (default
+    /// 20; the timeout is twice the path's largest recent RTT when that is longer).
+    #[serde(
+        default = "PathMonitor::default_min_timeout",
+        deserialize_with = "de::min_timeout_ms"
+    )]
+    pub min_timeout_ms: u32,
+    /// UDP port of the probes on both ends (default 4793).
+    #[serde(
+        default = "PathMonitor::default_port",
+        deserialize_with = "de::udp_port"
+    )]
+    pub port: u16,
+}
+
+fn default_true() -> bool {
+    true
+}
+
+impl PathMonitor {
+    pub const DEFAULT_PORT: u16 = 4793;
+
+    fn default_interval() -> u32 {
+        100
+    }
+    fn default_idle() -> u32 {
+        1000
+    }
+    fn default_down_after() -> u32 {
+        3
+    }
+    fn default_holddown() -> u32 {
+        1000
+    }
+    fn default_min_timeout() -> u32 {
+        20
+    }
+    fn default_port() -> u16 {
+        Self::DEFAULT_PORT
+    }
+}
+
+impl Default for PathMonitor {
+    fn default() -> Self {
+        PathMonitor {
+            enabled: true,
+            interval_ms: Self::default_interval(),
+            idle_interval_ms: Self::default_idle(),
+            down_after: Self::default_down_after(),
+            holddown_ms: Self::default_holddown(),
+            min_timeout_ms: Self::default_min_timeout(),
+            port: Self::default_port(),
+        }
+    }
 }
 
 /// Identity of the appliance.
@@ -449,6 +541,15 @@ pub struct Port {
     /// 802.1Q sub-interfaces, named `PORT.ID` (`lan0.100`) wherever a port name is used.
     #[serde(default, deserialize_with = "de::null_as_default")]
     pub vlans: Vec<Vlan>,
+    /// WAN ports: the transport domain of the circuit (`internet`, `mpls-a`, `lte`; default:
+    /// the port's name). A path to a peer pairs our circuit with the peer's circuit of the
+    /// same domain.
+    #[serde(default, deserialize_with = "de::transport")]
+    pub transport: Option<String>,
+    /// WAN ports: a private, trusted transport (MPLS), default false. The internet and LTE are
+    /// not.
+    #[serde(default)]
+    pub trusted: bool,
 }
 
 /// An 802.1Q VLAN sub-interface of a port: its own addresses (and neighbors, and tenant), the
@@ -474,6 +575,9 @@ pub struct Interface {
     pub mtu: u16,
     /// For a VLAN: the index of its port in `ports`, and the VLAN ID.
     pub vlan: Option<(usize, u16)>,
+    /// WAN: the transport domain and trust (a VLAN has its port's).
+    pub transport: String,
+    pub trusted: bool,
 }
 
 impl Config {
@@ -488,6 +592,8 @@ impl Config {
                 addresses: p.addresses.clone(),
                 mtu: p.mtu,
                 vlan: None,
+                transport: p.transport_domain().to_owned(),
+                trusted: p.trusted,
             })
             .collect();
         for (i, p) in self.ports.iter().enumerate() {
@@ -498,6 +604,8 @@ impl Config {
                     addresses: vl.addresses.clone(),
                     mtu: p.mtu,
                     vlan: Some((i, vl.id)),
+                    transport: p.transport_domain().to_owned(),
+                    trusted: p.trusted,
                 });
             }
         }
@@ -510,6 +618,11 @@ impl Port {
 
     fn default_mtu() -> u16 {
         Self::DEFAULT_MTU
+    }
+
+    /// The transport domain: `transport`, or the port's name.
+    pub fn transport_domain(&self) -> &str {
+        self.transport.as_deref().unwrap_or(&self.name)
     }
 
     /// The device name: the part of [`Port::device`] before the first ','.
@@ -559,6 +672,8 @@ struct RawConfig {
     tenants: Vec<Tenant>,
     #[serde(default, deserialize_with = "de::null_as_default")]
     peers: Vec<Peer>,
+    #[serde(default, deserialize_with = "de::null_as_default")]
+    path_monitor: PathMonitor,
 }
 
 #[derive(Default, Deserialize)]
@@ -583,6 +698,7 @@ impl From<RawConfig> for Config {
             routes: raw.routes,
             tenants: raw.tenants,
             peers: raw.peers,
+            path_monitor: raw.path_monitor,
         }
     }
 }

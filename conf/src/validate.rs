@@ -31,7 +31,48 @@ pub(crate) fn validate(c: &Config) -> Result<(), Issue> {
     routes(c)?;
     tenants(c)?;
     peers(c)?;
+    path_monitor(c)?;
     tenant_routes(c)
+}
+
+/// `transport` and `trusted` describe WAN circuits; the idle probe interval is not shorter
+/// than the active one.
+fn path_monitor(c: &Config) -> Result<(), Issue> {
+    for (i, p) in c.ports.iter().enumerate() {
+        if p.role == PortRole::Lan {
+            for (field, set) in [("transport", p.transport.is_some()), ("trusted", p.trusted)] {
+                if set {
+                    return Err(issue(
+                        root().key("ports").index(i).key(field),
+                        format!(
+                            "{field} applies to WAN ports; port {:?} has role lan",
+                            p.name
+                        ),
+                    ));
+                }
+            }
+        }
+    }
+    let m = &c.path_monitor;
+    if [4789, 4500, 500].contains(&m.port) {
+        return Err(issue(
+            root().key("path_monitor").key("port"),
+            format!(
+                "port {} is taken by the tunnels (VXLAN 4789, IKE 500, NAT-T 4500)",
+                m.port
+            ),
+        ));
+    }
+    if m.idle_interval_ms < m.interval_ms {
+        return Err(issue(
+            root().key("path_monitor").key("idle_interval_ms"),
+            format!(
+                "{} ms is shorter than interval_ms ({} ms); an idle path is probed less often",
+                m.idle_interval_ms, m.interval_ms
+            ),
+        ));
+    }
+    Ok(())
 }
 
 fn workers(c: &Config) -> Result<(), Issue> {

@@ -250,7 +250,12 @@ fn crlf_line_endings() {
     // Lines are still counted right.
     let bad = crlf.replace("- { port: mpls, address", "- { port: wan9, address");
     let err = sdwan_conf::parse(&bad, path).unwrap_err();
-    assert_eq!(err.line(), Some(59), "{err}");
+    let line = text
+        .lines()
+        .position(|l| l.contains("- { port: mpls, address"))
+        .unwrap()
+        + 1;
+    assert_eq!(err.line(), Some(line), "{err}");
     assert_eq!(err.field(), Some("peers[0].circuits[1].port"));
 }
 

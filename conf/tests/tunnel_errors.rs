@@ -400,3 +400,79 @@ fn vlan_sub_interfaces() {
         "unknown port \"lan0.300\" (LAN ports are: lan0, lan0.100, lan0.200)",
     );
 }
+
+#[test]
+fn circuits_and_path_monitor() {
+    let c = parse(&base(), Path::new("x.yaml")).unwrap();
+    let i = c.interfaces();
+    assert_eq!(
+        (i[1].transport.as_str(), i[1].trusted),
+        ("inet", false),
+        "default: the port's name, untrusted"
+    );
+    assert_eq!(c.path_monitor, sdwan_conf::PathMonitor::default());
+    assert_eq!(
+        (
+            c.path_monitor.interval_ms,
+            c.path_monitor.down_after,
+            c.path_monitor.port
+        ),
+        (100, 3, 4793)
+    );
+    let wan = "  - { name: inet, device: net_null1, role: wan, addresses: [198.18.1.1/24], transport: mpls-a, trusted: true }";
+    let c = parse(&edit(4, wan), Path::new("x.yaml")).unwrap();
+    let i = c.interfaces();
+    assert_eq!((i[1].transport.as_str(), i[1].trusted), ("mpls-a", true));
+    check(
+        &edit(3, "  - { name: lan0, device: net_null0, role: lan, addresses: [10.1.0.1/24], trusted: true }"),
+        3,
+        "ports[0].trusted",
+        "trusted applies to WAN ports",
+    );
+    check(
+        &edit(4, &wan.replace("mpls-a", "mpls a")),
+        4,
+        "ports[1].transport",
+        "",
+    );
+    let with_monitor = |m: &str| base() + "path_monitor:\n" + m;
+    let c = parse(
+        &with_monitor("  interval_ms: 50\n  down_after: 5\n"),
+        Path::new("x.yaml"),
+    )
+    .unwrap();
+    assert_eq!(
+        (c.path_monitor.interval_ms, c.path_monitor.down_after),
+        (50, 5)
+    );
+    check(
+        &with_monitor("  interval_ms: 5\n"),
+        22,
+        "path_monitor.interval_ms",
+        "out of range 10..=10000",
+    );
+    check(
+        &with_monitor("  down_after: 0\n"),
+        22,
+        "path_monitor.down_after",
+        "out of range 1..=100",
+    );
+    check(
+        &with_monitor("  port: 4789\n"),
+        22,
+        "path_monitor.port",
+        "taken by the tunnels",
+    );
+    check(
+        &with_monitor("  interval_ms: 2000\n"),
+        22,
+        "path_monitor.idle_interval_ms",
+        "shorter than interval_ms",
+    );
+    check(
+        &with_monitor("  intervl_ms: 20\n"),
+        22,
+        "path_monitor.intervl_ms",
+        "unknown field",
+    );
+}

@@ -19,6 +19,8 @@ pub enum Request {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         spi: Option<u32>,
     },
+    /// Every path to every overlay peer.
+    ShowPaths,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -167,6 +169,37 @@ pub struct SaPath {
     pub tunnel_mtu: usize,
 }
 
+/// One path to an overlay peer (`show paths`): a pair of circuits, probed.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Path {
+    pub peer: String,
+    /// Our circuit (WAN port), its transport domain and whether it is trusted.
+    pub port: String,
+    pub transport: String,
+    pub trusted: bool,
+    pub local: String,
+    pub remote: String,
+    /// "unknown" (no probe answered yet), "up" or "down".
+    pub state: String,
+    /// Seconds since the state last changed; `None` if it never did.
+    pub since_secs: Option<f64>,
+    pub rtt_p50_ms: Option<f64>,
+    pub rtt_p99_ms: Option<f64>,
+    /// Probe loss over the last 100 probes.
+    pub loss_pct: Option<f64>,
+    /// RFC 3550 estimator over successive round-trip times.
+    pub jitter_ms: f64,
+    pub probes_sent: u64,
+    pub probes_answered: u64,
+    pub probes_lost: u64,
+    /// Times the path went down, and of those the false alarms (it was only slow).
+    pub downs: u64,
+    pub false_alarms: u64,
+    /// Tunnel packets (all tenants) sent and received on the path.
+    pub packets_out: u64,
+    pub packets_in: u64,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Neighbor {
     pub port: String,
@@ -200,5 +233,7 @@ mod tests {
             serde_json::to_string(&Request::ShowSa { spi: Some(4097) }).unwrap(),
             r#"{"command":"show-sa","spi":4097}"#
         );
+        let r: Request = serde_json::from_str(r#"{"command":"show-paths"}"#).unwrap();
+        assert_eq!(r, Request::ShowPaths);
     }
 }

@@ -51,10 +51,12 @@ pub enum DropReason {
     SeqExhausted,
     /// An 802.1Q-tagged frame of a VLAN not configured on the port.
     UnknownVlan,
+    /// A path probe from an unknown address, malformed, or whose tag did not verify.
+    ProbeRejected,
 }
 
 impl DropReason {
-    pub const ALL: [DropReason; 20] = [
+    pub const ALL: [DropReason; 21] = [
         DropReason::Malformed,
         DropReason::BadChecksum,
         DropReason::NotForUs,
@@ -75,6 +77,7 @@ impl DropReason {
         DropReason::TunnelMismatch,
         DropReason::SeqExhausted,
         DropReason::UnknownVlan,
+        DropReason::ProbeRejected,
     ];
 
     pub fn name(self) -> &'static str {
@@ -99,6 +102,7 @@ impl DropReason {
             DropReason::TunnelMismatch => "tunnel_mismatch",
             DropReason::SeqExhausted => "seq_exhausted",
             DropReason::UnknownVlan => "unknown_vlan",
+            DropReason::ProbeRejected => "probe_rejected",
         }
     }
 }

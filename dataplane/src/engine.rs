@@ -16,6 +16,8 @@ use crate::error::DataplaneError;
 use crate::esp::Backend;
 use crate::lcore;
 use crate::mempool::Mempool;
+use crate::multipath::{ProbeKeys, Prober};
+use crate::pathmon::MonitorConfig;
 use crate::port::{LinkStatus, Port, PortConfig, PortStats};
 use crate::route::{NextHop, RouteEntry, TenantHop};
 use crate::tables::{NeighborKey, PortInfo, TablePublisher, Tables};
@@ -60,6 +62,40 @@ pub struct EngineSpec {
     pub tunnel_keys: Vec<TunnelKeys>,
     /// The AEAD backend of every SA.
     pub backend: Backend,
+    /// Path monitoring of the overlay peers' paths: the monitors' settings and the probes'
+    /// UDP port (0: no probing; every path then counts as usable).
+    pub path_monitor: MonitorConfig,
+    pub probe_port: u16,
+}
+
+/// The base keys of each overlay peer's probes: the keys of its tunnel whose tenant has the
+/// lowest VNI (both ends pick the same SA, so one's `out` is the other's `inbound`).
+fn probe_keys(t: &Tables, keys: &[TunnelKeys]) -> Vec<ProbeKeys> {
+    (0..t.peers.len())
+        .map(|pi| {
+            let best = t
+                .tunnels
+                .iter()
+                .enumerate()
+                .filter(|(_, x)| x.peer_index == Some(pi as u16))
+                .min_by_key(|(_, x)| {
+                    t.tenants
+                        .get(usize::from(x.tenant))
+                        .map_or(u32::MAX, |tn| tn.vni)
+                })
+                .and_then(|(i, _)| keys.get(i));
+            match best {
+                Some(k) => ProbeKeys {
+                    out: k.out.clone(),
+                    inbound: k.inbound.clone(),
+                },
+                None => ProbeKeys {
+                    out: Default::default(),
+                    inbound: Default::default(),
+                },
+            }
+        })
+        .collect()
 }
 
 /// Device names are virtual devices when they name a vdev driver.
@@ -128,6 +164,35 @@ pub struct SaStatus {
     pub seq: u64,
     pub age_secs: u64,
     pub worker: usize,
+}
+
+/// One path to an overlay peer, for `show paths`.
+#[derive(Debug, Clone, Serialize)]
+pub struct PathStatus {
+    pub peer: String,
+    /// Our circuit (WAN port), its transport domain and trust.
+    pub port: String,
+    pub transport: String,
+    pub trusted: bool,
+    pub local: IpAddr,
+    pub remote: IpAddr,
+    /// "unknown" (no reply yet), "up" or "down".
+    pub state: &'static str,
+    /// Seconds since the state last changed (`None`: never changed).
+    pub since_secs: Option<f64>,
+    pub rtt_p50_ms: Option<f64>,
+    pub rtt_p99_ms: Option<f64>,
+    /// Over the last 100 probes.
+    pub loss_pct: Option<f64>,
+    pub jitter_ms: f64,
+    pub probes_sent: u64,
+    pub probes_answered: u64,
+    pub probes_lost: u64,
+    pub downs: u64,
+    pub false_alarms: u64,
+    /// Tunnel packets sent and received on this path (all tenants).
+    pub packets_out: u64,
+    pub packets_in: u64,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -275,6 +340,24 @@ impl Engine {
                 .map_err(|e| DataplaneError::InvalidArgument(e.to_string()))?,
             );
         }
+        tables.probe_port = spec.probe_port;
+        let mut prober = if spec.probe_port != 0 && !tables.peers.is_empty() {
+            let keys = probe_keys(&tables, &spec.tunnel_keys);
+            Some(Box::new(
+                Prober::new(
+                    &tables.peers,
+                    keys,
+                    spec.path_monitor,
+                    spec.probe_port,
+                    tables.board.clone(),
+                    spec.backend,
+                    engine.sa_installed,
+                )
+                .map_err(|e| DataplaneError::InvalidArgument(format!("path probe keys: {e}")))?,
+            ))
+        } else {
+            None
+        };
         drop(spec.tunnel_keys);
         engine.publisher = Arc::new(TablePublisher::new(tables));
         let port_ids: Vec<u16> = engine
@@ -315,6 +398,7 @@ impl Engine {
                 idle_sleep_max_us: spec.idle_sleep_max_us,
                 resolver: index == 0,
                 sas,
+                prober: if index == 0 { prober.take() } else { None },
             };
             let pool = engine.pool.clone();
             let join = lcore::spawn_pinned(index, core, move || worker::run(cfg, pool, shared))?;
@@ -529,6 +613,61 @@ impl Engine {
                 if s == 0 || seen > 0 {
                     v.push(base("in", info.in_spi.wrapping_add(s), owner, st));
                 }
+            }
+        }
+        v
+    }
+
+    /// Every path to every overlay peer.
+    pub fn paths(&self) -> Vec<PathStatus> {
+        let t = self.publisher.snapshot();
+        let now = self.sa_installed.elapsed().as_nanos() as u64;
+        let ms = |ns: u64| (ns != u64::MAX).then(|| ns as f64 / 1e6);
+        let mut v = Vec::new();
+        for (pi, peer) in t.peers.iter().enumerate() {
+            let Some(board) = t.board.peers.get(pi) else {
+                continue;
+            };
+            for (ci, (c, st)) in peer.paths.iter().zip(&board.paths).enumerate() {
+                let slot = pi * crate::multipath::MAX_PATHS + ci;
+                let sum = |f: fn(&SaStats) -> &Vec<crate::counters::Counter>| -> u64 {
+                    self.workers
+                        .iter()
+                        .filter_map(|h| f(&h.sa_stats).get(slot).map(|c| c.get()))
+                        .sum()
+                };
+                let changed = st.changed_at.get();
+                v.push(PathStatus {
+                    peer: peer.name.clone(),
+                    port: t
+                        .ports
+                        .get(usize::from(c.port))
+                        .map_or_else(String::new, |p| p.name.clone()),
+                    transport: c.transport.clone(),
+                    trusted: c.trusted,
+                    local: c.local,
+                    remote: c.remote,
+                    state: match st.state.get() {
+                        1 => "up",
+                        2 => "down",
+                        _ => "unknown",
+                    },
+                    since_secs: (changed != 0).then(|| now.saturating_sub(changed) as f64 / 1e9),
+                    rtt_p50_ms: ms(st.rtt_p50.get()),
+                    rtt_p99_ms: ms(st.rtt_p99.get()),
+                    loss_pct: {
+                        let l = st.loss_ppm.get();
+                        (l != u64::MAX).then(|| l as f64 / 10_000.0)
+                    },
+                    jitter_ms: st.jitter.get() as f64 / 1e6,
+                    probes_sent: st.probes_sent.get(),
+                    probes_answered: st.probes_answered.get(),
+                    probes_lost: st.probes_lost.get(),
+                    downs: st.downs.get(),
+                    false_alarms: st.false_alarms.get(),
+                    packets_out: sum(|s| &s.path_tx),
+                    packets_in: sum(|s| &s.path_rx),
+                });
             }
         }
         v

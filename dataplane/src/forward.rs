@@ -148,6 +148,8 @@ pub struct Context {
     pub encrypted: u64,
     pub decrypted: u64,
     pub nat_keepalives: u64,
+    /// The path monitors (worker 0 only; the others hand probes to it).
+    pub prober: Option<Box<crate::multipath::Prober>>,
 }
 
 /// A per-worker, direct-mapped cache of IPv4 forwarding decisions: destination → adjacency
@@ -244,6 +246,7 @@ impl Default for Context {
             encrypted: 0,
             decrypted: 0,
             nat_keepalives: 0,
+            prober: None,
         }
     }
 }
@@ -508,7 +511,7 @@ fn ipv4_in<B: PacketBuf>(
     let dst = ip.dst();
     if port.owns_v4(dst) || t.ports.iter().any(|p| p.owns_v4(dst)) {
         if ingress.tenant.is_none() {
-            if let Some(frame) = tunnel::tunnel_frame(pkt.data()) {
+            if let Some(frame) = tunnel::tunnel_frame(pkt.data(), t.probe_port) {
                 return tunnel::receive(t, ingress, frame, pkt, fx);
             }
         }
@@ -703,7 +706,7 @@ fn ipv6_in<B: PacketBuf>(
     let src = ip.src();
     if dst.is_multicast() || port.owns_v6(&dst) || t.ports.iter().any(|p| p.owns_v6(&dst)) {
         if for_us && !dst.is_multicast() && ingress.tenant.is_none() {
-            if let Some(frame) = tunnel::tunnel_frame(pkt.data()) {
+            if let Some(frame) = tunnel::tunnel_frame(pkt.data(), t.probe_port) {
                 return tunnel::receive(t, ingress, frame, pkt, fx);
             }
         }

@@ -11,6 +11,7 @@ pub mod hash;
 pub mod lcore;
 pub mod mbuf;
 pub mod mempool;
+pub mod multipath;
 pub mod overlay;
 pub mod pathmon;
 pub mod pcapfile;

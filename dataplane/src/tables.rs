@@ -12,8 +12,9 @@ use ipnet::{IpNet, Ipv4Net, Ipv6Net};
 use serde::Serialize;
 
 use crate::hash::FastMap;
+use crate::multipath::{PathBoard, PeerPaths, MAX_PATHS};
 use crate::route::{NextHop, RouteSource, RouteTable, TenantHop};
-use crate::tunnel::{TenantSpec, TenantTable, TunnelInfo};
+use crate::tunnel::{TenantSpec, TenantTable, TunnelInfo, TunnelKind};
 use crate::wire::{ipv6, MacAddr};
 
 /// What the data plane knows of one of its own ports.
@@ -116,6 +117,14 @@ pub struct Tables {
     pub tunnels: Vec<TunnelInfo>,
     /// Inbound SPI -> (tunnel, sender).
     pub spis: FastMap<u32, (u16, u16)>,
+    /// Overlay peers and their paths (`TunnelInfo::peer_index` points here).
+    pub peers: Vec<PeerPaths>,
+    /// (our port, the peer's address on it) -> (peer, path): who sent a probe.
+    pub path_of: FastMap<NeighborKey, (u16, u8)>,
+    /// UDP port of path probes (0: no probing).
+    pub probe_port: u16,
+    /// The paths' published state (the same board in every generation).
+    pub board: Arc<PathBoard>,
 }
 
 impl Tables {
@@ -151,6 +160,10 @@ impl Tables {
             tenants: Vec::new(),
             tunnels: Vec::new(),
             spis: FastMap::default(),
+            peers: Vec::new(),
+            path_of: FastMap::default(),
+            probe_port: 0,
+            board: Arc::default(),
         }
     }
 
@@ -213,7 +226,29 @@ impl Tables {
                     .insert(t.in_spi.wrapping_add(s), (i as u16, s as u16));
             }
             slot += t.senders;
+            // The overlay peers, in the order their first tunnel comes: every tunnel to a peer
+            // has the peer's circuits, so they are its paths.
+            if t.kind == TunnelKind::Overlay {
+                let peer = match self.peers.iter().position(|p| p.name == t.peer) {
+                    Some(p) => p,
+                    None => {
+                        self.peers.push(PeerPaths {
+                            name: t.peer.clone(),
+                            paths: t.circuits.clone(),
+                        });
+                        self.peers.len() - 1
+                    }
+                };
+                t.peer_index = Some(peer as u16);
+            }
         }
+        for (pi, p) in self.peers.iter().enumerate() {
+            for (ci, c) in p.paths.iter().enumerate().take(MAX_PATHS) {
+                self.path_of
+                    .insert(NeighborKey::new(c.port, c.remote), (pi as u16, ci as u8));
+            }
+        }
+        self.board = Arc::new(PathBoard::new(&self.peers));
         self.tunnels = tunnels;
         self
     }

@@ -46,6 +46,7 @@ use crate::esp::{
 };
 use crate::forward::{self, Context, Ingress, PacketBuf, Stage, Verdict};
 use crate::mbuf::MAX_BURST;
+use crate::multipath::{self, MAX_PATHS};
 use crate::overlay::{self, OverlayError, OverlayPath, PlainFrame, PlainPath, PROTO_ESP};
 use crate::route::{NextHop, RouteTable, TenantHop};
 use crate::tables::{PortInfo, Tables};
@@ -102,6 +103,10 @@ pub struct CircuitInfo {
     pub port: u16,
     pub local: IpAddr,
     pub remote: IpAddr,
+    /// The transport domain of our circuit (`internet`, `mpls-a`, ...).
+    pub transport: String,
+    /// Our circuit is a trusted (private) transport.
+    pub trusted: bool,
 }
 
 /// A tunnel: one tenant's SA with one peer (both directions), and the circuits it uses.
@@ -125,6 +130,8 @@ pub struct TunnelInfo {
     pub replay_window: u32,
     /// Where this tunnel's inbound SAs start in the workers' inbound slots.
     pub first_slot: u32,
+    /// Overlay: the peer's index in `Tables::peers` (its paths); filled in by the tables.
+    pub peer_index: Option<u16>,
 }
 
 fn serialize_suite<S: serde::Serializer>(s: &Suite, ser: S) -> Result<S::Ok, S::Error> {
@@ -232,11 +239,14 @@ impl SaStat {
     }
 }
 
-/// A worker's published SA counters: `outbound[tunnel]`, `inbound[slot]`.
+/// A worker's published SA counters: `outbound[tunnel]`, `inbound[slot]`; and its packets
+/// per path, `[peer * MAX_PATHS + path]`.
 #[derive(Debug, Default)]
 pub struct SaStats {
     pub outbound: Vec<SaStat>,
     pub inbound: Vec<SaStat>,
+    pub path_tx: Vec<Counter>,
+    pub path_rx: Vec<Counter>,
 }
 
 /// A worker's SAs: the outbound SA of every tunnel it sends into and the inbound SAs it owns;
@@ -249,6 +259,11 @@ pub struct SaState {
     inbound: Vec<Option<InboundSa>>,
     out_circuits: Vec<u32>,
     in_circuits: Vec<u32>,
+    /// Each tunnel's overlay peer (`NO_PEER`: a plain tunnel), for the path counters.
+    tunnel_peer: Vec<u16>,
+    /// Packets sent / received per path: `[peer * MAX_PATHS + path]`.
+    path_tx: Vec<u64>,
+    path_rx: Vec<u64>,
     stats: Arc<SaStats>,
     routes: Box<[TunnelRoute]>,
     /// `templates[tunnel * MAX_CIRCUITS + circuit]`.
@@ -273,6 +288,9 @@ impl Default for SaState {
             inbound: Vec::new(),
             out_circuits: Vec::new(),
             in_circuits: Vec::new(),
+            tunnel_peer: Vec::new(),
+            path_tx: Vec::new(),
+            path_rx: Vec::new(),
             stats: Arc::default(),
             routes: vec![TunnelRoute::default(); ROUTE_SLOTS].into_boxed_slice(),
             templates: Vec::new(),
@@ -290,6 +308,8 @@ const MAX_CIRCUITS: usize = 16;
 /// Slots of the tunnel route cache (direct-mapped, 16 bytes each: 64 KiB).
 const ROUTE_SLOTS: usize = 4096;
 const NO_CIRCUIT: u8 = u8::MAX;
+/// `SaState::tunnel_peer` of a plain tunnel.
+const NO_PEER: u16 = u16::MAX;
 
 /// A cached tenant route into a tunnel: (tenant, IPv4 destination) -> (tunnel, circuit), valid
 /// for one table generation (`tag`, never 0), like the underlay's route cache.
@@ -432,9 +452,27 @@ impl SaState {
                 slots += 1;
             }
         }
+        // Overlay peers by name, numbered in the order the tables number them.
+        let mut peers: Vec<&str> = Vec::new();
+        for t in tunnels {
+            let p = if t.kind != TunnelKind::Overlay {
+                NO_PEER
+            } else if let Some(p) = peers.iter().position(|&p| p == t.peer) {
+                p as u16
+            } else {
+                peers.push(&t.peer);
+                (peers.len() - 1) as u16
+            };
+            s.tunnel_peer.push(p);
+        }
+        let path_slots = peers.len() * MAX_PATHS;
+        s.path_tx = vec![0; path_slots];
+        s.path_rx = vec![0; path_slots];
         s.stats = Arc::new(SaStats {
             outbound: tunnels.iter().map(|_| SaStat::default()).collect(),
             inbound: (0..slots).map(|_| SaStat::default()).collect(),
+            path_tx: (0..path_slots).map(|_| Counter::default()).collect(),
+            path_rx: (0..path_slots).map(|_| Counter::default()).collect(),
         });
         s.templates = vec![Template::default(); tunnels.len() * MAX_CIRCUITS];
         Ok(s)
@@ -445,9 +483,37 @@ impl SaState {
         self.stats.clone()
     }
 
+    /// Counts a packet sent on path `path` of overlay peer `peer`.
+    #[inline]
+    pub fn count_path_tx(&mut self, peer: u16, path: u8) {
+        if let Some(c) = self
+            .path_tx
+            .get_mut(usize::from(peer) * MAX_PATHS + usize::from(path))
+        {
+            *c += 1;
+        }
+    }
+
+    /// Counts a packet received on path `path` of overlay peer `peer`.
+    #[inline]
+    pub fn count_path_rx(&mut self, peer: u16, path: u8) {
+        if let Some(c) = self
+            .path_rx
+            .get_mut(usize::from(peer) * MAX_PATHS + usize::from(path))
+        {
+            *c += 1;
+        }
+    }
+
     /// Copies every SA's counters to the published block (the worker calls this now and then;
     /// a plain store per counter).
     pub fn publish(&self) {
+        for (c, st) in self.path_tx.iter().zip(&self.stats.path_tx) {
+            st.set(*c);
+        }
+        for (c, st) in self.path_rx.iter().zip(&self.stats.path_rx) {
+            st.set(*c);
+        }
         for (i, sa) in self.outbound.iter().enumerate() {
             if let (Some(sa), Some(st)) = (sa, self.stats.outbound.get(i)) {
                 st.publish(&sa.counters, sa.last_seq(), self.out_circuits[i]);
@@ -501,28 +567,6 @@ fn inner_dst(d: &[u8]) -> Option<IpAddr> {
         6 => Some(IpAddr::V6(ipv6::Packet::new_checked(ip).ok()?.dst())),
         _ => None,
     }
-}
-
-/// The circuit of a flow among `n`: a hash of the inner source and destination addresses, so
-/// a flow keeps its circuit, mapped onto `0..n` by a multiply and shift (no division). One
-/// circuit needs no hash.
-#[inline]
-fn flow_circuit(d: &[u8], n: usize) -> usize {
-    if n <= 1 {
-        return 0;
-    }
-    let ip = &d[ethernet::HEADER_LEN.min(d.len())..];
-    let addrs = match ip.first().map(|b| b >> 4) {
-        Some(4) => ip.get(12..20),
-        Some(6) => ip.get(8..40),
-        _ => None,
-    };
-    let mut h = 0u32;
-    for w in addrs.unwrap_or(&[]).chunks_exact(4) {
-        h = (h ^ u32::from_ne_bytes([w[0], w[1], w[2], w[3]])).wrapping_mul(0x9e37_79b1);
-        h ^= h >> 15;
-    }
-    ((u64::from(h) * n as u64) >> 32) as usize
 }
 
 /// Routes a packet of tenant `tn` (Ethernet + IP, TTL already decremented) in the tenant's
@@ -628,10 +672,8 @@ pub(crate) fn send<B: PacketBuf>(
     if n == 0 {
         return Verdict::Drop(DropReason::NoRoute);
     }
-    let ci = match circuit {
-        Some(c) => usize::from(c).min(n - 1),
-        None => flow_circuit(pkt.data(), n),
-    };
+    let usable = info.peer_index.map_or(u32::MAX, |p| t.board.usable(p));
+    let ci = multipath::choose_circuit(circuit, || multipath::flow_hash(pkt.data()), n, usable);
     let c = &info.circuits[ci];
     // The underlay's next hop towards the peer's address on this circuit.
     let Some(hop) = t
@@ -710,6 +752,9 @@ pub(crate) fn send<B: PacketBuf>(
                 }
             }
             fx.sas.out_circuits[ti] |= 1 << ci;
+            if let Some(peer) = info.peer_index {
+                fx.sas.count_path_tx(peer, ci as u8);
+            }
             fx.encrypted += 1;
             Verdict::Forward(c.port)
         }
@@ -752,12 +797,15 @@ pub(crate) fn fast_encrypt<B: PacketBuf>(
         return None;
     }
     let ti = usize::from(r.tunnel);
-    let n = t.tunnels.get(ti)?.circuits.len();
-    let ci = if r.circuit != NO_CIRCUIT {
-        usize::from(r.circuit)
-    } else {
-        flow_circuit(d, n)
-    };
+    let info = t.tunnels.get(ti)?;
+    let usable = info.peer_index.map_or(u32::MAX, |p| t.board.usable(p));
+    let preferred = (r.circuit != NO_CIRCUIT).then_some(r.circuit);
+    let ci = multipath::choose_circuit(
+        preferred,
+        || multipath::flow_hash(d),
+        info.circuits.len(),
+        usable,
+    );
     let tpl = fx.sas.templates.get(ti * MAX_CIRCUITS + ci)?;
     if tpl.generation != t.generation || tpl.len == 0 || total > tpl.max_inner {
         return None;
@@ -827,6 +875,9 @@ fn add_headers<B: PacketBuf>(
         }
     }
     fx.sas.out_circuits[ti] |= 1 << ci;
+    if let Some(&peer) = fx.sas.tunnel_peer.get(ti) {
+        fx.sas.count_path_tx(peer, ci as u8);
+    }
     fx.encrypted += 1;
     Verdict::Forward(out_port)
 }
@@ -928,7 +979,7 @@ pub(crate) fn fast_receive<B: PacketBuf>(
     {
         return None;
     }
-    let frame = tunnel_frame(d)?;
+    let frame = tunnel_frame(d, t.probe_port)?;
     let src_mac = [d[6], d[7], d[8], d[9], d[10], d[11]];
     let ingress = Ingress {
         port: in_port,
@@ -1024,12 +1075,14 @@ pub(crate) enum TunnelFrame {
     Overlay,
     /// ESP in IP, or UDP to the NAT-T port: plain tunnel mode.
     Plain,
+    /// UDP to the probe port: a path probe ([`crate::multipath`]).
+    Probe,
 }
 
 /// Classifies a frame by its IP protocol and UDP destination port (the decoders validate the
 /// rest); `None`: not tunnel traffic.
 #[inline]
-pub(crate) fn tunnel_frame(d: &[u8]) -> Option<TunnelFrame> {
+pub(crate) fn tunnel_frame(d: &[u8], probe_port: u16) -> Option<TunnelFrame> {
     let ip = &d[ethernet::HEADER_LEN.min(d.len())..];
     let (proto, l4) = match ip.first().map(|b| b >> 4) {
         Some(4) if ip.len() >= ipv4::MIN_HEADER_LEN => (ip[9], usize::from(ip[0] & 0x0f) * 4),
@@ -1044,6 +1097,7 @@ pub(crate) fn tunnel_frame(d: &[u8]) -> Option<TunnelFrame> {
         {
             Some(vxlan::PORT) => Some(TunnelFrame::Overlay),
             Some(overlay::NAT_T_PORT) => Some(TunnelFrame::Plain),
+            Some(p) if p == probe_port && p != 0 => Some(TunnelFrame::Probe),
             _ => None,
         },
         _ => None,
@@ -1060,6 +1114,9 @@ pub(crate) fn receive<B: PacketBuf>(
     pkt: &mut B,
     fx: &mut Context,
 ) -> Verdict {
+    if frame == TunnelFrame::Probe {
+        return multipath::receive_probe(t, ingress, pkt, fx);
+    }
     let d = pkt.data();
     // What the outer headers say: SPI, where the ESP packet lies, the kind, and (overlay) the
     // VNI and loopbacks to check against the SA's tunnel.
@@ -1136,6 +1193,9 @@ pub(crate) fn receive<B: PacketBuf>(
         Err(e) => return Verdict::Drop(drop_for(e)),
     };
     fx.sas.in_circuits[slot] |= 1 << ci;
+    if let Some(peer) = info.peer_index {
+        fx.sas.count_path_rx(peer, ci as u8);
+    }
     fx.decrypted += 1;
     // The client's packet gets an Ethernet header again (its addresses are written on the way
     // out) and is routed in the tenant like one from its LAN, TTL first.

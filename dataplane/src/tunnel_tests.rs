@@ -61,6 +61,8 @@ fn site(a: bool, kind: TunnelKind) -> Tables {
             port,
             local: format!("198.18.{net}.{n}").parse().unwrap(),
             remote: format!("198.18.{net}.{other}").parse().unwrap(),
+            transport: "internet".into(),
+            trusted: false,
         })
         .collect();
     let (out_spi, in_spi) = if a {
@@ -86,6 +88,7 @@ fn site(a: bool, kind: TunnelKind) -> Tables {
         esn: true,
         replay_window: 1024,
         first_slot: 0,
+        peer_index: None,
     };
     let tun = |circuit| TenantHop::Tunnel { tunnel: 0, circuit };
     let routes = vec![
@@ -686,6 +689,10 @@ fn batch_mode_seals_a_burst_per_sa_and_matches_one_by_one() {
     }
 }
 
+fn flow_circuit(f: &[u8], n: usize) -> usize {
+    crate::multipath::choose_circuit(None, || crate::multipath::flow_hash(f), n, u32::MAX)
+}
+
 #[test]
 fn flows_spread_over_circuits_and_keep_theirs() {
     let mut seen = [0usize; 4];
@@ -693,6 +700,12 @@ fn flows_spread_over_circuits_and_keep_theirs() {
         let f = udp4("10.1.0.2", &format!("10.2.{host}.7"), 64, 10, false);
         let c = flow_circuit(&f, 4);
         assert_eq!(c, flow_circuit(&f, 4), "the same flow, the same circuit");
+        let other = udp4("10.1.0.2", &format!("10.2.{host}.7"), 64, 11, false);
+        assert_eq!(
+            c,
+            flow_circuit(&other, 4),
+            "the addresses decide, not the ports"
+        );
         seen[c] += 1;
     }
     assert!(
@@ -703,4 +716,174 @@ fn flows_spread_over_circuits_and_keep_theirs() {
         flow_circuit(&udp4("10.1.0.2", "10.2.0.2", 64, 10, false), 1),
         0
     );
+}
+
+fn prober(t: &Tables, a: bool) -> Box<crate::multipath::Prober> {
+    let (out, inbound) = if a {
+        (KEY_AB, KEY_BA)
+    } else {
+        (KEY_BA, KEY_AB)
+    };
+    let keys = vec![crate::multipath::ProbeKeys {
+        out: Zeroizing::new(out.to_vec()),
+        inbound: Zeroizing::new(inbound.to_vec()),
+    }];
+    Box::new(
+        crate::multipath::Prober::new(
+            &t.peers,
+            keys,
+            crate::pathmon::MonitorConfig::default(),
+            4793,
+            t.board.clone(),
+            Backend::AwsLc,
+            std::time::Instant::now(),
+        )
+        .unwrap(),
+    )
+}
+
+/// Both sites with probing on: (tables, worker 0's context) each.
+fn probing_sites() -> ((Tables, Context), (Tables, Context)) {
+    let mut ta = site(true, TunnelKind::Overlay);
+    let mut tb = site(false, TunnelKind::Overlay);
+    ta.probe_port = 4793;
+    tb.probe_port = 4793;
+    let mut fa = context(&ta, true, 0, 1);
+    let mut fb = context(&tb, false, 0, 1);
+    fa.prober = Some(prober(&ta, true));
+    fb.prober = Some(prober(&tb, false));
+    ((ta, fa), (tb, fb))
+}
+
+#[test]
+fn probes_are_answered_on_each_path_and_bring_the_paths_up() {
+    let ((ta, mut fa), (tb, mut fb)) = probing_sites();
+    assert_eq!(ta.peers.len(), 1);
+    assert_eq!(ta.tunnels[0].peer_index, Some(0));
+    let mut requests = Vec::new();
+    fa.prober.as_mut().unwrap().poll(&ta, false, |port, f| {
+        requests.push((port, f.to_vec()));
+        true
+    });
+    assert_eq!(
+        requests.iter().map(|r| r.0).collect::<Vec<_>>(),
+        [1, 2],
+        "one request per path, each on its circuit"
+    );
+    for (port, req) in &requests {
+        // UDP 4793 -> 4793 from A's circuit address to B's, a valid UDP checksum.
+        assert_eq!(&req[36..38], &4793u16.to_be_bytes());
+        let dgram = udp::Datagram::new_checked(&req[34..]).unwrap();
+        let (s, d) = (
+            Ipv4Addr::new(req[26], req[27], req[28], req[29]),
+            Ipv4Addr::new(req[30], req[31], req[32], req[33]),
+        );
+        assert_eq!(
+            udp::ipv4_checksum(&s, &d, dgram.datagram()),
+            dgram.checksum()
+        );
+        let mut b = ByteBuf::new(req);
+        assert_eq!(process(&tb, *port, &mut b, &mut fb), Verdict::Reply(*port));
+        let reply = b.data().to_vec();
+        assert_eq!(&reply[0..6], &mac(0xa0, *port as u8), "back to A's circuit");
+        let mut r = ByteBuf::new(&reply);
+        assert_eq!(process(&ta, *port, &mut r, &mut fa), Verdict::Consumed);
+    }
+    for (i, st) in ta.board.peers[0].paths.iter().enumerate() {
+        assert_eq!(st.state.get(), 1, "path {i} up");
+    }
+    assert_eq!(ta.board.usable(0), 0b11);
+    // A reply fed again is ignored (answered already); B never saw its own probes answered.
+    assert_eq!(tb.board.peers[0].paths[0].state.get(), 0);
+}
+
+#[test]
+fn forged_and_stray_probes_are_dropped() {
+    let ((ta, mut fa), (tb, mut fb)) = probing_sites();
+    let mut requests = Vec::new();
+    fa.prober.as_mut().unwrap().poll(&ta, false, |port, f| {
+        requests.push((port, f.to_vec()));
+        true
+    });
+    let (port, req) = &requests[0];
+    // Any altered byte of the probe (the UDP checksum is not checked: the tag is).
+    for at in [50, 60, 80, req.len() - 1] {
+        let mut bad = req.clone();
+        bad[at] ^= 1;
+        let mut b = ByteBuf::new(&bad);
+        assert_eq!(
+            process(&tb, *port, &mut b, &mut fb),
+            Verdict::Drop(DropReason::ProbeRejected),
+            "byte {at}"
+        );
+    }
+    // From an address that is no peer's on that circuit, or on the other circuit.
+    let mut stray = req.clone();
+    stray[29] = 9;
+    let sum = checksum::checksum(&{
+        let mut h = stray[14..34].to_vec();
+        h[10] = 0;
+        h[11] = 0;
+        h
+    });
+    stray[24..26].copy_from_slice(&sum.to_be_bytes());
+    let mut b = ByteBuf::new(&stray);
+    assert_eq!(
+        process(&tb, *port, &mut b, &mut fb),
+        Verdict::Drop(DropReason::ProbeRejected)
+    );
+    let mut elsewhere = req.clone();
+    elsewhere[0..6].copy_from_slice(&mac(0xb0, 2));
+    let mut b = ByteBuf::new(&elsewhere);
+    assert_eq!(
+        process(&tb, 2, &mut b, &mut fb),
+        Verdict::Drop(DropReason::ProbeRejected),
+        "inet's probe arriving on mpls"
+    );
+    // Another worker hands a probe to worker 0, which runs the monitors.
+    let mut f1 = context(&tb, false, 1, 2);
+    let mut b = ByteBuf::new(req);
+    assert_eq!(
+        process(&tb, *port, &mut b, &mut f1),
+        Verdict::Handoff {
+            worker: 0,
+            stage: Stage::Frame
+        }
+    );
+}
+
+#[test]
+fn a_path_that_is_down_steers_its_traffic_to_another() {
+    let ta = site(true, TunnelKind::Overlay);
+    let mut fa = context(&ta, true, 0, 1);
+    // 10.2.100.0/24 prefers circuit 1 (mpls).
+    let pinned = udp4("10.1.0.2", "10.2.100.7", 64, 10, false);
+    let mut b = ByteBuf::new(&pinned);
+    assert_eq!(process(&ta, 0, &mut b, &mut fa), Verdict::Forward(2));
+    // mpls goes down: the same packet, fast path and slow path alike, leaves over inet.
+    ta.board.peers[0]
+        .usable
+        .store(0b01, std::sync::atomic::Ordering::Relaxed);
+    for _ in 0..3 {
+        let mut b = ByteBuf::new(&pinned);
+        assert_eq!(process(&ta, 0, &mut b, &mut fa), Verdict::Forward(1));
+        assert_eq!(&b.data()[26..34], &[198, 18, 1, 1, 198, 18, 1, 2]);
+    }
+    // Flows without a preference all leave over inet too, and come back when mpls does.
+    for host in 0..20u8 {
+        let f = udp4("10.1.0.2", &format!("10.2.0.{host}"), 64, 10, false);
+        let mut b = ByteBuf::new(&f);
+        assert_eq!(process(&ta, 0, &mut b, &mut fa), Verdict::Forward(1));
+    }
+    ta.board.peers[0]
+        .usable
+        .store(0b11, std::sync::atomic::Ordering::Relaxed);
+    let mut b = ByteBuf::new(&pinned);
+    assert_eq!(process(&ta, 0, &mut b, &mut fa), Verdict::Forward(2));
+    // Every path down: the preferred one all the same (better than dropping).
+    ta.board.peers[0]
+        .usable
+        .store(0, std::sync::atomic::Ordering::Relaxed);
+    let mut b = ByteBuf::new(&pinned);
+    assert_eq!(process(&ta, 0, &mut b, &mut fa), Verdict::Forward(2));
 }

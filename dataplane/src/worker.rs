@@ -69,6 +69,8 @@ pub struct WorkerConfig {
     pub resolver: bool,
     /// The SAs this worker owns.
     pub sas: SaState,
+    /// The path monitors (worker 0, when there are overlay peers to probe).
+    pub prober: Option<Box<crate::multipath::Prober>>,
 }
 
 /// Direct-mapped memory of recent solicitations, so a flow to an unresolved next hop sends one
@@ -102,6 +104,7 @@ pub fn run(mut cfg: WorkerConfig, pool: Arc<Mempool>, shared: WorkerShared) {
     let mut tx: Vec<Burst> = cfg.port_ids.iter().map(|_| Burst::new()).collect();
     let mut fx = Context {
         sas: std::mem::take(&mut cfg.sas),
+        prober: cfg.prober.take(),
         ..Context::default()
     };
     // The fast path into tunnels leaves the sealing to one AEAD call per SA and burst.
@@ -119,6 +122,9 @@ pub fn run(mut cfg: WorkerConfig, pool: Arc<Mempool>, shared: WorkerShared) {
     while !shared.stop.load(Ordering::Relaxed) {
         let tables = shared.tables.load();
         let mut seen = receive_handoffs(&tables, &mut fx, &shared, &mut tx, &cfg);
+        // A full rx burst: this worker has more to do than it can; probe replies may be
+        // waiting behind it, so the monitors must not count them late.
+        let mut overloaded = false;
         for (in_idx, &port_id) in cfg.port_ids.iter().enumerate() {
             if cfg.vlans[in_idx] != 0 {
                 continue; // a VLAN: its frames arrive on its port's queue
@@ -129,6 +135,7 @@ pub fn run(mut cfg: WorkerConfig, pool: Arc<Mempool>, shared: WorkerShared) {
                 continue;
             }
             seen += n;
+            overloaded |= n == rx_burst;
             // Counted locally and published once per burst: a per-packet store to the shared
             // counters would keep them out of registers. Byte counts come from the devices
             // (`show interfaces`), so the loop never reads an mbuf header. Multi-segment mbufs
@@ -222,6 +229,13 @@ pub fn run(mut cfg: WorkerConfig, pool: Arc<Mempool>, shared: WorkerShared) {
                 &mut tx,
                 &cfg,
             );
+        }
+        if let Some(prober) = fx.prober.as_deref_mut() {
+            if prober.due(prober.now()) {
+                prober.poll(&tables, overloaded, |port, frame| {
+                    send_frame(&cfg, &pool, c, port, frame)
+                });
+            }
         }
         polls = polls.wrapping_add(1);
         if polls.is_multiple_of(1024) {
@@ -409,6 +423,37 @@ fn flush_one(tx: &mut [Burst], cfg: &WorkerConfig, c: &WorkerCounters, i: usize)
         c.drop(DropReason::TxQueueFull, (pending - sent) as u64);
     }
     c.tx_packets.add(sent as u64);
+}
+
+/// Sends a frame the worker built (a path probe) on `port` at once, in a burst of its own;
+/// false when no mbuf was left or the queue refused it (counted either way).
+fn send_frame(
+    cfg: &WorkerConfig,
+    pool: &Mempool,
+    c: &WorkerCounters,
+    port: u16,
+    frame: &[u8],
+) -> bool {
+    let Some(mut m) = Mbuf::alloc(pool) else {
+        c.drop(DropReason::NoBuffer, 1);
+        return false;
+    };
+    if !(m.set_len(0) && m.extend_from_slice(frame) && tag_for(cfg, port, &mut m)) {
+        c.drop(DropReason::NoBuffer, 1);
+        return false;
+    }
+    let Some(&port_id) = cfg.port_ids.get(usize::from(port)) else {
+        return false;
+    };
+    let mut burst = Burst::new();
+    let _ = burst.push(m);
+    if port::tx_burst(port_id, cfg.queue, &mut burst) == 1 {
+        c.tx_packets.add(1);
+        true
+    } else {
+        c.drop(DropReason::TxQueueFull, 1);
+        false
+    }
 }
 
 /// Hands learned neighbors to the control thread and sends the solicitations the burst asked

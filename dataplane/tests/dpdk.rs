@@ -136,6 +136,8 @@ fn spec(
         tunnels: Vec::new(),
         tunnel_keys: Vec::new(),
         backend: Default::default(),
+        path_monitor: Default::default(),
+        probe_port: 0,
     }
 }
 
@@ -557,6 +559,8 @@ fn two_workers_one_inbound_sa_owner_and_handoff() {
                 port: 1,
                 local: IpAddr::V4(Ipv4Addr::new(198, 18, 1, me)),
                 remote: IpAddr::V4(Ipv4Addr::new(198, 18, 1, other)),
+                transport: "internet".into(),
+                trusted: false,
             }],
             out_spi: if me == 1 { 0x1000 } else { 0x2000 },
             in_spi: if me == 1 { 0x2000 } else { 0x1000 },
@@ -565,6 +569,7 @@ fn two_workers_one_inbound_sa_owner_and_handoff() {
             esn: true,
             replay_window: 1024,
             first_slot: 0,
+            peer_index: None,
         }
     };
     let keys = |me: u8| {

@@ -251,6 +251,8 @@ fn run_worker(o: &Options, pcap: &Path, round: usize) -> f64 {
         tunnels: Vec::new(),
         tunnel_keys: Vec::new(),
         backend: Default::default(),
+        path_monitor: Default::default(),
+        probe_port: 0,
     };
     measure_worker(spec, o.seconds, "forward")
 }

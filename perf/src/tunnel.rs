@@ -413,6 +413,8 @@ fn tunnel_info(kind: TunnelKind, us: bool) -> TunnelInfo {
             port: 1,
             local: IpAddr::V4(Ipv4Addr::new(198, 18, 1, me)),
             remote: IpAddr::V4(Ipv4Addr::new(198, 18, 1, them)),
+            transport: "internet".into(),
+            trusted: false,
         }],
         out_spi: if us { SPI_OUT } else { SPI_IN },
         in_spi: if us { SPI_IN } else { SPI_OUT },
@@ -426,6 +428,7 @@ fn tunnel_info(kind: TunnelKind, us: bool) -> TunnelInfo {
         // Our inbound SA sees the capture's sequence numbers again on every pass.
         replay_window: if us { 0 } else { 1024 },
         first_slot: 0,
+        peer_index: None,
     }
 }
 
@@ -564,6 +567,8 @@ fn run(o: &Options, dir: Dir, kind: Option<TunnelKind>, pcap: &Path, id: usize) 
         tunnels,
         tunnel_keys,
         backend: o.backend,
+        path_monitor: Default::default(),
+        probe_port: 0,
     };
     crate::measure_worker(spec, o.seconds, &format!("{dir:?} {kind:?}"))
 }

@@ -20,10 +20,12 @@ fn key() -> &'static (AeadKey, [u8; LEN]) {
             sender_circuit: 1,
             receiver_circuit: 2,
             domain: 3,
+            epoch: 9,
+            counter: 10,
             seq: 4,
+            hold_ns: 0,
             sent_ns: 5,
             echoed_ns: 0,
-            hold_ns: 0,
         };
         let mut b = [0u8; LEN];
         p.write(&k, &mut b).unwrap();

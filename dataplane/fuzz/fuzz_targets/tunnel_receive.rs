@@ -41,6 +41,8 @@ fn site(me: u8) -> Tables {
                     port: 1,
                     local: format!("198.18.1.{me}").parse().unwrap(),
                     remote: format!("198.18.1.{other}").parse().unwrap(),
+                    transport: "internet".into(),
+                    trusted: false,
                 }],
                 out_spi: if me == 1 { base } else { base + 0x100 },
                 in_spi: if me == 1 { base + 0x100 } else { base },
@@ -49,6 +51,7 @@ fn site(me: u8) -> Tables {
                 esn: true,
                 replay_window: 1024,
                 first_slot: 0,
+                peer_index: None,
             }
         })
         .collect();

@@ -68,6 +68,12 @@ impl<T: AsRef<[u8]>> Packet<T> {
         self.buf.as_ref()[6] & 0x40 != 0
     }
 
+    /// True for any fragment, the first included (more fragments set, or offset != 0).
+    #[inline]
+    pub fn is_fragment(&self) -> bool {
+        be16(self.buf.as_ref(), 6) & 0x3fff != 0
+    }
+
     /// True for any fragment but the first (offset != 0); such a packet has no L4 header.
     #[inline]
     pub fn is_later_fragment(&self) -> bool {

@@ -1,0 +1,657 @@
+//! Multipath: the paths to each overlay peer, their monitoring by authenticated probes, and
+//! the choice of a path for a packet.
+//!
+//! A **path** is a pair (our circuit, the peer's circuit): one entry of a tunnel's `circuits`,
+//! the same list for every tenant's tunnel to that peer, so a path's index is its circuit
+//! index there. Every path is probed ([`crate::probe`], UDP to `probe_port` on both ends) and
+//! watched by a [`PathMonitor`].
+//!
+//! # Who does what
+//! - **Worker 0** runs every path's monitor ([`Prober`]): it sends the requests, answers the
+//!   peer's, and takes the replies; probes that reach another worker are handed to it, like a
+//!   packet of an SA another worker owns. The monitor runs in the data plane, not in the control
+//!   thread, so the timestamps are the data plane's and a path going down steers traffic
+//!   without a round through the control thread: failover speed is the point.
+//! - A path's state and figures go to the [`PathBoard`] (atomics, one writer): each peer has a
+//!   *usable* mask, read by every worker for every packet into a tunnel (one relaxed load);
+//!   the rest is for `show paths`.
+//! - [`choose_circuit`] picks a packet's path: the route's preferred circuit, or the flow's by
+//!   hash, unless that path is down; then another usable path, by the same flow hash, so a flow
+//!   stays on one path. A path no probe has answered yet is usable (a new peer's traffic is
+//!   not held back), and when every path is down the preferred one is used all the same.
+
+use std::net::IpAddr;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::Arc;
+use std::time::Instant;
+
+use zeroize::Zeroizing;
+
+use crate::counters::{Counter, DropReason};
+use crate::esp::{AeadKey, Backend, KeyError};
+use crate::forward::{Context, Ingress, PacketBuf, Stage, Verdict};
+use crate::pathmon::{MonitorConfig, PathMonitor, PathState, PathStats};
+use crate::probe::{self, Kind, Probe};
+use crate::tables::{NeighborKey, Tables};
+use crate::tunnel::CircuitInfo;
+use crate::wire::{ethernet, ipv4, ipv6, udp};
+
+/// Paths per peer (a mask of them is a `u32`).
+pub const MAX_PATHS: usize = 16;
+
+/// The default UDP port of path probes (both ends).
+pub const DEFAULT_PROBE_PORT: u16 = 4793;
+
+/// The paths to one overlay peer, as the tables know them.
+#[derive(Debug, Clone)]
+pub struct PeerPaths {
+    pub name: String,
+    /// The circuits of the peer's tunnels: path `i` is circuit `i` of each of them.
+    pub paths: Vec<CircuitInfo>,
+}
+
+/// One path's published state and figures (one writer: the probe worker).
+#[derive(Debug, Default)]
+pub struct PathStat {
+    /// 0 unknown, 1 up, 2 down.
+    pub state: Counter,
+    /// Nanoseconds; `u64::MAX`: no figure yet.
+    pub rtt_p50: Counter,
+    pub rtt_p99: Counter,
+    /// Loss over the window in parts per million; `u64::MAX`: no figure yet.
+    pub loss_ppm: Counter,
+    pub jitter: Counter,
+    pub probes_sent: Counter,
+    pub probes_answered: Counter,
+    pub probes_lost: Counter,
+    pub downs: Counter,
+    pub false_alarms: Counter,
+    /// When the state last changed, nanoseconds since the engine started (0: never).
+    pub changed_at: Counter,
+}
+
+/// The published state of one peer's paths.
+#[derive(Debug)]
+pub struct PeerBoard {
+    /// Bit `i`: path `i` may carry traffic (up, or not known yet).
+    pub usable: AtomicU32,
+    pub paths: Vec<PathStat>,
+}
+
+/// The published state of every peer's paths, shared by the workers and the control thread.
+#[derive(Debug, Default)]
+pub struct PathBoard {
+    pub peers: Vec<PeerBoard>,
+}
+
+impl PathBoard {
+    pub fn new(peers: &[PeerPaths]) -> Self {
+        Self {
+            peers: peers
+                .iter()
+                .map(|p| PeerBoard {
+                    usable: AtomicU32::new(all_paths(p.paths.len())),
+                    paths: p.paths.iter().map(|_| PathStat::default()).collect(),
+                })
+                .collect(),
+        }
+    }
+
+    /// The usable mask of peer `peer` (every path of an unknown peer).
+    #[inline]
+    pub fn usable(&self, peer: u16) -> u32 {
+        self.peers
+            .get(usize::from(peer))
+            .map_or(u32::MAX, |p| p.usable.load(Ordering::Relaxed))
+    }
+}
+
+#[inline]
+fn all_paths(n: usize) -> u32 {
+    if n >= 32 {
+        u32::MAX
+    } else {
+        (1u32 << n) - 1
+    }
+}
+
+/// A flow's hash over the inner addresses (Ethernet + IP in `d`), so a flow keeps its path.
+#[inline]
+pub fn flow_hash(d: &[u8]) -> u32 {
+    let ip = &d[ethernet::HEADER_LEN.min(d.len())..];
+    let addrs = match ip.first().map(|b| b >> 4) {
+        Some(4) => ip.get(12..20),
+        Some(6) => ip.get(8..40),
+        _ => None,
+    };
+    let mut h = 0u32;
+    for w in addrs.unwrap_or(&[]).chunks_exact(4) {
+        h = (h ^ u32::from_ne_bytes([w[0], w[1], w[2], w[3]])).wrapping_mul(0x9e37_79b1);
+        h ^= h >> 15;
+    }
+    h
+}
+
+/// `h` mapped onto `0..n` by a multiply and shift (no division).
+#[inline]
+fn scale(h: u32, n: u32) -> u32 {
+    ((u64::from(h) * u64::from(n)) >> 32) as u32
+}
+
+/// The path of a packet among `n` (see the module documentation): `preferred` (the route's
+/// circuit) or the flow's by `hash`, unless it is not in `usable`; then the flow's among the
+/// usable ones.
+#[inline]
+pub fn choose_circuit(
+    preferred: Option<u8>,
+    hash: impl FnOnce() -> u32,
+    n: usize,
+    usable: u32,
+) -> usize {
+    if n <= 1 {
+        return 0;
+    }
+    let ok = usable & all_paths(n);
+    let first = match preferred {
+        Some(c) => usize::from(c).min(n - 1),
+        None => {
+            let h = hash();
+            let c = scale(h, n as u32) as usize;
+            if ok & (1 << c) != 0 || ok == 0 {
+                return c;
+            }
+            return nth_set(ok, scale(rehash(h), ok.count_ones()));
+        }
+    };
+    if ok & (1 << first) != 0 || ok == 0 {
+        return first;
+    }
+    nth_set(ok, scale(rehash(hash()), ok.count_ones()))
+}
+
+/// A second, independent hash of a flow: the flows of a failed path spread over all the others
+/// rather than onto its neighbours in hash order.
+#[inline]
+fn rehash(h: u32) -> u32 {
+    let h = (h ^ (h >> 16)).wrapping_mul(0x85eb_ca6b);
+    h ^ (h >> 13)
+}
+
+/// The index of the `k`-th set bit of `mask` (which has more than `k`).
+#[inline]
+fn nth_set(mut mask: u32, k: u32) -> usize {
+    for _ in 0..k {
+        mask &= mask - 1;
+    }
+    mask.trailing_zeros() as usize
+}
+
+/// The keys of one peer's probes: ours (derived for our epoch) and the peer's (derived for
+/// the epoch its probes carry, when first seen).
+struct PeerKeys {
+    tx: AeadKey,
+    counter: u64,
+    rx_base: Zeroizing<Vec<u8>>,
+    rx: Option<(u32, AeadKey)>,
+    /// When the last rx key was derived: a new epoch is accepted at most every 100 ms, so a
+    /// stream of forged epochs cannot make us run HKDF per packet.
+    rx_derived_at: u64,
+}
+
+struct ProbePeer {
+    keys: PeerKeys,
+    monitors: Vec<PathMonitor>,
+}
+
+/// The base keying material of a peer's probes, each way: the ESP key || salt of one of its
+/// SAs (the engine takes the SA of the tenant with the lowest VNI, which both ends agree on).
+pub struct ProbeKeys {
+    pub out: Zeroizing<Vec<u8>>,
+    pub inbound: Zeroizing<Vec<u8>>,
+}
+
+/// Path monitoring as worker 0 runs it.
+pub struct Prober {
+    peers: Vec<ProbePeer>,
+    board: Arc<PathBoard>,
+    backend: Backend,
+    epoch: u32,
+    clock: Instant,
+    port: u16,
+    next_publish: u64,
+    /// When `poll` has something to do next.
+    next_wake: u64,
+}
+
+impl std::fmt::Debug for Prober {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Prober")
+            .field("peers", &self.peers.len())
+            .field("port", &self.port)
+            .finish_non_exhaustive()
+    }
+}
+
+/// How often the probe worker publishes the figures (the states are published at once).
+const PUBLISH_NS: u64 = 100_000_000;
+
+impl Prober {
+    /// The prober of `peers` (with their probe keys, parallel), sending from and to UDP
+    /// `port`; `clock` is the engine's start (the board's timestamps count from it).
+    pub fn new(
+        peers: &[PeerPaths],
+        keys: Vec<ProbeKeys>,
+        cfg: MonitorConfig,
+        port: u16,
+        board: Arc<PathBoard>,
+        backend: Backend,
+        clock: Instant,
+    ) -> Result<Prober, KeyError> {
+        let mut e = [0u8; 4];
+        aws_lc_rs::rand::fill(&mut e).map_err(|_| KeyError::Unavailable)?;
+        let epoch = u32::from_be_bytes(e);
+        let mut out = Vec::new();
+        for (p, k) in peers.iter().zip(keys) {
+            out.push(ProbePeer {
+                keys: PeerKeys {
+                    tx: probe::derive_key(backend, &k.out, epoch)?,
+                    counter: 0,
+                    rx_base: k.inbound,
+                    rx: None,
+                    rx_derived_at: 0,
+                },
+                monitors: p.paths.iter().map(|_| PathMonitor::new(cfg)).collect(),
+            });
+        }
+        Ok(Prober {
+            peers: out,
+            board,
+            backend,
+            epoch,
+            clock,
+            port,
+            next_publish: 0,
+            next_wake: 0,
+        })
+    }
+
+    /// Nanoseconds since the engine started.
+    #[inline]
+    pub fn now(&self) -> u64 {
+        self.clock.elapsed().as_nanos() as u64
+    }
+
+    /// Whether [`poll`](Self::poll) has something to do at `now`.
+    #[inline]
+    pub fn due(&self, now: u64) -> bool {
+        now >= self.next_wake
+    }
+
+    /// Runs the monitors: sends the probes that are due through `send(port, frame)` (false:
+    /// the frame could not be queued), counts the late ones (not while `local_overload`) and
+    /// publishes state changes at once, figures every 100 ms.
+    pub fn poll(
+        &mut self,
+        t: &Tables,
+        local_overload: bool,
+        mut send: impl FnMut(u16, &[u8]) -> bool,
+    ) {
+        let now = self.now();
+        let mut wake = u64::MAX;
+        let mut frame = [0u8; 128];
+        for (pi, peer) in self.peers.iter_mut().enumerate() {
+            let Some(spec) = t.peers.get(pi) else {
+                continue;
+            };
+            for (ci, m) in peer.monitors.iter_mut().enumerate() {
+                let p = m.poll(now, local_overload);
+                if let Some(state) = p.change {
+                    publish_state(&self.board, pi, ci, state, now);
+                }
+                let Some(seq) = p.send else { continue };
+                let Some(path) = spec.paths.get(ci) else {
+                    continue;
+                };
+                let probe = Probe {
+                    kind: Kind::Request,
+                    busy: local_overload,
+                    sender_circuit: ci as u8,
+                    receiver_circuit: 0,
+                    domain: 0,
+                    epoch: self.epoch,
+                    counter: peer.keys.counter,
+                    seq,
+                    hold_ns: 0,
+                    sent_ns: now,
+                    echoed_ns: 0,
+                };
+                peer.keys.counter += 1;
+                let sent = request_frame(t, path, self.port, &probe, &peer.keys.tx, &mut frame)
+                    .is_some_and(|(port, len)| send(port, &frame[..len]));
+                if !sent {
+                    m.on_send_failed(seq);
+                }
+            }
+            for m in &peer.monitors {
+                wake = wake.min(m.next_event());
+            }
+        }
+        if now >= self.next_publish {
+            self.next_publish = now + PUBLISH_NS;
+            self.publish();
+        }
+        self.next_wake = wake.min(self.next_publish);
+    }
+
+    /// Copies every path's figures to the board.
+    pub fn publish(&self) {
+        for (pi, peer) in self.peers.iter().enumerate() {
+            let Some(b) = self.board.peers.get(pi) else {
+                continue;
+            };
+            for (m, st) in peer.monitors.iter().zip(&b.paths) {
+                let s: PathStats = m.stats();
+                st.rtt_p50.set(s.rtt_p50_ns.unwrap_or(u64::MAX));
+                st.rtt_p99.set(s.rtt_p99_ns.unwrap_or(u64::MAX));
+                st.loss_ppm.set(
+                    s.loss_pct
+                        .map_or(u64::MAX, |l| (l * 10_000.0).round() as u64),
+                );
+                st.jitter.set(s.jitter_ns);
+                st.probes_sent.set(s.sent);
+                st.probes_answered.set(s.answered);
+                st.probes_lost.set(s.lost);
+                st.downs.set(s.downs);
+                st.false_alarms.set(s.false_alarms);
+            }
+        }
+    }
+
+    /// The peer's key for `epoch`, derived when the epoch is new (rate-limited).
+    fn rx_key(&mut self, peer: usize, epoch: u32, now: u64) -> Option<&AeadKey> {
+        let backend = self.backend;
+        let k = &mut self.peers.get_mut(peer)?.keys;
+        if k.rx.as_ref().is_none_or(|(e, _)| *e != epoch) {
+            if k.rx.is_some() && now.saturating_sub(k.rx_derived_at) < 100_000_000 {
+                return None;
+            }
+            let key = probe::derive_key(backend, &k.rx_base, epoch).ok()?;
+            k.rx = Some((epoch, key));
+            k.rx_derived_at = now;
+        }
+        k.rx.as_ref().map(|(_, key)| key)
+    }
+}
+
+fn publish_state(board: &PathBoard, peer: usize, path: usize, state: PathState, now: u64) {
+    let Some(b) = board.peers.get(peer) else {
+        return;
+    };
+    if let Some(st) = b.paths.get(path) {
+        st.state.set(match state {
+            PathState::Unknown => 0,
+            PathState::Up => 1,
+            PathState::Down => 2,
+        });
+        st.changed_at.set(now.max(1));
+    }
+    if path < 32 {
+        match state {
+            PathState::Down => b.usable.fetch_and(!(1 << path), Ordering::Relaxed),
+            _ => b.usable.fetch_or(1 << path, Ordering::Relaxed),
+        };
+    }
+}
+
+/// Writes a probe request on `path` into `out`: Ethernet to the underlay's next hop, IP from
+/// our circuit address to the peer's, UDP `port` to `port`. `None`: no route or neighbor yet
+/// (the resolver solicits the circuits' next hops) or no room.
+fn request_frame(
+    t: &Tables,
+    path: &CircuitInfo,
+    port: u16,
+    probe: &Probe,
+    key: &AeadKey,
+    out: &mut [u8],
+) -> Option<(u16, usize)> {
+    let hop = t
+        .routes
+        .lookup(path.remote)
+        .filter(|h| h.port == path.port)?;
+    let mac = *t.neighbor(path.port, hop.via.unwrap_or(path.remote))?;
+    let ours = t.ports.get(usize::from(path.port))?;
+    let len = write_frame(
+        ours.mac,
+        mac,
+        path.local,
+        path.remote,
+        port,
+        probe,
+        key,
+        out,
+    )?;
+    Some((path.port, len))
+}
+
+/// Ethernet / IPv4 or IPv6 / UDP / probe; returns the frame's length.
+#[allow(clippy::too_many_arguments)]
+fn write_frame(
+    src_mac: [u8; 6],
+    dst_mac: [u8; 6],
+    src: IpAddr,
+    dst: IpAddr,
+    port: u16,
+    probe: &Probe,
+    key: &AeadKey,
+    out: &mut [u8],
+) -> Option<usize> {
+    let udp_len = 8 + probe::LEN;
+    let (ethertype, ip_len) = match (src, dst) {
+        (IpAddr::V4(_), IpAddr::V4(_)) => (ethernet::ETHERTYPE_IPV4, ipv4::MIN_HEADER_LEN),
+        (IpAddr::V6(_), IpAddr::V6(_)) => (ethernet::ETHERTYPE_IPV6, ipv6::HEADER_LEN),
+        _ => return None,
+    };
+    let total = ethernet::HEADER_LEN + ip_len + udp_len;
+    let b = out.get_mut(..total)?;
+    ethernet::write_header(b, &dst_mac, &src_mac, ethertype);
+    let l4 = ethernet::HEADER_LEN + ip_len;
+    probe.write(key, &mut b[l4 + 8..])?;
+    udp::write_header(&mut b[l4..], port, port, udp_len as u16, 0);
+    match (src, dst) {
+        (IpAddr::V4(s), IpAddr::V4(d)) => {
+            ipv4::write_header(
+                &mut b[ethernet::HEADER_LEN..],
+                (ip_len + udp_len) as u16,
+                64,
+                ipv4::PROTO_UDP,
+                s,
+                d,
+            );
+            let c = udp::ipv4_checksum(&s, &d, &b[l4..]);
+            b[l4 + 6..l4 + 8].copy_from_slice(&c.to_be_bytes());
+        }
+        (IpAddr::V6(s), IpAddr::V6(d)) => {
+            ipv6::write_header(
+                &mut b[ethernet::HEADER_LEN..],
+                udp_len as u16,
+                ipv4::PROTO_UDP,
+                64,
+                &s,
+                &d,
+            );
+            let c = udp::ipv6_checksum(&s, &d, &b[l4..]);
+            b[l4 + 6..l4 + 8].copy_from_slice(&c.to_be_bytes());
+        }
+        _ => return None,
+    }
+    Some(total)
+}
+
+/// A probe that arrived on `ingress.port` (a WAN port): checked against the peer whose
+/// address on that circuit sent it; a request is answered in the same buffer, a reply goes
+/// to the path's monitor. Other workers hand probes to worker 0.
+pub(crate) fn receive_probe<B: PacketBuf>(
+    t: &Tables,
+    ingress: Ingress,
+    pkt: &mut B,
+    fx: &mut Context,
+) -> Verdict {
+    let Some(prober) = fx.prober.as_deref_mut() else {
+        if fx.sas.worker != 0 {
+            return Verdict::Handoff {
+                worker: 0,
+                stage: Stage::Frame,
+            };
+        }
+        return Verdict::Drop(DropReason::ProbeRejected);
+    };
+    let now = prober.now();
+    let d = pkt.data();
+    // The outer headers (the classifier checked the IP version and UDP port).
+    let (src, dst, l4) = match d.get(ethernet::HEADER_LEN).map(|b| b >> 4) {
+        Some(4) => {
+            let Ok(ip) = ipv4::Packet::new_checked(&d[ethernet::HEADER_LEN..]) else {
+                return Verdict::Drop(DropReason::Malformed);
+            };
+            if ip.is_fragment() {
+                return Verdict::Drop(DropReason::ProbeRejected);
+            }
+            (IpAddr::V4(ip.src()), IpAddr::V4(ip.dst()), ip.header_len())
+        }
+        Some(6) => {
+            let Ok(ip) = ipv6::Packet::new_checked(&d[ethernet::HEADER_LEN..]) else {
+                return Verdict::Drop(DropReason::Malformed);
+            };
+            (IpAddr::V6(ip.src()), IpAddr::V6(ip.dst()), ipv6::HEADER_LEN)
+        }
+        _ => return Verdict::Drop(DropReason::Malformed),
+    };
+    let at = ethernet::HEADER_LEN + l4;
+    let Ok(dgram) = udp::Datagram::new_checked(&d[at.min(d.len())..]) else {
+        return Verdict::Drop(DropReason::Malformed);
+    };
+    let body = dgram.payload();
+    // Which path: the peer's address on the circuit it came in on.
+    let Some(&(peer, ci)) = t.path_of.get(&NeighborKey::new(ingress.port, src)) else {
+        return Verdict::Drop(DropReason::ProbeRejected);
+    };
+    let Some(epoch) = probe::peek_epoch(body) else {
+        return Verdict::Drop(DropReason::ProbeRejected);
+    };
+    let Some(key) = prober.rx_key(usize::from(peer), epoch, now) else {
+        return Verdict::Drop(DropReason::ProbeRejected);
+    };
+    let Ok(msg) = Probe::read(key, body) else {
+        return Verdict::Drop(DropReason::ProbeRejected);
+    };
+    match msg.kind {
+        Kind::Reply => {
+            let Some(m) = prober
+                .peers
+                .get_mut(usize::from(peer))
+                .and_then(|p| p.monitors.get_mut(usize::from(ci)))
+            else {
+                return Verdict::Drop(DropReason::ProbeRejected);
+            };
+            // A reply that came back on another path than its request's is not this path's.
+            if usize::from(msg.receiver_circuit) != usize::from(ci) {
+                return Verdict::Drop(DropReason::ProbeRejected);
+            }
+            if let Some(state) = m.on_reply(now, msg.seq, u64::from(msg.hold_ns)) {
+                publish_state(
+                    &prober.board,
+                    usize::from(peer),
+                    usize::from(ci),
+                    state,
+                    now,
+                );
+            }
+            Verdict::Consumed
+        }
+        Kind::Request => {
+            let Some(pp) = prober.peers.get_mut(usize::from(peer)) else {
+                return Verdict::Drop(DropReason::ProbeRejected);
+            };
+            let reply = msg.reply(prober.epoch, pp.keys.counter, now, 0, false);
+            pp.keys.counter += 1;
+            let Some(ours) = t.ports.get(usize::from(ingress.port)) else {
+                return Verdict::Drop(DropReason::NoRoute);
+            };
+            let mut frame = [0u8; 128];
+            let Some(len) = write_frame(
+                ours.mac,
+                ingress.src_mac,
+                dst,
+                src,
+                prober.port,
+                &reply,
+                &pp.keys.tx,
+                &mut frame,
+            ) else {
+                return Verdict::Drop(DropReason::NoBuffer);
+            };
+            if !pkt.set_len(len) {
+                return Verdict::Drop(DropReason::NoBuffer);
+            }
+            pkt.data_mut().copy_from_slice(&frame[..len]);
+            Verdict::Reply(ingress.port)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_preferred_path_unless_it_is_down_then_a_usable_one_by_flow() {
+        let h = || 0x8000_0000u32; // scales to the middle
+        assert_eq!(choose_circuit(Some(1), h, 2, 0b11), 1);
+        assert_eq!(choose_circuit(Some(1), h, 2, 0b01), 0, "1 is down");
+        assert_eq!(
+            choose_circuit(Some(1), h, 2, 0b00),
+            1,
+            "all down: preferred anyway"
+        );
+        assert_eq!(
+            choose_circuit(Some(7), h, 2, 0b11),
+            1,
+            "out of range: the last"
+        );
+        assert_eq!(choose_circuit(None, h, 4, 0b1111), 2);
+        assert_eq!(
+            choose_circuit(None, h, 4, 0b1011),
+            1,
+            "2 down: the middle of 0, 1, 3"
+        );
+        assert_eq!(choose_circuit(None, h, 1, 0), 0);
+    }
+
+    #[test]
+    fn a_flow_moves_only_when_its_path_goes_down() {
+        // Flows on path 0..4; path 2 goes down: only its flows move, spread over the others.
+        let mut moved = [0u32; 4];
+        for f in 0..4000u32 {
+            let h = f.wrapping_mul(0x9e37_79b1);
+            let before = choose_circuit(None, || h, 4, 0b1111);
+            let after = choose_circuit(None, || h, 4, 0b1011);
+            if before != 2 {
+                assert_eq!(before, after, "flow {f} moved off a path that stayed up");
+            } else {
+                assert_ne!(after, 2);
+                moved[after] += 1;
+            }
+        }
+        assert!(
+            moved[0] > 200 && moved[1] > 200 && moved[3] > 200,
+            "{moved:?}"
+        );
+    }
+
+    #[test]
+    fn nth_set_bit() {
+        assert_eq!(nth_set(0b1011, 0), 0);
+        assert_eq!(nth_set(0b1011, 1), 1);
+        assert_eq!(nth_set(0b1011, 2), 3);
+    }
+}

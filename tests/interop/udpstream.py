@@ -1,0 +1,145 @@
+#!/usr/bin/env python3
+"""A numbered UDP stream for failover tests (sender and receiver in different namespaces of
+one host, so CLOCK_MONOTONIC is shared).
+
+  udpstream.py recv PORT SECONDS OUT.json       count what arrives; write the analysis
+  udpstream.py send DST PORT PPS SECONDS [--at S CMD...]
+                                                send packets numbered from 0 at PPS; with --at,
+                                                run CMD (a shell command) S seconds in and
+                                                record when it started and ended
+  udpstream.py analyze SEND.json RECV.json      loss, duplicates, reordering, and around the
+                                                cut: the packets lost, the outage, and the
+                                                time from the cut to the first packet after it
+
+Each packet: seq (u64), send time (f64 monotonic), padding to 64 bytes. The receiver's JSON:
+sent-side numbers are read from the sender's log (send writes it to stdout as JSON at the end),
+so the test joins them: see tests/lab_multipath.sh.
+"""
+import json
+import socket
+import struct
+import subprocess
+import sys
+import time
+
+FMT = "!Qd"
+
+
+def recv(port, seconds, out):
+    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4 << 20)
+    s.bind(("0.0.0.0", port))
+    s.settimeout(0.2)
+    arrivals = []  # (seq, sent_at, arrived_at)
+    end = time.monotonic() + seconds
+    while time.monotonic() < end:
+        try:
+            data = s.recv(2048)
+        except socket.timeout:
+            continue
+        now = time.monotonic()
+        if len(data) >= struct.calcsize(FMT):
+            seq, sent = struct.unpack_from(FMT, data)
+            arrivals.append((seq, sent, now))
+    with open(out, "w") as f:
+        json.dump({"arrivals": arrivals}, f)
+
+
+def send(dst, port, pps, seconds, at=None, cmd=None):
+    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    interval = 1.0 / pps
+    start = time.monotonic()
+    seq = 0
+    cut = None
+    pad = b"\0" * (64 - struct.calcsize(FMT))
+    while True:
+        due = start + seq * interval
+        now = time.monotonic()
+        if now - start >= seconds:
+            break
+        if cmd is not None and cut is None and now - start >= at:
+            t0 = time.monotonic()
+            rc = subprocess.call(cmd, shell=True, stdout=subprocess.DEVNULL)
+            cut = {"start": t0, "end": time.monotonic(), "rc": rc, "seq_before": seq}
+            continue
+        if now < due:
+            time.sleep(min(due - now, 0.0005))
+            continue
+        try:
+            s.sendto(struct.pack(FMT, seq, now) + pad, (dst, port))
+        except OSError:
+            pass
+        seq += 1
+    json.dump({"sent": seq, "pps": pps, "start": start, "cut": cut}, sys.stdout)
+    print()
+
+
+def analyze(send_file, recv_file):
+    with open(send_file) as f:
+        snd = json.load(f)
+    with open(recv_file) as f:
+        arrivals = json.load(f)["arrivals"]
+    sent = snd["sent"]
+    seen = {}
+    dups = 0
+    reordered = 0
+    top = -1
+    for seq, sent_at, arrived in arrivals:
+        if seq in seen:
+            dups += 1
+            continue
+        seen[seq] = (sent_at, arrived)
+        if seq < top:
+            reordered += 1
+        top = max(top, seq)
+    lost = [q for q in range(sent) if q not in seen]
+    out = {
+        "sent": sent,
+        "received": len(seen),
+        "lost": len(lost),
+        "duplicates": dups,
+        "reordered": reordered,
+    }
+    cut = snd.get("cut")
+    if cut:
+        out["cut_command_ms"] = round((cut["end"] - cut["start"]) * 1000, 2)
+        # Losses from the cut on (a few packets in flight when it struck may be lost too).
+        around = [q for q in lost if q >= cut["seq_before"] - 50]
+        out["lost_at_cut"] = len(around)
+        if around:
+            first, last = around[0], around[-1]
+            after = [q for q in range(last + 1, sent) if q in seen]
+            before = [q for q in range(first - 1, -1, -1) if q in seen]
+            if after:
+                t_after = seen[after[0]]
+                out["failover_ms"] = round((t_after[1] - cut["start"]) * 1000, 1)
+                if before:
+                    # Sending time from the last packet delivered before the gap to the first
+                    # after it: how long the application saw nothing.
+                    out["outage_ms"] = round((t_after[0] - seen[before[0]][0]) * 1000, 1)
+            out["lost_contiguous"] = last - first + 1 == len(around)
+        else:
+            out["failover_ms"] = 0.0
+            out["outage_ms"] = 0.0
+    json.dump(out, sys.stdout)
+    print()
+
+
+def main(argv):
+    if len(argv) >= 4 and argv[0] == "recv":
+        recv(int(argv[1]), float(argv[2]), argv[3])
+    elif len(argv) >= 5 and argv[0] == "send":
+        at, cmd = None, None
+        if len(argv) >= 7 and argv[5] == "--at":
+            at, cmd = float(argv[6]), " ".join(argv[7:])
+        send(argv[1], int(argv[2]), float(argv[3]), float(argv[4]), at, cmd)
+    elif len(argv) == 3 and argv[0] == "analyze":
+        analyze(argv[1], argv[2])
+    else:
+        sys.stderr.write(__doc__)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
