@@ -9,13 +9,14 @@ use std::process::ExitCode;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use sdwan_conf::{Config, Encapsulation, PeerType, PortRole};
+use sdwan_conf::{Config, Encapsulation, PeerType, PortRole, SteeringMode};
 use sdwan_control::api::{self, Request, Response};
 use sdwan_control::mgmt;
 use sdwan_dataplane::counters::CounterSnapshot;
 use sdwan_dataplane::engine::TenantSpec;
 use sdwan_dataplane::esp::{Backend, Suite};
 use sdwan_dataplane::pathmon::MonitorConfig;
+use sdwan_dataplane::policy;
 use sdwan_dataplane::route::{NextHop, RouteSource, TenantHop};
 use sdwan_dataplane::tunnel::{self, CircuitInfo, TunnelInfo, TunnelKeys, TunnelKind};
 use sdwan_dataplane::{eal, Engine, EngineSpec, PortSpec};
@@ -159,6 +160,7 @@ fn engine_spec(config: &Config) -> Result<EngineSpec, String> {
         tunnels,
         tunnel_keys,
         backend: Backend::default(),
+        policies: policies(config, &index_of)?,
         path_monitor: monitor_config(&config.path_monitor),
         probe_port: if config.path_monitor.enabled {
             config.path_monitor.port
@@ -166,6 +168,60 @@ fn engine_spec(config: &Config) -> Result<EngineSpec, String> {
             0
         },
     })
+}
+
+/// The steering policies, with their SLA classes, tenants and circuits resolved.
+fn policies(
+    config: &Config,
+    index_of: &dyn Fn(&str) -> Result<u16, String>,
+) -> Result<Vec<policy::Policy>, String> {
+    const MS: u64 = 1_000_000;
+    config
+        .policies
+        .iter()
+        .map(|p| {
+            let sla = p
+                .sla
+                .as_ref()
+                .and_then(|n| config.sla_classes.iter().find(|k| &k.name == n))
+                .map(|k| policy::Sla {
+                    max_rtt_ns: k.max_latency_ms.map(|v| u64::from(v) * MS),
+                    max_loss_pct: k.max_loss_pct,
+                    max_jitter_ns: k.max_jitter_ms.map(|v| u64::from(v) * MS),
+                });
+            Ok(policy::Policy {
+                name: p.name.clone(),
+                tenant: config
+                    .tenants
+                    .iter()
+                    .position(|t| t.name == p.tenant)
+                    .ok_or_else(|| format!("policy {}: unknown tenant {}", p.name, p.tenant))?
+                    as u16,
+                src: p.matches.src.clone(),
+                dst: p.matches.dst.clone(),
+                protocol: p.matches.protocol,
+                src_ports: p.matches.src_ports.clone(),
+                dst_ports: p.matches.dst_ports.clone(),
+                dscp: p.matches.dscp.iter().fold(0u64, |m, &d| m | 1 << d),
+                sla_name: p.sla.clone(),
+                sla,
+                mode: match p.mode {
+                    SteeringMode::Best => policy::Mode::Best,
+                    SteeringMode::Spread => policy::Mode::Spread,
+                    SteeringMode::Replicate => policy::Mode::Replicate,
+                    SteeringMode::Fec => policy::Mode::Fec(p.fec_k),
+                    SteeringMode::Breakout => policy::Mode::Breakout,
+                    SteeringMode::Drop => policy::Mode::Drop,
+                },
+                circuits: p
+                    .circuits
+                    .iter()
+                    .map(|c| index_of(c))
+                    .collect::<Result<_, _>>()?,
+                weights: p.weights.clone(),
+            })
+        })
+        .collect()
 }
 
 /// The path monitors' settings from `path_monitor`.
@@ -397,6 +453,10 @@ fn counters(s: &CounterSnapshot) -> api::Counters {
         busy_polls: s.busy_polls,
         idle_polls: s.idle_polls,
         sleeps: s.sleeps,
+        encrypted: s.encrypted,
+        decrypted: s.decrypted,
+        handed_off: s.handed_off,
+        replicated: s.replicated,
         drops: s.drops.iter().cloned().collect(),
     }
 }
@@ -580,6 +640,46 @@ fn handle(req: Request, config: &Config, engine: &Engine, started: Instant) -> R
                     false_alarms: p.false_alarms,
                     packets_out: p.packets_out,
                     packets_in: p.packets_in,
+                })
+                .collect::<Vec<_>>(),
+        ),
+        Request::ShowFlows => serde_json::to_value(
+            engine
+                .flows()
+                .into_iter()
+                .map(|f| api::Flow {
+                    tenant: f.tenant,
+                    src: f.src.to_string(),
+                    dst: f.dst.to_string(),
+                    protocol: f.protocol,
+                    src_port: f.src_port,
+                    dst_port: f.dst_port,
+                    dscp: f.dscp,
+                    policy: f.policy,
+                    mode: f.mode.into(),
+                    sla: f.sla,
+                    peer: f.peer,
+                    path: f.path,
+                    second: f.second,
+                    packets: f.packets,
+                    idle_secs: f.idle_secs,
+                    worker: f.worker,
+                })
+                .collect::<Vec<_>>(),
+        ),
+        Request::ShowPolicies => serde_json::to_value(
+            engine
+                .classes()
+                .into_iter()
+                .map(|c| api::PolicyPaths {
+                    policy: c.policy,
+                    tenant: c.tenant,
+                    mode: c.mode.into(),
+                    sla: c.sla,
+                    peer: c.peer,
+                    path: c.path,
+                    second: c.second,
+                    moves: c.moves,
                 })
                 .collect::<Vec<_>>(),
         ),

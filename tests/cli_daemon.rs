@@ -42,7 +42,9 @@ fn cli_bad_command_exits_2_with_usage() {
     }
     let out = run(&sdwan_cli(), &["--help"]);
     assert_eq!(out.status.code(), Some(0));
-    assert!(stdout(&out).contains("show {interfaces|stats|routes|neighbors|sa [SPI]|paths|version}"));
+    assert!(stdout(&out).contains(
+        "show {interfaces|stats|routes|neighbors|sa [SPI]|paths|flows|policies|version}"
+    ));
 }
 
 /// The CPUs this process may run on.

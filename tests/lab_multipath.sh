@@ -11,6 +11,11 @@
 #   3. Recovery: inet back; after the hold-down it is up again and carries its traffic again.
 #   4. A one-way cut (inet a2b only): both sites still notice (one loses requests, the other
 #      replies) and the stream fails over.
+#   5. SLA steering: with streams of the "voice" class (SLA: 50 ms RTT, prefers mpls) and the
+#      "bulk" class (no SLA, prefers mpls) running, mpls gets 80 ms more delay each way; voice
+#      moves to inet (the time is printed), bulk stays on mpls.
+#   6. Replication: 5% loss on inet both ways; 10,000 packets of the "critical" class (inet,
+#      with a copy on mpls) all arrive, once each; the control class on inet alone loses some.
 #
 # Failover times are printed, not asserted (timing is for benchmarks). With TRIALS=N (N > 1)
 # the cut and recovery of step 2 are repeated N times more at the end and the distribution of
@@ -88,18 +93,26 @@ wait_state() {
     return 1
 }
 
-# stream NAME SECONDS CUT_AT CMD : the numbered UDP stream hostA -> hostB (10.2.0.2, routed
-# over inet), CMD run CUT_AT seconds in; the analysis goes to $WORK/NAME.json.
+# stream NAME SECONDS CUT_AT CMD [PORT [PPS]] : a numbered UDP stream hostA -> hostB
+# (10.2.0.2:PORT, default 5001: no policy, routed over inet), CMD run CUT_AT seconds in; the
+# analysis goes to $WORK/NAME.json.
 stream() {
-    local name=$1 secs=$2 at=$3 cmd=$4
-    ip netns exec "$P-hostB" /usr/bin/python3 "$STREAM" recv 5001 $((secs + 2)) "$WORK/$name.recv.json" &
+    local name=$1 secs=$2 at=$3 cmd=$4 port=${5:-5001} pps=${6:-1000}
+    ip netns exec "$P-hostB" /usr/bin/python3 "$STREAM" recv "$port" $((secs + 2)) "$WORK/$name.recv.json" &
     local rpid=$!
     sleep 0.5
-    ip netns exec "$P-hostA" /usr/bin/python3 "$STREAM" send 10.2.0.2 5001 1000 "$secs" \
-        --at "$at" "$cmd" >"$WORK/$name.send.json"
+    if [[ -n $cmd ]]; then
+        ip netns exec "$P-hostA" /usr/bin/python3 "$STREAM" send 10.2.0.2 "$port" "$pps" "$secs" \
+            --at "$at" "$cmd" >"$WORK/$name.send.json"
+    else
+        ip netns exec "$P-hostA" /usr/bin/python3 "$STREAM" send 10.2.0.2 "$port" "$pps" "$secs" \
+            >"$WORK/$name.send.json"
+    fi
     wait "$rpid"
     /usr/bin/python3 "$STREAM" analyze "$WORK/$name.send.json" "$WORK/$name.recv.json" >"$WORK/$name.json"
 }
+# policy SOCKET NAME FIELD : one field of one policy in `show policies --json`.
+policy() { cli "$1" show policies --json | jq -r --arg p "$2" --arg f "$3" '.[] | select(.policy == $p) | .[$f]'; }
 field() { jq -r ".$2 // empty" "$WORK/$1.json"; }
 
 T0=$SECONDS
@@ -174,6 +187,63 @@ check "site A: inet down (its requests are lost)" 'a == "down"' "$(path "$SOCK_A
 check "site B: inet down (its requests arrive, the replies are lost)" 'a == "down"' \
     "$(path "$SOCK_B" inet state)"
 "$LAB" clear inet
+
+echo "=== 5. SLA steering: 80 ms more delay on mpls ==="
+wait_state "$SOCK_A" inet up 10 || true
+wait_state "$SOCK_B" inet up 10 || true
+check "before: voice and bulk on mpls" 'a == "mpls" && b == "mpls"' \
+    "$(policy "$SOCK_A" voice path)" "$(policy "$SOCK_A" bulk path)"
+stream voice 8 0 "" 5004 200 &
+VOICE=$!
+stream bulk 8 0 "" 5005 200 &
+BULK=$!
+sleep 2.5
+T_DELAY=$(date +%s.%N)
+"$LAB" impair mpls delay 80 >/dev/null
+MOVED=
+for ((i = 0; i < 100; i++)); do
+    if [[ $(policy "$SOCK_A" voice path) == inet ]]; then
+        MOVED=$(awk -v a="$T_DELAY" -v b="$(date +%s.%N)" 'BEGIN { printf "%.2f", b - a }')
+        break
+    fi
+    sleep 0.05
+done
+wait "$VOICE" "$BULK"
+cli "$SOCK_A" show policies | indent
+cli "$SOCK_A" show flows | indent
+info "voice moved to inet ${MOVED:-never} s after the delay was added (SLA latency: median RTT of the last 10 probes)"
+check "voice (50 ms SLA) left mpls for inet" 'a != ""' "$MOVED"
+check "bulk (no SLA) stayed on mpls: no move" 'a == "mpls" && b == 0' \
+    "$(policy "$SOCK_A" bulk path)" "$(policy "$SOCK_A" bulk moves)"
+FLOWS=$(cli "$SOCK_A" show flows --json)
+check "show flows: the voice flow on inet, the bulk flow on mpls" 'a == "inet" && b == "mpls"' \
+    "$(jq -r '.[] | select(.dst_port == 5004) | .path' <<<"$FLOWS")" \
+    "$(jq -r '.[] | select(.dst_port == 5005) | .path' <<<"$FLOWS")"
+check "no packet of either stream lost" 'a == 0 && b == 0 && c > 0' \
+    "$(field voice lost)" "$(field bulk lost)" "$(field voice received)"
+info "mpls: $(path "$SOCK_A" mpls state), RTT p50 $(path "$SOCK_A" mpls rtt_p50_ms) ms," \
+    "downs $(path "$SOCK_A" mpls downs), of them false alarms $(path "$SOCK_A" mpls false_alarms)"
+"$LAB" clear mpls >/dev/null
+
+echo "=== 6. replication: 5% loss on inet ==="
+"$LAB" impair inet loss 5 >/dev/null
+REPL0=$(cli "$SOCK_A" show stats --json | jq '.total.replicated')
+stream critical 10 0 "" 5006 1000 &
+CRIT=$!
+stream control 10 0 "" 5008 1000
+wait "$CRIT"
+"$LAB" clear inet >/dev/null
+jq -c . "$WORK/critical.json" | indent
+jq -c . "$WORK/control.json" | indent
+check "critical (replicated): all $(field critical sent) packets arrived, once each" \
+    'a == 10000 && b == 10000 && c == 0' \
+    "$(field critical sent)" "$(field critical received)" "$(field critical duplicates)"
+check "control (inet alone): the loss is real ($(field control lost) of $(field control sent) lost)" \
+    'a > 100' "$(field control lost)"
+check "site A sent a copy of every critical packet" 'b - a >= 10000' \
+    "$REPL0" "$(cli "$SOCK_A" show stats --json | jq '.total.replicated')"
+check "site B dropped the second copies as replays" 'a >= 9000' \
+    "$(cli "$SOCK_B" show stats --json | jq '.total.drops.replay // 0')"
 
 TRIALS=${TRIALS:-1}
 if [[ $TRIALS -gt 1 ]]; then

@@ -266,6 +266,91 @@ pub fn paths(v: &[api::Path]) -> String {
     )
 }
 
+/// `show flows`: one line per steered flow.
+pub fn flows(v: &[api::Flow]) -> String {
+    let proto = |p: u8| match p {
+        6 => "tcp".to_string(),
+        17 => "udp".to_string(),
+        1 => "icmp".to_string(),
+        58 => "icmpv6".to_string(),
+        n => n.to_string(),
+    };
+    let end = |a: &str, p: u16, with_port: bool| {
+        if with_port {
+            if a.contains(':') {
+                format!("[{a}]:{p}")
+            } else {
+                format!("{a}:{p}")
+            }
+        } else {
+            a.to_string()
+        }
+    };
+    let rows: Vec<Vec<String>> = v
+        .iter()
+        .map(|f| {
+            let ports = matches!(f.protocol, 6 | 17);
+            vec![
+                f.tenant.clone(),
+                proto(f.protocol),
+                end(&f.src, f.src_port, ports),
+                end(&f.dst, f.dst_port, ports),
+                f.policy.clone(),
+                f.sla.clone().unwrap_or_else(|| "-".into()),
+                f.mode.clone(),
+                f.peer.clone(),
+                match &f.second {
+                    Some(s) => format!("{}+{s}", f.path),
+                    None => f.path.clone(),
+                },
+                f.packets.to_string(),
+                format!("{:.1}s", f.idle_secs),
+            ]
+        })
+        .collect();
+    table(
+        &[
+            "Tenant",
+            "Proto",
+            "Source",
+            "Destination",
+            "Policy",
+            "SLA",
+            "Mode",
+            "Peer",
+            "Paths",
+            "Packets",
+            "Idle",
+        ],
+        &rows,
+    )
+}
+
+/// `show policies`: each policy's paths to each peer.
+pub fn policies(v: &[api::PolicyPaths]) -> String {
+    let rows: Vec<Vec<String>> = v
+        .iter()
+        .map(|p| {
+            vec![
+                p.policy.clone(),
+                p.tenant.clone(),
+                p.mode.clone(),
+                p.sla.clone().unwrap_or_else(|| "-".into()),
+                p.peer.clone(),
+                p.path.clone().unwrap_or_else(|| "(route)".into()),
+                p.second.clone().unwrap_or_else(|| "-".into()),
+                p.moves.to_string(),
+            ]
+        })
+        .collect();
+    table(
+        &[
+            "Policy", "Tenant", "Mode", "SLA", "Peer", "Path", "Second", "Moves",
+        ],
+        &rows,
+    )
+}
+
 /// `show sa SPI`: everything about one SA, one field per line (like `swanctl --list-sas`).
 pub fn sa_detail(s: &api::Sa) -> String {
     let mut out = format!(

@@ -12,7 +12,7 @@ use sdwan_control::mgmt;
 mod format;
 
 const USAGE: &str =
-    "usage: sdwan-cli [--socket PATH] show {interfaces|stats|routes|neighbors|sa [SPI]|paths|version} [--json]
+    "usage: sdwan-cli [--socket PATH] show {interfaces|stats|routes|neighbors|sa [SPI]|paths|flows|policies|version} [--json]
 
   --socket PATH  sdwand's management socket (default: $SDWAN_SOCKET, else the only
                  socket in /run/sdwand/)
@@ -54,6 +54,8 @@ fn main() -> ExitCode {
             None => return usage(&format!("invalid SPI {spi:?} (decimal, or hex with 0x)")),
         },
         ["show", "paths" | "path"] => Request::ShowPaths,
+        ["show", "flows" | "flow"] => Request::ShowFlows,
+        ["show", "policies" | "policy"] => Request::ShowPolicies,
         [] => return usage("no command given"),
         other => return usage(&format!("unknown command {:?}", other.join(" "))),
     };
@@ -119,6 +121,10 @@ fn main() -> ExitCode {
             decode::<api::Sa>(response.data).map(|s| format::sa_detail(&s))
         }
         Request::ShowPaths => decode::<Vec<api::Path>>(response.data).map(|v| format::paths(&v)),
+        Request::ShowFlows => decode::<Vec<api::Flow>>(response.data).map(|v| format::flows(&v)),
+        Request::ShowPolicies => {
+            decode::<Vec<api::PolicyPaths>>(response.data).map(|v| format::policies(&v))
+        }
     };
     match text {
         Ok(t) => {

@@ -101,6 +101,117 @@ pub(crate) fn transport<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String
     node_name(d).map(Some)
 }
 
+pub(crate) fn opt_ms<'de, D: Deserializer<'de>>(d: D) -> Result<Option<u32>, D::Error> {
+    int_in(d, 1, 10_000).map(Some)
+}
+
+pub(crate) fn opt_pct<'de, D: Deserializer<'de>>(d: D) -> Result<Option<f64>, D::Error> {
+    let v = f64::deserialize(d)?;
+    if !(0.0..=100.0).contains(&v) {
+        return Err(D::Error::custom(format!("{v} is out of range 0..=100")));
+    }
+    Ok(Some(v))
+}
+
+pub(crate) fn fec_k<'de, D: Deserializer<'de>>(d: D) -> Result<u8, D::Error> {
+    int_in(d, 2, 16)
+}
+
+/// A YAML scalar that is a number or a string.
+#[derive(serde::Deserialize)]
+#[serde(untagged)]
+enum P {
+    N(i64),
+    S(String),
+}
+
+/// A protocol name or number.
+pub(crate) fn protocol<'de, D: Deserializer<'de>>(d: D) -> Result<Option<u8>, D::Error> {
+    match P::deserialize(d)? {
+        P::N(n) => u8::try_from(n)
+            .map(Some)
+            .map_err(|_| D::Error::custom(format!("protocol {n} is out of range 0..=255"))),
+        P::S(s) => match s.as_str() {
+            "tcp" => Ok(Some(6)),
+            "udp" => Ok(Some(17)),
+            "icmp" => Ok(Some(1)),
+            "icmpv6" => Ok(Some(58)),
+            _ => Err(D::Error::custom(format!(
+                "unknown protocol {s:?} (tcp, udp, icmp, icmpv6 or a number 0..=255)"
+            ))),
+        },
+    }
+}
+
+/// Ports or port ranges: `5060` or `"16384-32767"`.
+pub(crate) fn port_ranges<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<(u16, u16)>, D::Error> {
+    let port = |n: i64| {
+        u16::try_from(n)
+            .ok()
+            .filter(|&p| p != 0)
+            .ok_or_else(|| format!("port {n} is out of range 1..=65535"))
+    };
+    let mut out = Vec::new();
+    for p in Vec::<P>::deserialize(d)? {
+        let r = match p {
+            P::N(n) => port(n).map(|p| (p, p)),
+            P::S(s) => match s.split_once('-') {
+                Some((a, b)) => match (a.trim().parse::<i64>(), b.trim().parse::<i64>()) {
+                    (Ok(a), Ok(b)) => port(a).and_then(|a| {
+                        port(b).and_then(|b| {
+                            if a <= b {
+                                Ok((a, b))
+                            } else {
+                                Err(format!("port range {s:?} runs backwards"))
+                            }
+                        })
+                    }),
+                    _ => Err(format!(
+                        "invalid port range {s:?} (write e.g. \"16384-32767\")"
+                    )),
+                },
+                None => s
+                    .trim()
+                    .parse::<i64>()
+                    .map_err(|_| format!("invalid port {s:?}"))
+                    .and_then(port)
+                    .map(|p| (p, p)),
+            },
+        };
+        out.push(r.map_err(D::Error::custom)?);
+    }
+    Ok(out)
+}
+
+pub(crate) fn dscps<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<u8>, D::Error> {
+    let v = Vec::<i64>::deserialize(d)?;
+    v.into_iter()
+        .map(|n| {
+            u8::try_from(n)
+                .ok()
+                .filter(|&x| x <= 63)
+                .ok_or_else(|| D::Error::custom(format!("DSCP {n} is out of range 0..=63")))
+        })
+        .collect()
+}
+
+/// Prefixes of a policy match (host bits must be clear, as in routes).
+pub(crate) fn prefixes<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<IpNet>, D::Error> {
+    let v = Vec::<String>::deserialize(d)?;
+    v.iter()
+        .map(|s| {
+            let net = parse_net("prefix", s).map_err(D::Error::custom)?;
+            if net.addr() != net.network() {
+                return Err(D::Error::custom(format!(
+                    "prefix {s:?} has host bits set (did you mean {}?)",
+                    net.trunc()
+                )));
+            }
+            Ok(net)
+        })
+        .collect()
+}
+
 pub(crate) fn mtu<'de, D: Deserializer<'de>>(d: D) -> Result<u16, D::Error> {
     int_in(d, 576, 9000)
 }

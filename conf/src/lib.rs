@@ -100,6 +100,106 @@ pub struct Config {
     pub peers: Vec<Peer>,
     /// Optional section; defaults apply. Probing of the paths to overlay peers.
     pub path_monitor: PathMonitor,
+    /// Optional, default empty. The limits a path must meet for a policy's traffic.
+    pub sla_classes: Vec<SlaClass>,
+    /// Optional, default empty. Application steering: the first policy whose tenant and match
+    /// fit a packet decides how it travels; other traffic follows its route.
+    pub policies: Vec<Policy>,
+}
+
+/// An SLA class: what a path must offer a policy's traffic. Latency is the path's round-trip
+/// time (median of the last 10 probes), loss over the last 100 probes, jitter the RFC 3550
+/// estimator; an unset limit is not checked.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SlaClass {
+    /// `[A-Za-z0-9_-]{1,32}`, unique.
+    #[serde(deserialize_with = "de::node_name")]
+    pub name: String,
+    /// 1..=10000.
+    #[serde(default, deserialize_with = "de::opt_ms")]
+    pub max_latency_ms: Option<u32>,
+    /// 0..=100.
+    #[serde(default, deserialize_with = "de::opt_pct")]
+    pub max_loss_pct: Option<f64>,
+    /// 1..=10000.
+    #[serde(default, deserialize_with = "de::opt_ms")]
+    pub max_jitter_ms: Option<u32>,
+}
+
+/// How a policy's packets travel.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SteeringMode {
+    /// The most preferred path that meets the SLA; a flow moves only when its path leaves it.
+    #[default]
+    Best,
+    /// Packet by packet over the usable circuits, weighted by `weights`.
+    Spread,
+    /// Each packet on two paths; the receiver keeps the first copy.
+    Replicate,
+    /// One XOR parity packet per `fec_k` packets, on another path.
+    Fec,
+    /// Out of the underlay's routes (local internet breakout), not through a tunnel.
+    Breakout,
+    Drop,
+}
+
+/// A steering policy.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Policy {
+    /// `[A-Za-z0-9_-]{1,32}`, unique.
+    #[serde(deserialize_with = "de::node_name")]
+    pub name: String,
+    /// The tenant whose LAN traffic it applies to.
+    pub tenant: String,
+    /// What it matches (every given field must match; empty: everything of the tenant).
+    #[serde(default, rename = "match", deserialize_with = "de::null_as_default")]
+    pub matches: PolicyMatch,
+    /// An SLA class (`sla_classes[].name`).
+    #[serde(default)]
+    pub sla: Option<String>,
+    #[serde(default)]
+    pub mode: SteeringMode,
+    /// Circuits (WAN port names) in order of preference; default: all, in port order.
+    #[serde(default, deserialize_with = "de::null_as_default")]
+    pub circuits: Vec<String>,
+    /// `spread`: a weight per circuit of `circuits` (1..=100 each; default all 1).
+    #[serde(default, deserialize_with = "de::null_as_default")]
+    pub weights: Vec<u32>,
+    /// `fec`: data packets per parity packet, 2..=16 (default 4).
+    #[serde(default = "Policy::default_fec_k", deserialize_with = "de::fec_k")]
+    pub fec_k: u8,
+}
+
+impl Policy {
+    fn default_fec_k() -> u8 {
+        4
+    }
+}
+
+/// What a policy matches.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PolicyMatch {
+    /// Source prefixes (any of them).
+    #[serde(default, deserialize_with = "de::prefixes")]
+    pub src: Vec<ipnet::IpNet>,
+    /// Destination prefixes (any of them).
+    #[serde(default, deserialize_with = "de::prefixes")]
+    pub dst: Vec<ipnet::IpNet>,
+    /// `tcp`, `udp`, `icmp`, `icmpv6` or a protocol number 0..=255.
+    #[serde(default, deserialize_with = "de::protocol")]
+    pub protocol: Option<u8>,
+    /// Ports or ranges (`5060`, `"16384-32767"`); tcp and udp only.
+    #[serde(default, deserialize_with = "de::port_ranges")]
+    pub src_ports: Vec<(u16, u16)>,
+    #[serde(default, deserialize_with = "de::port_ranges")]
+    pub dst_ports: Vec<(u16, u16)>,
+    /// DSCP values 0..=63 (any of them).
+    #[serde(default, deserialize_with = "de::dscps")]
+    pub dscp: Vec<u8>,
 }
 
 /// Path monitoring (multipath): every path to an overlay peer (a pair of circuits) is probed
@@ -234,8 +334,9 @@ pub struct TenantRoute {
     /// A peer that has an SA for this tenant. Exactly one of `peer` and `port`.
     #[serde(default)]
     pub peer: Option<String>,
-    /// With `peer`: the one circuit (a WAN port name of the peer's circuits) to use; without
-    /// it, flows are spread over the peer's circuits by a hash of their addresses.
+    /// With `peer`: the preferred circuit (a WAN port name of the peer's circuits), used while
+    /// its path is up; without it, flows are spread over the peer's circuits by a hash of
+    /// their addresses. Either way a path that is down gives its flows to the others.
     #[serde(default)]
     pub circuit: Option<String>,
     /// One of the tenant's LAN ports.
@@ -674,6 +775,10 @@ struct RawConfig {
     peers: Vec<Peer>,
     #[serde(default, deserialize_with = "de::null_as_default")]
     path_monitor: PathMonitor,
+    #[serde(default, deserialize_with = "de::null_as_default")]
+    sla_classes: Vec<SlaClass>,
+    #[serde(default, deserialize_with = "de::null_as_default")]
+    policies: Vec<Policy>,
 }
 
 #[derive(Default, Deserialize)]
@@ -699,6 +804,8 @@ impl From<RawConfig> for Config {
             tenants: raw.tenants,
             peers: raw.peers,
             path_monitor: raw.path_monitor,
+            sla_classes: raw.sla_classes,
+            policies: raw.policies,
         }
     }
 }

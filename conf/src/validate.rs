@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use std::net::IpAddr;
 
 use crate::locate::FieldPath;
-use crate::{Config, Encapsulation, PeerType, PortRole, Sa};
+use crate::{Config, Encapsulation, PeerType, PortRole, Sa, SteeringMode};
 
 /// A validation failure. `paths` lists where to point, best first: the first one present in
 /// the document is reported (a field may be absent because it took its default).
@@ -32,7 +32,114 @@ pub(crate) fn validate(c: &Config) -> Result<(), Issue> {
     tenants(c)?;
     peers(c)?;
     path_monitor(c)?;
+    policies(c)?;
     tenant_routes(c)
+}
+
+/// SLA classes have unique names; a policy names a known tenant, SLA class and WAN ports,
+/// ports only with tcp or udp, weights only for `spread` (one per circuit).
+fn policies(c: &Config) -> Result<(), Issue> {
+    let mut names = HashMap::new();
+    for (i, k) in c.sla_classes.iter().enumerate() {
+        if let Some(j) = names.insert(k.name.as_str(), i) {
+            return Err(issue(
+                root().key("sla_classes").index(i).key("name"),
+                format!(
+                    "SLA class {:?} is defined twice (also sla_classes[{j}])",
+                    k.name
+                ),
+            ));
+        }
+    }
+    let mut policy_names = HashMap::new();
+    for (i, p) in c.policies.iter().enumerate() {
+        let at = || root().key("policies").index(i);
+        if let Some(j) = policy_names.insert(p.name.as_str(), i) {
+            return Err(issue(
+                at().key("name"),
+                format!("policy {:?} is defined twice (also policies[{j}])", p.name),
+            ));
+        }
+        if !c.tenants.iter().any(|t| t.name == p.tenant) {
+            let known: Vec<&str> = c.tenants.iter().map(|t| t.name.as_str()).collect();
+            return Err(issue(
+                at().key("tenant"),
+                format!(
+                    "unknown tenant {:?} (tenants: {})",
+                    p.tenant,
+                    known.join(", ")
+                ),
+            ));
+        }
+        if let Some(sla) = &p.sla {
+            if !names.contains_key(sla.as_str()) {
+                return Err(issue(
+                    at().key("sla"),
+                    format!("unknown SLA class {sla:?} (define it in sla_classes)"),
+                ));
+            }
+        }
+        for (k, name) in p.circuits.iter().enumerate() {
+            match c.ports.iter().find(|x| &x.name == name) {
+                Some(x) if x.role == PortRole::Wan => {}
+                _ => {
+                    return Err(issue(
+                        at().key("circuits").index(k),
+                        format!(
+                            "unknown circuit {name:?} (WAN ports are: {})",
+                            port_names(c, PortRole::Wan)
+                        ),
+                    ))
+                }
+            }
+            if let Some(j) = p.circuits[..k].iter().position(|o| o == name) {
+                return Err(issue(
+                    at().key("circuits").index(k),
+                    format!("circuit {name:?} is already circuits[{j}]"),
+                ));
+            }
+        }
+        let m = &p.matches;
+        if (!m.src_ports.is_empty() || !m.dst_ports.is_empty())
+            && !matches!(m.protocol, Some(6 | 17))
+        {
+            let field = if m.src_ports.is_empty() {
+                "dst_ports"
+            } else {
+                "src_ports"
+            };
+            return Err(issue(
+                at().key("match").key(field),
+                "ports need protocol tcp or udp".into(),
+            ));
+        }
+        if !p.weights.is_empty() {
+            if p.mode != SteeringMode::Spread {
+                return Err(issue(
+                    at().key("weights"),
+                    "weights apply to mode spread".into(),
+                ));
+            }
+            let want = if p.circuits.is_empty() {
+                c.ports.iter().filter(|x| x.role == PortRole::Wan).count()
+            } else {
+                p.circuits.len()
+            };
+            if p.weights.len() != want {
+                return Err(issue(
+                    at().key("weights"),
+                    format!("{} weights for {want} circuits (one each)", p.weights.len()),
+                ));
+            }
+            if let Some(k) = p.weights.iter().position(|&w| !(1..=100).contains(&w)) {
+                return Err(issue(
+                    at().key("weights").index(k),
+                    format!("weight {} is out of range 1..=100", p.weights[k]),
+                ));
+            }
+        }
+    }
+    Ok(())
 }
 
 /// `transport` and `trusted` describe WAN circuits; the idle probe interval is not shorter

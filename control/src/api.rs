@@ -21,6 +21,10 @@ pub enum Request {
     },
     /// Every path to every overlay peer.
     ShowPaths,
+    /// The flows steering policies took lately.
+    ShowFlows,
+    /// Each policy's current paths to each peer.
+    ShowPolicies,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -84,6 +88,16 @@ pub struct Counters {
     pub busy_polls: u64,
     pub idle_polls: u64,
     pub sleeps: u64,
+    /// Packets sealed into and opened out of tunnels, handed to the worker owning their SA,
+    /// and sent a second time by a replicating policy.
+    #[serde(default)]
+    pub encrypted: u64,
+    #[serde(default)]
+    pub decrypted: u64,
+    #[serde(default)]
+    pub handed_off: u64,
+    #[serde(default)]
+    pub replicated: u64,
     /// Drop reason -> packets.
     pub drops: BTreeMap<String, u64>,
 }
@@ -198,6 +212,45 @@ pub struct Path {
     /// Tunnel packets (all tenants) sent and received on the path.
     pub packets_out: u64,
     pub packets_in: u64,
+}
+
+/// A flow a steering policy took (`show flows`), seen in the last 30 s.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Flow {
+    pub tenant: String,
+    pub src: String,
+    pub dst: String,
+    /// IP protocol number.
+    pub protocol: u8,
+    pub src_port: u16,
+    pub dst_port: u16,
+    pub dscp: u8,
+    /// The policy (the class), its mode and SLA class.
+    pub policy: String,
+    pub mode: String,
+    pub sla: Option<String>,
+    pub peer: String,
+    /// The circuit of its path, and of its copies' or parity's path.
+    pub path: String,
+    pub second: Option<String>,
+    pub packets: u64,
+    pub idle_secs: f64,
+    pub worker: usize,
+}
+
+/// A policy's current paths to one peer (`show policies`).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PolicyPaths {
+    pub policy: String,
+    pub tenant: String,
+    pub mode: String,
+    pub sla: Option<String>,
+    pub peer: String,
+    /// None: no path chosen yet (the route decides).
+    pub path: Option<String>,
+    pub second: Option<String>,
+    /// Times its path changed.
+    pub moves: u64,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -53,10 +53,12 @@ pub enum DropReason {
     UnknownVlan,
     /// A path probe from an unknown address, malformed, or whose tag did not verify.
     ProbeRejected,
+    /// A steering policy with mode `drop` took it.
+    Policy,
 }
 
 impl DropReason {
-    pub const ALL: [DropReason; 21] = [
+    pub const ALL: [DropReason; 22] = [
         DropReason::Malformed,
         DropReason::BadChecksum,
         DropReason::NotForUs,
@@ -78,6 +80,7 @@ impl DropReason {
         DropReason::SeqExhausted,
         DropReason::UnknownVlan,
         DropReason::ProbeRejected,
+        DropReason::Policy,
     ];
 
     pub fn name(self) -> &'static str {
@@ -103,6 +106,7 @@ impl DropReason {
             DropReason::SeqExhausted => "seq_exhausted",
             DropReason::UnknownVlan => "unknown_vlan",
             DropReason::ProbeRejected => "probe_rejected",
+            DropReason::Policy => "policy",
         }
     }
 }
@@ -153,6 +157,8 @@ pub struct WorkerCounters {
     pub handoffs_received: Counter,
     /// NAT keepalives (RFC 3948 §2.3) received on UDP 4500.
     pub nat_keepalives: Counter,
+    /// Copies sent on a second path by a replicating policy.
+    pub replicated: Counter,
     drops: [Counter; DropReason::ALL.len()],
 }
 
@@ -182,6 +188,7 @@ impl WorkerCounters {
             handed_off: self.handed_off.get(),
             handoffs_received: self.handoffs_received.get(),
             nat_keepalives: self.nat_keepalives.get(),
+            replicated: self.replicated.get(),
             drops: DropReason::ALL
                 .iter()
                 .map(|r| (r.name().to_owned(), self.dropped(*r)))
@@ -212,6 +219,7 @@ pub struct CounterSnapshot {
     pub handoffs_received: u64,
     #[serde(default)]
     pub nat_keepalives: u64,
+    pub replicated: u64,
     /// Drop reason name -> count, in a fixed order.
     pub drops: Vec<(String, u64)>,
 }
@@ -239,6 +247,7 @@ impl CounterSnapshot {
             total.handed_off += s.handed_off;
             total.handoffs_received += s.handoffs_received;
             total.nat_keepalives += s.nat_keepalives;
+            total.replicated += s.replicated;
             if total.drops.is_empty() {
                 total.drops = s.drops.clone();
             } else {

@@ -66,6 +66,8 @@ pub struct EngineSpec {
     /// UDP port (0: no probing; every path then counts as usable).
     pub path_monitor: MonitorConfig,
     pub probe_port: u16,
+    /// Steering policies, tried in order.
+    pub policies: Vec<crate::policy::Policy>,
 }
 
 /// The base keys of each overlay peer's probes: the keys of its tunnel whose tenant has the
@@ -164,6 +166,43 @@ pub struct SaStatus {
     pub seq: u64,
     pub age_secs: u64,
     pub worker: usize,
+}
+
+/// A flow a policy steered, for `show flows`.
+#[derive(Debug, Clone, Serialize)]
+pub struct FlowStatus {
+    pub tenant: String,
+    pub src: IpAddr,
+    pub dst: IpAddr,
+    pub protocol: u8,
+    pub src_port: u16,
+    pub dst_port: u16,
+    pub dscp: u8,
+    pub policy: String,
+    pub mode: &'static str,
+    pub sla: Option<String>,
+    pub peer: String,
+    /// Our circuit (WAN port) of its path, and of the copy's or parity's path.
+    pub path: String,
+    pub second: Option<String>,
+    pub packets: u64,
+    /// Seconds since its last packet (0.5 s resolution).
+    pub idle_secs: f64,
+    pub worker: usize,
+}
+
+/// A policy's choice of paths to one peer, for `show policies`.
+#[derive(Debug, Clone, Serialize)]
+pub struct ClassStatus {
+    pub policy: String,
+    pub tenant: String,
+    pub mode: &'static str,
+    pub sla: Option<String>,
+    pub peer: String,
+    /// Our circuit of the chosen path (`None`: none chosen yet; the route decides).
+    pub path: Option<String>,
+    pub second: Option<String>,
+    pub moves: u64,
 }
 
 /// One path to an overlay peer, for `show paths`.
@@ -318,7 +357,11 @@ impl Engine {
             ));
             engine.ports.push(port);
         }
-        let mut tables = Tables::new(infos, &spec.routes).with_tenants(spec.tenants, spec.tunnels);
+        let mut tables = Tables::new(infos, &spec.routes).with_policies(
+            spec.tenants,
+            spec.tunnels,
+            spec.policies,
+        );
         for &(port, ip, mac) in &spec.static_neighbors {
             tables.neighbors.insert(NeighborKey::new(port, ip), mac);
         }
@@ -613,6 +656,94 @@ impl Engine {
                 if s == 0 || seen > 0 {
                     v.push(base("in", info.in_spi.wrapping_add(s), owner, st));
                 }
+            }
+        }
+        v
+    }
+
+    /// The flows policies steered in the last 30 s, across the workers.
+    pub fn flows(&self) -> Vec<FlowStatus> {
+        let t = self.publisher.snapshot();
+        let port_name = |tunnel: u16, path: u8| -> Option<String> {
+            let c = t
+                .tunnels
+                .get(usize::from(tunnel))?
+                .circuits
+                .get(usize::from(path))?;
+            t.ports.get(usize::from(c.port)).map(|p| p.name.clone())
+        };
+        let mut v = Vec::new();
+        for (w, h) in self.workers.iter().enumerate() {
+            let Ok(flows) = h.sa_stats.flows.lock() else {
+                continue;
+            };
+            let newest = flows.iter().map(|f| f.tick).max().unwrap_or(0);
+            for f in flows.iter() {
+                let Some(p) = t.policies.get(usize::from(f.policy)) else {
+                    continue;
+                };
+                v.push(FlowStatus {
+                    tenant: t
+                        .tenants
+                        .get(usize::from(f.tenant))
+                        .map_or_else(String::new, |x| x.name.clone()),
+                    src: f.key.src,
+                    dst: f.key.dst,
+                    protocol: f.key.protocol,
+                    src_port: f.key.src_port,
+                    dst_port: f.key.dst_port,
+                    dscp: f.key.dscp,
+                    policy: p.name.clone(),
+                    mode: p.mode.name(),
+                    sla: p.sla_name.clone(),
+                    peer: t
+                        .tunnels
+                        .get(usize::from(f.tunnel))
+                        .map_or_else(String::new, |x| x.peer.clone()),
+                    path: port_name(f.tunnel, f.path).unwrap_or_default(),
+                    second: port_name(f.tunnel, f.second),
+                    packets: f.packets,
+                    idle_secs: f64::from(newest.wrapping_sub(f.tick)) / 10.0,
+                    worker: w,
+                });
+            }
+        }
+        v.sort_by(|a, b| {
+            (&a.tenant, a.src, a.dst, a.protocol, a.src_port, a.dst_port)
+                .cmp(&(&b.tenant, b.src, b.dst, b.protocol, b.src_port, b.dst_port))
+        });
+        v
+    }
+
+    /// Each policy's paths to each overlay peer.
+    pub fn classes(&self) -> Vec<ClassStatus> {
+        let t = self.publisher.snapshot();
+        let mut v = Vec::new();
+        for (k, p) in t.policies.iter().enumerate() {
+            for (pi, peer) in t.peers.iter().enumerate() {
+                let Some(b) = t.board.peers.get(pi) else {
+                    continue;
+                };
+                let (first, second) = t.board.class_paths(pi as u16, k as u16);
+                let name = |i: u8| {
+                    peer.paths
+                        .get(usize::from(i))
+                        .and_then(|c| t.ports.get(usize::from(c.port)))
+                        .map(|x| x.name.clone())
+                };
+                v.push(ClassStatus {
+                    policy: p.name.clone(),
+                    tenant: t
+                        .tenants
+                        .get(usize::from(p.tenant))
+                        .map_or_else(String::new, |x| x.name.clone()),
+                    mode: p.mode.name(),
+                    sla: p.sla_name.clone(),
+                    peer: peer.name.clone(),
+                    path: name(first),
+                    second: name(second),
+                    moves: b.class_moves.get(k).map_or(0, |c| c.get()),
+                });
             }
         }
         v

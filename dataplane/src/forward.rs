@@ -974,8 +974,16 @@ fn route_own_packet<B: PacketBuf>(
                     };
                     let d = pkt.data_mut();
                     ethernet::write_header(d, &BROADCAST_MAC, &BROADCAST_MAC, ethertype);
-                    return match tunnel::send(t, tn, usize::from(tunnel), circuit, ingress, pkt, fx)
-                    {
+                    return match tunnel::send(
+                        t,
+                        tn,
+                        usize::from(tunnel),
+                        circuit,
+                        None,
+                        ingress,
+                        pkt,
+                        fx,
+                    ) {
                         Verdict::Forward(p) => Verdict::Reply(p),
                         v => v,
                     };

@@ -15,6 +15,7 @@ pub mod multipath;
 pub mod overlay;
 pub mod pathmon;
 pub mod pcapfile;
+pub mod policy;
 pub mod port;
 pub mod probe;
 pub mod route;

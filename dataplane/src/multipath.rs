@@ -21,7 +21,7 @@
 //!   not held back), and when every path is down the preferred one is used all the same.
 
 use std::net::IpAddr;
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::atomic::{AtomicU32, AtomicU8, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -31,6 +31,7 @@ use crate::counters::{Counter, DropReason};
 use crate::esp::{AeadKey, Backend, KeyError};
 use crate::forward::{Context, Ingress, PacketBuf, Stage, Verdict};
 use crate::pathmon::{MonitorConfig, PathMonitor, PathState, PathStats};
+use crate::policy::{self, PathFigures, NO_PATH};
 use crate::probe::{self, Kind, Probe};
 use crate::tables::{NeighborKey, Tables};
 use crate::tunnel::CircuitInfo;
@@ -76,6 +77,12 @@ pub struct PeerBoard {
     /// Bit `i`: path `i` may carry traffic (up, or not known yet).
     pub usable: AtomicU32,
     pub paths: Vec<PathStat>,
+    /// Per policy: the path its traffic to this peer takes, and the second path (copies,
+    /// parity); [`NO_PATH`]: none chosen, the route decides.
+    pub class_path: Vec<AtomicU8>,
+    pub class_second: Vec<AtomicU8>,
+    /// Per policy: how often its path changed.
+    pub class_moves: Vec<Counter>,
 }
 
 /// The published state of every peer's paths, shared by the workers and the control thread.
@@ -85,16 +92,36 @@ pub struct PathBoard {
 }
 
 impl PathBoard {
-    pub fn new(peers: &[PeerPaths]) -> Self {
+    pub fn new(peers: &[PeerPaths], policies: usize) -> Self {
         Self {
             peers: peers
                 .iter()
                 .map(|p| PeerBoard {
                     usable: AtomicU32::new(all_paths(p.paths.len())),
                     paths: p.paths.iter().map(|_| PathStat::default()).collect(),
+                    class_path: (0..policies).map(|_| AtomicU8::new(NO_PATH)).collect(),
+                    class_second: (0..policies).map(|_| AtomicU8::new(NO_PATH)).collect(),
+                    class_moves: (0..policies).map(|_| Counter::default()).collect(),
                 })
                 .collect(),
         }
+    }
+
+    /// The path of policy `policy`'s traffic to peer `peer` and its second path.
+    #[inline]
+    pub fn class_paths(&self, peer: u16, policy: u16) -> (u8, u8) {
+        self.peers
+            .get(usize::from(peer))
+            .map_or((NO_PATH, NO_PATH), |p| {
+                (
+                    p.class_path
+                        .get(usize::from(policy))
+                        .map_or(NO_PATH, |a| a.load(Ordering::Relaxed)),
+                    p.class_second
+                        .get(usize::from(policy))
+                        .map_or(NO_PATH, |a| a.load(Ordering::Relaxed)),
+                )
+            })
     }
 
     /// The usable mask of peer `peer` (every path of an unknown peer).
@@ -186,6 +213,138 @@ fn nth_set(mut mask: u32, k: u32) -> usize {
     mask.trailing_zeros() as usize
 }
 
+/// The path of a packet of tunnel `info` and, for a policy that replicates or sends parity,
+/// its second path. `policy`: the packet's, from [`policy::classify`]; `preferred`: its
+/// route's circuit; `spread`: the worker's packet counter for weighted spreading.
+#[inline]
+pub fn steer(
+    t: &Tables,
+    info: &crate::tunnel::TunnelInfo,
+    policy: Option<u16>,
+    preferred: Option<u8>,
+    d: &[u8],
+    spread: &mut u32,
+) -> (usize, Option<usize>) {
+    let n = info.circuits.len();
+    let Some(peer) = info.peer_index else {
+        return (
+            choose_circuit(preferred, || flow_hash(d), n, u32::MAX),
+            None,
+        );
+    };
+    let usable = t.board.usable(peer);
+    let Some((k, p)) = policy.and_then(|k| t.policies.get(usize::from(k)).map(|p| (k, p))) else {
+        return (choose_circuit(preferred, || flow_hash(d), n, usable), None);
+    };
+    let ok = |c: u8| c != NO_PATH && usize::from(c) < n && (usable & (1 << c) != 0);
+    if p.mode == policy::Mode::Spread {
+        return (
+            spread_pick(p, info, usable, spread)
+                .unwrap_or_else(|| choose_circuit(preferred, || flow_hash(d), n, usable)),
+            None,
+        );
+    }
+    let (first, second) = t.board.class_paths(peer, k);
+    let first = if ok(first) {
+        usize::from(first)
+    } else {
+        let pref = p
+            .circuits
+            .first()
+            .and_then(|&port| info.circuits.iter().position(|c| c.port == port))
+            .map(|i| i as u8)
+            .or(preferred);
+        choose_circuit(pref, || flow_hash(d), n, usable)
+    };
+    let second = (p.mode.has_second() && ok(second) && usize::from(second) != first)
+        .then_some(usize::from(second));
+    (first, second)
+}
+
+/// Weighted per-packet spreading over the usable paths of a policy's circuits: the `spread`
+/// counter walks a wheel in which each path has its weight's share.
+#[inline]
+fn spread_pick(
+    p: &policy::Policy,
+    info: &crate::tunnel::TunnelInfo,
+    usable: u32,
+    spread: &mut u32,
+) -> Option<usize> {
+    let weight = |ci: usize| -> u32 {
+        let c = &info.circuits[ci];
+        if usable & (1 << ci) == 0 {
+            return 0;
+        }
+        if p.circuits.is_empty() {
+            return 1;
+        }
+        match p.circuits.iter().position(|&port| port == c.port) {
+            Some(j) => p.weights.get(j).copied().unwrap_or(1),
+            None => 0,
+        }
+    };
+    let n = info.circuits.len().min(MAX_PATHS);
+    let total: u32 = (0..n).map(weight).sum();
+    if total == 0 {
+        return None;
+    }
+    let mut at = *spread % total;
+    *spread = spread.wrapping_add(1);
+    for ci in 0..n {
+        let w = weight(ci);
+        if at < w {
+            return Some(ci);
+        }
+        at -= w;
+    }
+    None
+}
+
+/// Rewrites a sealed overlay frame `d`, built for another path of tunnel `ti`, for path `ci`:
+/// the outer Ethernet and IP addresses (and the IPv4 header checksum, or the UDP checksum
+/// over IPv6). Returns the port to send it on; `None` when the path's next hop is not
+/// resolved or its address family differs from the frame's.
+pub fn retarget(t: &Tables, ti: usize, ci: usize, d: &mut [u8]) -> Option<u16> {
+    let c = t.tunnels.get(ti)?.circuits.get(ci)?;
+    let hop = t.routes.lookup(c.remote).filter(|h| h.port == c.port)?;
+    let mac = *t.neighbor(c.port, hop.via.unwrap_or(c.remote))?;
+    let ours = t.ports.get(usize::from(c.port))?;
+    if d.len() < ethernet::HEADER_LEN + ipv4::MIN_HEADER_LEN {
+        return None;
+    }
+    let ethertype = u16::from_be_bytes([d[12], d[13]]);
+    match (ethertype, c.local, c.remote) {
+        (ethernet::ETHERTYPE_IPV4, IpAddr::V4(s), IpAddr::V4(r)) => {
+            let ip = ethernet::HEADER_LEN;
+            let hl = usize::from(d[ip] & 0x0f) * 4;
+            if d.len() < ip + hl || hl < ipv4::MIN_HEADER_LEN {
+                return None;
+            }
+            d[ip + 12..ip + 16].copy_from_slice(&s.octets());
+            d[ip + 16..ip + 20].copy_from_slice(&r.octets());
+            d[ip + 10..ip + 12].fill(0);
+            let sum = crate::wire::checksum::checksum(&d[ip..ip + hl]);
+            d[ip + 10..ip + 12].copy_from_slice(&sum.to_be_bytes());
+        }
+        (ethernet::ETHERTYPE_IPV6, IpAddr::V6(s), IpAddr::V6(r)) => {
+            let ip = ethernet::HEADER_LEN;
+            let l4 = ip + ipv6::HEADER_LEN;
+            if d.len() < l4 + 8 || d[ip + 6] != ipv4::PROTO_UDP {
+                return None;
+            }
+            d[ip + 8..ip + 24].copy_from_slice(&s.octets());
+            d[ip + 24..ip + 40].copy_from_slice(&r.octets());
+            d[l4 + 6..l4 + 8].fill(0);
+            let sum = udp::ipv6_checksum(&s, &r, &d[l4..]);
+            d[l4 + 6..l4 + 8].copy_from_slice(&sum.to_be_bytes());
+        }
+        _ => return None,
+    }
+    d[0..6].copy_from_slice(&mac);
+    d[6..12].copy_from_slice(&ours.mac);
+    Some(c.port)
+}
+
 /// The keys of one peer's probes: ours (derived for our epoch) and the peer's (derived for
 /// the epoch its probes carry, when first seen).
 struct PeerKeys {
@@ -232,8 +391,30 @@ impl std::fmt::Debug for Prober {
     }
 }
 
-/// How often the probe worker publishes the figures (the states are published at once).
+/// How often the probe worker publishes the figures and steers the policies' traffic (the
+/// states are published at once).
 const PUBLISH_NS: u64 = 100_000_000;
+
+/// The SLA's latency is the median of this many recent RTTs (1 s of probes at 100 ms): it
+/// follows a change within a few probes and ignores a single slow one.
+const SLA_RTT_PROBES: usize = 10;
+
+/// The paths a policy may use, in its order of preference: those whose circuit (our port) it
+/// lists, in its order; all of them, in path order, when it lists none.
+pub fn policy_candidates(p: &policy::Policy, paths: &[CircuitInfo]) -> Vec<usize> {
+    if p.circuits.is_empty() {
+        return (0..paths.len().min(MAX_PATHS)).collect();
+    }
+    let mut v = Vec::new();
+    for &port in &p.circuits {
+        for (i, c) in paths.iter().enumerate().take(MAX_PATHS) {
+            if c.port == port {
+                v.push(i);
+            }
+        }
+    }
+    v
+}
 
 impl Prober {
     /// The prober of `peers` (with their probe keys, parallel), sending from and to UDP
@@ -339,6 +520,7 @@ impl Prober {
         if now >= self.next_publish {
             self.next_publish = now + PUBLISH_NS;
             self.publish();
+            self.steer_classes(t);
         }
         self.next_wake = wake.min(self.next_publish);
     }
@@ -363,6 +545,60 @@ impl Prober {
                 st.probes_lost.set(s.lost);
                 st.downs.set(s.downs);
                 st.false_alarms.set(s.false_alarms);
+            }
+        }
+    }
+
+    /// Chooses each policy's path (and second path) to each peer from the paths' figures and
+    /// publishes the choices (see [`policy::choose_class_path`]).
+    pub fn steer_classes(&self, t: &Tables) {
+        if t.policies.is_empty() {
+            return;
+        }
+        let now = self.now();
+        for (pi, peer) in self.peers.iter().enumerate() {
+            let (Some(spec), Some(b)) = (t.peers.get(pi), self.board.peers.get(pi)) else {
+                continue;
+            };
+            let figures: Vec<PathFigures> = peer
+                .monitors
+                .iter()
+                .zip(&b.paths)
+                .map(|(m, st)| {
+                    let s = m.stats();
+                    PathFigures {
+                        state: s.state,
+                        fresh_down: s.state == PathState::Down
+                            && now.saturating_sub(st.changed_at.get()) < policy::SETTLE_NS,
+                        rtt_ns: m.recent_rtt(SLA_RTT_PROBES),
+                        loss_pct: s.loss_pct,
+                        jitter_ns: s.jitter_ns,
+                    }
+                })
+                .collect();
+            for (k, p) in t.policies.iter().enumerate() {
+                let candidates = policy_candidates(p, &spec.paths);
+                let (Some(cur), Some(second), Some(moves)) = (
+                    b.class_path.get(k),
+                    b.class_second.get(k),
+                    b.class_moves.get(k),
+                ) else {
+                    continue;
+                };
+                let old = cur.load(Ordering::Relaxed);
+                let new = policy::choose_class_path(p.sla.as_ref(), old, &candidates, &figures);
+                if new != old {
+                    cur.store(new, Ordering::Relaxed);
+                    if old != NO_PATH {
+                        moves.add(1);
+                    }
+                }
+                let s = if p.mode.has_second() && new != NO_PATH {
+                    policy::choose_second_path(p.sla.as_ref(), new, &candidates, &figures)
+                } else {
+                    NO_PATH
+                };
+                second.store(s, Ordering::Relaxed);
             }
         }
     }

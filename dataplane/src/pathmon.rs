@@ -382,6 +382,22 @@ impl PathMonitor {
         }
     }
 
+    /// The median of the last `n` RTTs: the short-term latency the SLA checks read.
+    pub fn recent_rtt(&self, n: usize) -> Option<u64> {
+        let k = self.recent_max.len().min(n.max(1));
+        if k == 0 {
+            return None;
+        }
+        let mut last = [0u64; 64];
+        let k = k.min(last.len());
+        for (d, s) in last.iter_mut().zip(self.recent_max.iter().rev().take(k)) {
+            *d = *s;
+        }
+        let last = &mut last[..k];
+        last.sort_unstable();
+        Some(last[k / 2])
+    }
+
     /// The path's figures now.
     pub fn stats(&self) -> PathStats {
         let mut h = self.rtt_before.clone();

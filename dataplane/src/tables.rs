@@ -13,6 +13,7 @@ use serde::Serialize;
 
 use crate::hash::FastMap;
 use crate::multipath::{PathBoard, PeerPaths, MAX_PATHS};
+use crate::policy::Policy;
 use crate::route::{NextHop, RouteSource, RouteTable, TenantHop};
 use crate::tunnel::{TenantSpec, TenantTable, TunnelInfo, TunnelKind};
 use crate::wire::{ipv6, MacAddr};
@@ -125,6 +126,8 @@ pub struct Tables {
     pub probe_port: u16,
     /// The paths' published state (the same board in every generation).
     pub board: Arc<PathBoard>,
+    /// Steering policies, in the order they are tried.
+    pub policies: Vec<Policy>,
 }
 
 impl Tables {
@@ -164,12 +167,24 @@ impl Tables {
             path_of: FastMap::default(),
             probe_port: 0,
             board: Arc::default(),
+            policies: Vec::new(),
         }
     }
 
     /// Adds the tenants (name, VNI, LAN ports, routes) and the tunnels: each tenant's LAN
     /// ports leave the underlay's table for the tenant's, with their connected routes.
-    pub fn with_tenants(mut self, tenants: Vec<TenantSpec>, mut tunnels: Vec<TunnelInfo>) -> Self {
+    pub fn with_tenants(self, tenants: Vec<TenantSpec>, tunnels: Vec<TunnelInfo>) -> Self {
+        self.with_policies(tenants, tunnels, Vec::new())
+    }
+
+    /// [`with_tenants`](Self::with_tenants), and the steering policies.
+    pub fn with_policies(
+        mut self,
+        tenants: Vec<TenantSpec>,
+        mut tunnels: Vec<TunnelInfo>,
+        policies: Vec<Policy>,
+    ) -> Self {
+        self.policies = policies;
         let mut underlay = RouteTable::default();
         for e in self.routes.entries() {
             let tenant_port = tenants
@@ -248,7 +263,7 @@ impl Tables {
                     .insert(NeighborKey::new(c.port, c.remote), (pi as u16, ci as u8));
             }
         }
-        self.board = Arc::new(PathBoard::new(&self.peers));
+        self.board = Arc::new(PathBoard::new(&self.peers, self.policies.len()));
         self.tunnels = tunnels;
         self
     }

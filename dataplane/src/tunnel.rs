@@ -48,6 +48,7 @@ use crate::forward::{self, Context, Ingress, PacketBuf, Stage, Verdict};
 use crate::mbuf::MAX_BURST;
 use crate::multipath::{self, MAX_PATHS};
 use crate::overlay::{self, OverlayError, OverlayPath, PlainFrame, PlainPath, PROTO_ESP};
+use crate::policy;
 use crate::route::{NextHop, RouteTable, TenantHop};
 use crate::tables::{PortInfo, Tables};
 use crate::wire::{checksum, ethernet, icmp, ipv4, ipv6, vxlan, MacAddr, BROADCAST_MAC};
@@ -247,6 +248,9 @@ pub struct SaStats {
     pub inbound: Vec<SaStat>,
     pub path_tx: Vec<Counter>,
     pub path_rx: Vec<Counter>,
+    /// The flows steered in the last 30 s, copied out every 500 ms (the worker only tries the
+    /// lock: it never waits for it).
+    pub flows: std::sync::Mutex<Vec<policy::FlowEntry>>,
 }
 
 /// A worker's SAs: the outbound SA of every tunnel it sends into and the inbound SAs it owns;
@@ -277,6 +281,14 @@ pub struct SaState {
     /// Prepared packets of the burst: (index in the burst, tunnel, circuit).
     pending: [(u8, u16, u8); MAX_BURST],
     pending_len: usize,
+    /// Packets of the burst to be sent a second time on another path once sealed (a
+    /// replicating policy): (index in the burst, tunnel, circuit). The worker makes them.
+    pub copies: [(u8, u16, u8); MAX_BURST],
+    pub copies_len: usize,
+    /// Packets spread so far (weighted spreading walks its wheel with it).
+    pub spread: u32,
+    /// The flows policies steered lately (`show flows`).
+    pub flows: policy::FlowTable,
 }
 
 impl Default for SaState {
@@ -299,6 +311,10 @@ impl Default for SaState {
             burst_index: 0,
             pending: [(0, 0, 0); MAX_BURST],
             pending_len: 0,
+            copies: [(0, 0, 0); MAX_BURST],
+            copies_len: 0,
+            spread: 0,
+            flows: policy::FlowTable::default(),
         }
     }
 }
@@ -308,6 +324,8 @@ const MAX_CIRCUITS: usize = 16;
 /// Slots of the tunnel route cache (direct-mapped, 16 bytes each: 64 KiB).
 const ROUTE_SLOTS: usize = 4096;
 const NO_CIRCUIT: u8 = u8::MAX;
+/// Flows seen in the last 30 s (in 100 ms ticks) are shown.
+const FLOW_RECENT_TICKS: u32 = 300;
 /// `SaState::tunnel_peer` of a plain tunnel.
 const NO_PEER: u16 = u16::MAX;
 
@@ -473,6 +491,7 @@ impl SaState {
             inbound: (0..slots).map(|_| SaStat::default()).collect(),
             path_tx: (0..path_slots).map(|_| Counter::default()).collect(),
             path_rx: (0..path_slots).map(|_| Counter::default()).collect(),
+            flows: std::sync::Mutex::default(),
         });
         s.templates = vec![Template::default(); tunnels.len() * MAX_CIRCUITS];
         Ok(s)
@@ -481,6 +500,16 @@ impl SaState {
     /// The counters this worker publishes.
     pub fn stats(&self) -> Arc<SaStats> {
         self.stats.clone()
+    }
+
+    /// Asks the worker to send the current packet of the burst again on circuit `ci` of
+    /// tunnel `ti` once it is sealed (dropped silently when the burst has no room left).
+    #[inline]
+    pub fn request_copy(&mut self, ti: usize, ci: usize) {
+        if self.copies_len < MAX_BURST && self.burst_index < MAX_BURST {
+            self.copies[self.copies_len] = (self.burst_index as u8, ti as u16, ci as u8);
+            self.copies_len += 1;
+        }
     }
 
     /// Counts a packet sent on path `path` of overlay peer `peer`.
@@ -502,6 +531,19 @@ impl SaState {
             .get_mut(usize::from(peer) * MAX_PATHS + usize::from(path))
         {
             *c += 1;
+        }
+    }
+
+    /// Advances the flow table's clock (the worker calls this every 100 ms) and, every fifth
+    /// time, copies the recent flows out if the lock is free.
+    pub fn flow_tick(&mut self) {
+        self.flows.tick = self.flows.tick.wrapping_add(1);
+        if !self.flows.tick.is_multiple_of(5) {
+            return;
+        }
+        if let Ok(mut v) = self.stats.flows.try_lock() {
+            v.clear();
+            v.extend(self.flows.recent(FLOW_RECENT_TICKS).copied());
         }
     }
 
@@ -584,6 +626,20 @@ pub(crate) fn tenant_route<B: PacketBuf>(
     let Some(dst) = inner_dst(pkt.data()) else {
         return Verdict::Drop(DropReason::Malformed);
     };
+    // Steering policies apply to what comes from the tenant's LAN.
+    let policy = if ingress.tenant == Some(tn) && tenant.lan_ports.contains(&ingress.port) {
+        policy::classify_key(&t.policies, tn, pkt.data())
+    } else {
+        None
+    };
+    match policy
+        .and_then(|(k, _)| t.policies.get(usize::from(k)))
+        .map(|p| p.mode)
+    {
+        Some(policy::Mode::Drop) => return Verdict::Drop(DropReason::Policy),
+        Some(policy::Mode::Breakout) => return breakout(t, dst, pkt, fx),
+        _ => {}
+    }
     let Some(hop) = tenant.routes.lookup(dst).copied() else {
         return Verdict::Drop(DropReason::NoRoute);
     };
@@ -600,9 +656,41 @@ pub(crate) fn tenant_route<B: PacketBuf>(
                     circuit: circuit.unwrap_or(NO_CIRCUIT),
                 };
             }
-            send(t, tn, usize::from(tunnel), circuit, ingress, pkt, fx)
+            send(
+                t,
+                tn,
+                usize::from(tunnel),
+                circuit,
+                policy,
+                ingress,
+                pkt,
+                fx,
+            )
         }
     }
+}
+
+/// Local internet breakout: out of the underlay's routes, not through a tunnel (no address
+/// translation: the underlay must route the tenant's addresses).
+fn breakout<B: PacketBuf>(t: &Tables, dst: IpAddr, pkt: &mut B, fx: &mut Context) -> Verdict {
+    let Some(hop) = t.routes.lookup(dst).copied() else {
+        return Verdict::Drop(DropReason::NoRoute);
+    };
+    let next = hop.via.unwrap_or(dst);
+    let Some(mac) = t.neighbor(hop.port, next).copied() else {
+        fx.solicit.push((hop.port, next));
+        return Verdict::Drop(DropReason::NeighborUnresolved);
+    };
+    let Some(out) = t.ports.get(usize::from(hop.port)) else {
+        return Verdict::Drop(DropReason::NoRoute);
+    };
+    let d = pkt.data_mut();
+    if d.len() - ethernet::HEADER_LEN > usize::from(out.mtu) {
+        return Verdict::Drop(DropReason::MtuExceeded);
+    }
+    d[0..6].copy_from_slice(&mac);
+    d[6..12].copy_from_slice(&out.mac);
+    Verdict::Forward(hop.port)
 }
 
 /// Out of a LAN port: neighbor, MTU, Ethernet addresses.
@@ -645,13 +733,16 @@ fn local_out<B: PacketBuf>(
     Verdict::Forward(nh.port)
 }
 
-/// Seals the packet (Ethernet + IP) of tenant `tn` into tunnel `ti` and sends it over a
-/// circuit: `circuit`, or the flow's by hash.
+/// Seals the packet (Ethernet + IP) of tenant `tn` into tunnel `ti` and sends it over the
+/// path [`multipath::steer`] picks for it: its policy's, else `circuit`, else the flow's by
+/// hash (a copy goes on a second path when the policy replicates).
+#[allow(clippy::too_many_arguments)]
 pub(crate) fn send<B: PacketBuf>(
     t: &Tables,
     tn: u16,
     ti: usize,
     circuit: Option<u8>,
+    policy: Option<(u16, policy::FlowKey)>,
     ingress: Ingress,
     pkt: &mut B,
     fx: &mut Context,
@@ -672,8 +763,20 @@ pub(crate) fn send<B: PacketBuf>(
     if n == 0 {
         return Verdict::Drop(DropReason::NoRoute);
     }
-    let usable = info.peer_index.map_or(u32::MAX, |p| t.board.usable(p));
-    let ci = multipath::choose_circuit(circuit, || multipath::flow_hash(pkt.data()), n, usable);
+    let (ci, second) = multipath::steer(
+        t,
+        info,
+        policy.map(|(k, _)| k),
+        circuit,
+        pkt.data(),
+        &mut fx.sas.spread,
+    );
+    if let Some((k, key)) = &policy {
+        let second = second.map_or(policy::NO_PATH, |c| c as u8);
+        fx.sas
+            .flows
+            .record(tn, key, *k, ti as u16, ci as u8, second);
+    }
     let c = &info.circuits[ci];
     // The underlay's next hop towards the peer's address on this circuit.
     let Some(hop) = t
@@ -755,6 +858,9 @@ pub(crate) fn send<B: PacketBuf>(
             if let Some(peer) = info.peer_index {
                 fx.sas.count_path_tx(peer, ci as u8);
             }
+            if let Some(c2) = second {
+                fx.sas.request_copy(ti, c2);
+            }
             fx.encrypted += 1;
             Verdict::Forward(c.port)
         }
@@ -798,19 +904,35 @@ pub(crate) fn fast_encrypt<B: PacketBuf>(
     }
     let ti = usize::from(r.tunnel);
     let info = t.tunnels.get(ti)?;
-    let usable = info.peer_index.map_or(u32::MAX, |p| t.board.usable(p));
+    let policy = policy::classify_key(&t.policies, tn, d);
+    if let Some((k, _)) = policy {
+        if matches!(
+            t.policies.get(usize::from(k)).map(|p| p.mode),
+            Some(policy::Mode::Drop | policy::Mode::Breakout)
+        ) {
+            return None;
+        }
+    }
     let preferred = (r.circuit != NO_CIRCUIT).then_some(r.circuit);
-    let ci = multipath::choose_circuit(
+    let (ci, second) = multipath::steer(
+        t,
+        info,
+        policy.map(|(k, _)| k),
         preferred,
-        || multipath::flow_hash(d),
-        info.circuits.len(),
-        usable,
+        d,
+        &mut fx.sas.spread,
     );
     let tpl = fx.sas.templates.get(ti * MAX_CIRCUITS + ci)?;
     if tpl.generation != t.generation || tpl.len == 0 || total > tpl.max_inner {
         return None;
     }
     fx.sas.outbound.get(ti)?.as_ref()?;
+    if let Some((k, key)) = &policy {
+        let second = second.map_or(policy::NO_PATH, |c| c as u8);
+        fx.sas
+            .flows
+            .record(tn, key, *k, ti as u16, ci as u8, second);
+    }
     // Committed: TTL, then seal, then the headers.
     d[22] -= 1;
     let sum = u32::from(u16::from_be_bytes([d[24], d[25]])) + 0x0100;
@@ -823,6 +945,9 @@ pub(crate) fn fast_encrypt<B: PacketBuf>(
     // Probe the headroom before the SA consumes a sequence number.
     if !pkt.prepend(need) || !pkt.adj(need) {
         return Some(Verdict::Drop(DropReason::NoBuffer));
+    }
+    if let Some(c2) = second {
+        fx.sas.request_copy(ti, c2);
     }
     if fx.sas.defer && fx.sas.pending_len < MAX_BURST && fx.sas.burst_index < MAX_BURST {
         fx.sas.pending[fx.sas.pending_len] = (fx.sas.burst_index as u8, ti as u16, ci as u8);

@@ -184,6 +184,9 @@ pub fn run(mut cfg: WorkerConfig, pool: Arc<Mempool>, shared: WorkerShared) {
                 forwarded -= 1;
                 c.drop(reason, 1);
             });
+            if fx.sas.copies_len > 0 {
+                send_copies(&tables, &mut fx, &mut rx, &outs, &pool, &mut tx, &cfg, c);
+            }
             // A run of packets to the same port is staged in a local burst (its length stays
             // in a register) and moved to that port's tx burst in one copy: pushing each packet
             // straight into `tx[port]` made a load-store chain through memory per packet.
@@ -248,6 +251,7 @@ pub fn run(mut cfg: WorkerConfig, pool: Arc<Mempool>, shared: WorkerShared) {
                 fx.icmp_error_budget = 100;
                 next_housekeeping = now + hz / 10;
                 fx.sas.publish();
+                fx.sas.flow_tick();
             }
             if cfg.resolver && now >= next_resolve {
                 for (port, ip) in forward::next_hops(&tables) {
@@ -339,7 +343,10 @@ fn receive_handoffs(
             break;
         };
         n += 1;
-        match forward::process_handoff(tables, port, stage, &mut mbuf, fx) {
+        let verdict = forward::process_handoff(tables, port, stage, &mut mbuf, fx);
+        // Copies are made from rx bursts only (they name a packet by its place in one).
+        fx.sas.copies_len = 0;
+        match verdict {
             Verdict::Forward(out) => {
                 c.forwarded.add(1);
                 enqueue(tx, cfg, c, out, mbuf);
@@ -423,6 +430,58 @@ fn flush_one(tx: &mut [Burst], cfg: &WorkerConfig, c: &WorkerCounters, i: usize)
         c.drop(DropReason::TxQueueFull, (pending - sent) as u64);
     }
     c.tx_packets.add(sent as u64);
+}
+
+/// Sends the copies a replicating policy asked for: each sealed packet again, its outer
+/// headers rewritten for the second path. A copy that cannot be made is not sent (the
+/// original was).
+#[allow(clippy::too_many_arguments)]
+fn send_copies(
+    tables: &Tables,
+    fx: &mut Context,
+    rx: &mut Burst,
+    outs: &[u16; MAX_BURST],
+    pool: &Mempool,
+    tx: &mut [Burst],
+    cfg: &WorkerConfig,
+    c: &WorkerCounters,
+) {
+    let n = std::mem::take(&mut fx.sas.copies_len);
+    for k in 0..n {
+        let (i, ti, ci) = fx.sas.copies[k];
+        let i = usize::from(i);
+        if outs
+            .get(i)
+            .is_none_or(|&o| o == NOT_SENT || o == HANDED_OFF)
+        {
+            continue;
+        }
+        let Some(orig) = rx.as_mut_slice().get(i) else {
+            continue;
+        };
+        let Some(mut m) = Mbuf::alloc(pool) else {
+            c.drop(DropReason::NoBuffer, 1);
+            continue;
+        };
+        if !(m.set_len(0) && m.extend_from_slice(orig.data())) {
+            c.drop(DropReason::NoBuffer, 1);
+            continue;
+        }
+        let Some(port) =
+            crate::multipath::retarget(tables, usize::from(ti), usize::from(ci), m.data_mut())
+        else {
+            continue;
+        };
+        if let Some(peer) = tables
+            .tunnels
+            .get(usize::from(ti))
+            .and_then(|t| t.peer_index)
+        {
+            fx.sas.count_path_tx(peer, ci);
+        }
+        c.replicated.add(1);
+        enqueue(tx, cfg, c, port, m);
+    }
 }
 
 /// Sends a frame the worker built (a path probe) on `port` at once, in a burst of its own;

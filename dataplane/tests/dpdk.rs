@@ -138,6 +138,7 @@ fn spec(
         backend: Default::default(),
         path_monitor: Default::default(),
         probe_port: 0,
+        policies: Vec::new(),
     }
 }
 

@@ -253,6 +253,7 @@ fn run_worker(o: &Options, pcap: &Path, round: usize) -> f64 {
         backend: Default::default(),
         path_monitor: Default::default(),
         probe_port: 0,
+        policies: Vec::new(),
     };
     measure_worker(spec, o.seconds, "forward")
 }

@@ -569,6 +569,7 @@ fn run(o: &Options, dir: Dir, kind: Option<TunnelKind>, pcap: &Path, id: usize) 
         backend: o.backend,
         path_monitor: Default::default(),
         probe_port: 0,
+        policies: Vec::new(),
     };
     crate::measure_worker(spec, o.seconds, &format!("{dir:?} {kind:?}"))
 }
