@@ -457,6 +457,8 @@ fn counters(s: &CounterSnapshot) -> api::Counters {
         decrypted: s.decrypted,
         handed_off: s.handed_off,
         replicated: s.replicated,
+        fec_parity: s.fec_parity,
+        fec_recovered: s.fec_rebuilt.saturating_sub(s.fec_late),
         drops: s.drops.iter().cloned().collect(),
     }
 }

@@ -3,22 +3,25 @@
 # in transport "internet" and mpls in transport "mpls", trusted): path probing and failover.
 #
 #   1. Both sites probe both paths; `show paths` has them up, with RTT and transport.
-#   2. Failover: a numbered UDP stream from hostA to hostB (1000 packets/s, routed over inet)
+#   2. SLA steering: with streams of the "voice" class (SLA: 50 ms RTT, prefers mpls) and the
+#      "bulk" class (no SLA, prefers mpls) running, mpls gets 80 ms more delay each way; voice
+#      moves to inet (the time is printed), bulk stays on mpls.
+#   3. Replication: 5% loss on inet both ways; 10,000 packets of the "critical" class (inet,
+#      with a copy on mpls) all arrive, once each; the control class on inet alone loses some.
+#   4. FEC: 2% loss on inet from A to B; the "fec" class (inet, one XOR parity per 4 packets
+#      on mpls): checked packet by packet, no group of 4 lost exactly one packet (every
+#      isolated loss was rebuilt); site B counts the recoveries; the control class loses ~2%.
+#   5. Failover: a numbered UDP stream from hostA to hostB (1000 packets/s, routed over inet)
 #      while inet goes black in both directions (`lab.sh impair inet blackhole`). Printed: the
 #      time from the cut to the first packet after it (which came over mpls) and the packets
 #      lost. Checked: the stream goes on over mpls, both sites see inet down, pings in both
 #      directions get through during the cut.
-#   3. Recovery: inet back; after the hold-down it is up again and carries its traffic again.
-#   4. A one-way cut (inet a2b only): both sites still notice (one loses requests, the other
+#   6. Recovery: inet back; after the hold-down it is up again and carries its traffic again.
+#   7. A one-way cut (inet a2b only): both sites still notice (one loses requests, the other
 #      replies) and the stream fails over.
-#   5. SLA steering: with streams of the "voice" class (SLA: 50 ms RTT, prefers mpls) and the
-#      "bulk" class (no SLA, prefers mpls) running, mpls gets 80 ms more delay each way; voice
-#      moves to inet (the time is printed), bulk stays on mpls.
-#   6. Replication: 5% loss on inet both ways; 10,000 packets of the "critical" class (inet,
-#      with a copy on mpls) all arrive, once each; the control class on inet alone loses some.
-#
-# Failover times are printed, not asserted (timing is for benchmarks). With TRIALS=N (N > 1)
-# the cut and recovery of step 2 are repeated N times more at the end and the distribution of
+# The policy tests come first: a failover moves a class for good (stickiness). Failover times
+# are printed, not asserted (timing is for benchmarks). With TRIALS=N (N > 1) the cut and
+# recovery of step 5 are repeated N times more at the end and the distribution of
 # the failover times and losses is printed: docs/failover.md was measured that way. Run as
 # root; prints PASS/FAIL per check, exits non-zero on any failure, always tears the lab down.
 # Takes about 20 s (after the build), plus about 8 s per trial.
@@ -134,61 +137,7 @@ check "probe RTT measured (site A inet p50 > 0 ms)" 'a > 0' "$(path "$SOCK_A" in
 # ARP and the first packets: warm the route before measuring.
 ip netns exec "$P-hostA" ping -c 3 -i 0.2 -W 1 -q 10.2.0.2 >/dev/null 2>&1 || true
 
-echo "=== 2. failover: inet goes black under a 1000 packet/s stream ==="
-MPLS_OUT0=$(path "$SOCK_A" mpls packets_out)
-stream cut 5 2 "$ROOT/scripts/lab.sh impair inet blackhole"
-jq -c . "$WORK/cut.json" | indent
-SENT=$(field cut sent)
-RECV=$(field cut received)
-LOST=$(field cut lost_at_cut)
-FAILOVER=$(field cut failover_ms)
-OUTAGE=$(field cut outage_ms)
-info "failover: ${FAILOVER:-none} ms from the cut to the first packet over mpls;" \
-    "${LOST:-?} packets lost (${OUTAGE:-?} ms of the stream); the cut command took $(field cut cut_command_ms) ms"
-check "the stream went on after the cut (received $RECV of $SENT, lost $LOST)" \
-    'a > 0 && b + c == a && c < 2500' "$SENT" "$RECV" "$(field cut lost)"
-check "the loss is one gap at the cut (not scattered)" 'a == "true"' "$(field cut lost_contiguous)"
-check "a first packet after the gap was measured" 'a != ""' "$FAILOVER"
-check "site A: inet down, mpls up" 'a == "down" && b == "up"' \
-    "$(path "$SOCK_A" inet state)" "$(path "$SOCK_A" mpls state)"
-check "site B: inet down too (its probes are lost as well)" 'a == "down"' "$(path "$SOCK_B" inet state)"
-check "site A sent the stream over mpls after the cut (+$(( $(path "$SOCK_A" mpls packets_out) - MPLS_OUT0 )) packets)" \
-    'b - a >= 2500' "$MPLS_OUT0" "$(path "$SOCK_A" mpls packets_out)"
-OUT=$(ip netns exec "$P-hostA" ping -c 50 -i 0.02 -W 1 -q 10.2.0.2 2>&1 || true)
-check "50 pings at 20 ms during the cut: all answered (both directions over mpls)" \
-    'a == 50' "$(sed -nE 's/.* ([0-9]+) received.*/\1/p' <<<"$OUT")"
-check "site A counts the path went down once" 'a == 1' "$(path "$SOCK_A" inet downs)"
-cli "$SOCK_A" show paths | indent
-
-echo "=== 3. recovery: inet back ==="
-"$LAB" clear inet
-T_CLEAR=$(date +%s.%N)
-if wait_state "$SOCK_A" inet up 10; then
-    T_UP=$(date +%s.%N)
-    pass "site A: inet up again"
-    info "up $(awk -v a="$T_CLEAR" -v b="$T_UP" 'BEGIN { printf "%.2f", b - a }') s after the clear (hold-down 1 s)"
-else
-    fail "site A: inet up again"
-fi
-wait_state "$SOCK_B" inet up 10 || true
-INET_OUT0=$(path "$SOCK_A" inet packets_out)
-OUT=$(ip netns exec "$P-hostA" ping -c 20 -i 0.02 -W 1 -q 10.2.0.2 2>&1 || true)
-check "20 pings after recovery: all answered" 'a == 20' "$(sed -nE 's/.* ([0-9]+) received.*/\1/p' <<<"$OUT")"
-check "the route's preferred circuit (inet) carries its traffic again" \
-    'b - a >= 20' "$INET_OUT0" "$(path "$SOCK_A" inet packets_out)"
-
-echo "=== 4. one-way cut: inet a2b black ==="
-stream oneway 4 1.5 "$ROOT/scripts/lab.sh impair inet dir a2b blackhole"
-jq -c . "$WORK/oneway.json" | indent
-info "failover: $(field oneway failover_ms) ms; $(field oneway lost_at_cut) packets lost"
-check "the stream went on after the one-way cut" \
-    'a > 0 && b + c == a && c < 2500' "$(field oneway sent)" "$(field oneway received)" "$(field oneway lost)"
-check "site A: inet down (its requests are lost)" 'a == "down"' "$(path "$SOCK_A" inet state)"
-check "site B: inet down (its requests arrive, the replies are lost)" 'a == "down"' \
-    "$(path "$SOCK_B" inet state)"
-"$LAB" clear inet
-
-echo "=== 5. SLA steering: 80 ms more delay on mpls ==="
+echo "=== 2. SLA steering: 80 ms more delay on mpls ==="
 wait_state "$SOCK_A" inet up 10 || true
 wait_state "$SOCK_B" inet up 10 || true
 check "before: voice and bulk on mpls" 'a == "mpls" && b == "mpls"' \
@@ -225,7 +174,9 @@ info "mpls: $(path "$SOCK_A" mpls state), RTT p50 $(path "$SOCK_A" mpls rtt_p50_
     "downs $(path "$SOCK_A" mpls downs), of them false alarms $(path "$SOCK_A" mpls false_alarms)"
 "$LAB" clear mpls >/dev/null
 
-echo "=== 6. replication: 5% loss on inet ==="
+echo "=== 3. replication: 5% loss on inet ==="
+check "critical: inet with a copy on mpls" 'a == "inet" && b == "mpls"' \
+    "$(policy "$SOCK_A" critical path)" "$(policy "$SOCK_A" critical second)"
 "$LAB" impair inet loss 5 >/dev/null
 REPL0=$(cli "$SOCK_A" show stats --json | jq '.total.replicated')
 stream critical 10 0 "" 5006 1000 &
@@ -244,6 +195,81 @@ check "site A sent a copy of every critical packet" 'b - a >= 10000' \
     "$REPL0" "$(cli "$SOCK_A" show stats --json | jq '.total.replicated')"
 check "site B dropped the second copies as replays" 'a >= 9000' \
     "$(cli "$SOCK_B" show stats --json | jq '.total.drops.replay // 0')"
+
+echo "=== 4. FEC k=4: 2% loss on inet (A to B) ==="
+check "fec: data on inet, parity on mpls" 'a == "inet" && b == "mpls"' \
+    "$(policy "$SOCK_A" fec path)" "$(policy "$SOCK_A" fec second)"
+"$LAB" impair inet dir a2b loss 2 >/dev/null
+REC0=$(cli "$SOCK_B" show stats --json | jq '.total.fec_recovered')
+stream fec 6 0 "" 5007 1000 &
+FEC=$!
+stream control2 6 0 "" 5008 1000
+wait "$FEC"
+"$LAB" clear inet >/dev/null
+/usr/bin/python3 "$STREAM" analyze "$WORK/fec.send.json" "$WORK/fec.recv.json" 4 >"$WORK/fec.json"
+jq -c . "$WORK/fec.json" | indent
+jq -c . "$WORK/control2.json" | indent
+RECOVERED=$(( $(cli "$SOCK_B" show stats --json | jq '.total.fec_recovered') - REC0 ))
+info "site B rebuilt $RECOVERED packets; $(field fec lost) lost in $(field fec groups_with_losses) groups (each with 2 or more losses)"
+check "FEC: no group of 4 lost exactly one packet ($(field fec groups) groups)" \
+    'a == 6000 && b == 0' "$(field fec sent)" "$(field fec groups_with_one_lost)"
+check "FEC: site B rebuilt lost packets ($RECOVERED)" 'a > 0' "$RECOVERED"
+check "FEC: far fewer losses than the control (fec $(field fec lost), control $(field control2 lost))" \
+    'b > 30 && a * 5 < b' "$(field fec lost)" "$(field control2 lost)"
+
+echo "=== 5. failover: inet goes black under a 1000 packet/s stream ==="
+MPLS_OUT0=$(path "$SOCK_A" mpls packets_out)
+stream cut 5 2 "$ROOT/scripts/lab.sh impair inet blackhole"
+jq -c . "$WORK/cut.json" | indent
+SENT=$(field cut sent)
+RECV=$(field cut received)
+LOST=$(field cut lost_at_cut)
+FAILOVER=$(field cut failover_ms)
+OUTAGE=$(field cut outage_ms)
+info "failover: ${FAILOVER:-none} ms from the cut to the first packet over mpls;" \
+    "${LOST:-?} packets lost (${OUTAGE:-?} ms of the stream); the cut command took $(field cut cut_command_ms) ms"
+check "the stream went on after the cut (received $RECV of $SENT, lost $LOST)" \
+    'a > 0 && b + c == a && c < 2500' "$SENT" "$RECV" "$(field cut lost)"
+check "the loss is one gap at the cut (not scattered)" 'a == "true"' "$(field cut lost_contiguous)"
+check "a first packet after the gap was measured" 'a != ""' "$FAILOVER"
+check "site A: inet down, mpls up" 'a == "down" && b == "up"' \
+    "$(path "$SOCK_A" inet state)" "$(path "$SOCK_A" mpls state)"
+check "site B: inet down too (its probes are lost as well)" 'a == "down"' "$(path "$SOCK_B" inet state)"
+check "site A sent the stream over mpls after the cut (+$(( $(path "$SOCK_A" mpls packets_out) - MPLS_OUT0 )) packets)" \
+    'b - a >= 2500' "$MPLS_OUT0" "$(path "$SOCK_A" mpls packets_out)"
+OUT=$(ip netns exec "$P-hostA" ping -c 50 -i 0.02 -W 1 -q 10.2.0.2 2>&1 || true)
+check "50 pings at 20 ms during the cut: all answered (both directions over mpls)" \
+    'a == 50' "$(sed -nE 's/.* ([0-9]+) received.*/\1/p' <<<"$OUT")"
+check "site A counts the path went down once" 'a == 1' "$(path "$SOCK_A" inet downs)"
+cli "$SOCK_A" show paths | indent
+
+echo "=== 6. recovery: inet back ==="
+"$LAB" clear inet
+T_CLEAR=$(date +%s.%N)
+if wait_state "$SOCK_A" inet up 10; then
+    T_UP=$(date +%s.%N)
+    pass "site A: inet up again"
+    info "up $(awk -v a="$T_CLEAR" -v b="$T_UP" 'BEGIN { printf "%.2f", b - a }') s after the clear (hold-down 1 s)"
+else
+    fail "site A: inet up again"
+fi
+wait_state "$SOCK_B" inet up 10 || true
+INET_OUT0=$(path "$SOCK_A" inet packets_out)
+OUT=$(ip netns exec "$P-hostA" ping -c 20 -i 0.02 -W 1 -q 10.2.0.2 2>&1 || true)
+check "20 pings after recovery: all answered" 'a == 20' "$(sed -nE 's/.* ([0-9]+) received.*/\1/p' <<<"$OUT")"
+check "the route's preferred circuit (inet) carries its traffic again" \
+    'b - a >= 20' "$INET_OUT0" "$(path "$SOCK_A" inet packets_out)"
+
+echo "=== 7. one-way cut: inet a2b black ==="
+stream oneway 4 1.5 "$ROOT/scripts/lab.sh impair inet dir a2b blackhole"
+jq -c . "$WORK/oneway.json" | indent
+info "failover: $(field oneway failover_ms) ms; $(field oneway lost_at_cut) packets lost"
+check "the stream went on after the one-way cut" \
+    'a > 0 && b + c == a && c < 2500' "$(field oneway sent)" "$(field oneway received)" "$(field oneway lost)"
+check "site A: inet down (its requests are lost)" 'a == "down"' "$(path "$SOCK_A" inet state)"
+check "site B: inet down (its requests arrive, the replies are lost)" 'a == "down"' \
+    "$(path "$SOCK_B" inet state)"
+"$LAB" clear inet
 
 TRIALS=${TRIALS:-1}
 if [[ $TRIALS -gt 1 ]]; then

@@ -98,6 +98,12 @@ pub struct Counters {
     pub handed_off: u64,
     #[serde(default)]
     pub replicated: u64,
+    /// FEC parity packets sent; lost packets rebuilt from them (rebuilt and accepted, less
+    /// those whose original came late, after the parity).
+    #[serde(default)]
+    pub fec_parity: u64,
+    #[serde(default)]
+    pub fec_recovered: u64,
     /// Drop reason -> packets.
     pub drops: BTreeMap<String, u64>,
 }

@@ -159,6 +159,11 @@ pub struct WorkerCounters {
     pub nat_keepalives: Counter,
     /// Copies sent on a second path by a replicating policy.
     pub replicated: Counter,
+    /// FEC: parity packets sent; packets rebuilt from a parity and accepted; of those, the
+    /// ones whose original came after all (late, not lost). Recovered = rebuilt - late.
+    pub fec_parity: Counter,
+    pub fec_rebuilt: Counter,
+    pub fec_late: Counter,
     drops: [Counter; DropReason::ALL.len()],
 }
 
@@ -189,6 +194,9 @@ impl WorkerCounters {
             handoffs_received: self.handoffs_received.get(),
             nat_keepalives: self.nat_keepalives.get(),
             replicated: self.replicated.get(),
+            fec_parity: self.fec_parity.get(),
+            fec_rebuilt: self.fec_rebuilt.get(),
+            fec_late: self.fec_late.get(),
             drops: DropReason::ALL
                 .iter()
                 .map(|r| (r.name().to_owned(), self.dropped(*r)))
@@ -220,6 +228,9 @@ pub struct CounterSnapshot {
     #[serde(default)]
     pub nat_keepalives: u64,
     pub replicated: u64,
+    pub fec_parity: u64,
+    pub fec_rebuilt: u64,
+    pub fec_late: u64,
     /// Drop reason name -> count, in a fixed order.
     pub drops: Vec<(String, u64)>,
 }
@@ -248,6 +259,9 @@ impl CounterSnapshot {
             total.handoffs_received += s.handoffs_received;
             total.nat_keepalives += s.nat_keepalives;
             total.replicated += s.replicated;
+            total.fec_parity += s.fec_parity;
+            total.fec_rebuilt += s.fec_rebuilt;
+            total.fec_late += s.fec_late;
             if total.drops.is_empty() {
                 total.drops = s.drops.clone();
             } else {

@@ -6,6 +6,7 @@ pub mod eal;
 pub mod engine;
 pub mod error;
 pub mod esp;
+pub mod fec;
 pub mod forward;
 pub mod hash;
 pub mod lcore;

@@ -224,25 +224,24 @@ pub fn steer(
     preferred: Option<u8>,
     d: &[u8],
     spread: &mut u32,
-) -> (usize, Option<usize>) {
+) -> (usize, Second) {
     let n = info.circuits.len();
     let Some(peer) = info.peer_index else {
-        return (
-            choose_circuit(preferred, || flow_hash(d), n, u32::MAX),
-            None,
-        );
+        let c = choose_circuit(preferred, || flow_hash(d), n, u32::MAX);
+        return (c, Second::None);
     };
     let usable = t.board.usable(peer);
     let Some((k, p)) = policy.and_then(|k| t.policies.get(usize::from(k)).map(|p| (k, p))) else {
-        return (choose_circuit(preferred, || flow_hash(d), n, usable), None);
+        return (
+            choose_circuit(preferred, || flow_hash(d), n, usable),
+            Second::None,
+        );
     };
     let ok = |c: u8| c != NO_PATH && usize::from(c) < n && (usable & (1 << c) != 0);
     if p.mode == policy::Mode::Spread {
-        return (
-            spread_pick(p, info, usable, spread)
-                .unwrap_or_else(|| choose_circuit(preferred, || flow_hash(d), n, usable)),
-            None,
-        );
+        let c = spread_pick(p, info, usable, spread)
+            .unwrap_or_else(|| choose_circuit(preferred, || flow_hash(d), n, usable));
+        return (c, Second::None);
     }
     let (first, second) = t.board.class_paths(peer, k);
     let first = if ok(first) {
@@ -256,9 +255,36 @@ pub fn steer(
             .or(preferred);
         choose_circuit(pref, || flow_hash(d), n, usable)
     };
-    let second = (p.mode.has_second() && ok(second) && usize::from(second) != first)
-        .then_some(usize::from(second));
+    let second = if ok(second) && usize::from(second) != first {
+        match p.mode {
+            policy::Mode::Replicate => Second::Copy(usize::from(second)),
+            policy::Mode::Fec(k) => Second::Parity(usize::from(second), k),
+            _ => Second::None,
+        }
+    } else {
+        Second::None
+    };
     (first, second)
+}
+
+/// What a packet's policy sends on a second path.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Second {
+    None,
+    /// A copy of the packet, on this path.
+    Copy(usize),
+    /// The packet joins an FEC group of `k`; the group's parity goes on this path.
+    Parity(usize, u8),
+}
+
+impl Second {
+    /// The second path, if any.
+    pub fn path(self) -> Option<usize> {
+        match self {
+            Second::None => None,
+            Second::Copy(c) | Second::Parity(c, _) => Some(c),
+        }
+    }
 }
 
 /// Weighted per-packet spreading over the usable paths of a policy's circuits: the `spread`

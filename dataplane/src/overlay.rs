@@ -354,8 +354,12 @@ pub struct OuterInfo {
     pub loopback_src: IpAddr,
     pub loopback_dst: IpAddr,
     /// Where the ESP packet lies in the frame (Ethernet padding and anything past the IP and
-    /// UDP lengths left out).
+    /// UDP lengths left out); for a parity packet, its payload.
     pub esp_range: Range<usize>,
+    /// Where the VXLAN header starts (FEC marks live there).
+    pub vxlan_off: usize,
+    /// An FEC parity packet (inner protocol [`fec::PROTO_PARITY`]), not ESP.
+    pub parity: bool,
 }
 
 /// An IP header found by `parse_ip`: addresses, protocol, and the payload's offset and
@@ -437,7 +441,8 @@ pub fn parse_outer(frame: &[u8]) -> Result<OuterInfo, OverlayError> {
         return Err(OverlayError::InnerEthernet);
     }
     let inner = parse_ip(inner_eth.payload(), et, OverlayError::InnerIp)?;
-    if inner.protocol != PROTO_ESP {
+    let parity = inner.protocol == crate::fec::PROTO_PARITY;
+    if inner.protocol != PROTO_ESP && !parity {
         return Err(OverlayError::NotEsp);
     }
     let inner_ip_off = inner_eth_off + ethernet::HEADER_LEN;
@@ -455,6 +460,8 @@ pub fn parse_outer(frame: &[u8]) -> Result<OuterInfo, OverlayError> {
         loopback_src: inner.src,
         loopback_dst: inner.dst,
         esp_range,
+        vxlan_off: udp_off + udp::HEADER_LEN,
+        parity,
     })
 }
 

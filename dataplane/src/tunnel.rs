@@ -44,6 +44,7 @@ use crate::counters::{Counter, DropReason};
 use crate::esp::{
     self, AeadKey, Backend, EspError, InboundSa, KeyError, OutboundSa, ReplayWindow, Suite,
 };
+use crate::fec;
 use crate::forward::{self, Context, Ingress, PacketBuf, Stage, Verdict};
 use crate::mbuf::MAX_BURST;
 use crate::multipath::{self, MAX_PATHS};
@@ -281,10 +282,27 @@ pub struct SaState {
     /// Prepared packets of the burst: (index in the burst, tunnel, circuit).
     pending: [(u8, u16, u8); MAX_BURST],
     pending_len: usize,
-    /// Packets of the burst to be sent a second time on another path once sealed (a
-    /// replicating policy): (index in the burst, tunnel, circuit). The worker makes them.
-    pub copies: [(u8, u16, u8); MAX_BURST],
+    /// What to do with packets of the burst once sealed, for their policies: (index in the
+    /// burst, tunnel, second circuit, k): k = 0 sends a copy on the circuit (replication),
+    /// else the packet joins an FEC group of k whose parity goes on the circuit. The worker
+    /// does it.
+    pub copies: [(u8, u16, u8, u8); MAX_BURST],
     pub copies_len: usize,
+    /// FEC encoders by tunnel and decoders by inbound slot, made when first needed.
+    fec_tx: Vec<Option<Box<fec::Encoder>>>,
+    fec_rx: Vec<Option<Box<fec::Decoder>>>,
+    /// A packet FEC rebuilt that the worker must feed back to the pipeline: the frame and the
+    /// port it came in on (`rebuilt_len` 0: none).
+    pub rebuilt: Box<[u8; REBUILT_MAX]>,
+    pub rebuilt_len: usize,
+    pub rebuilt_port: u16,
+    /// FEC: parity packets sent; packets rebuilt and accepted, and of those, packets whose
+    /// original came after all (late, not lost: the parity overtook them).
+    pub fec_parity_sent: u64,
+    pub fec_recovered: u64,
+    pub fec_late: u64,
+    /// Set while a packet rebuilt from a parity packet goes through `receive`.
+    fec_rebuilding: bool,
     /// Packets spread so far (weighted spreading walks its wheel with it).
     pub spread: u32,
     /// The flows policies steered lately (`show flows`).
@@ -311,8 +329,17 @@ impl Default for SaState {
             burst_index: 0,
             pending: [(0, 0, 0); MAX_BURST],
             pending_len: 0,
-            copies: [(0, 0, 0); MAX_BURST],
+            copies: [(0, 0, 0, 0); MAX_BURST],
             copies_len: 0,
+            fec_tx: Vec::new(),
+            fec_rx: Vec::new(),
+            rebuilt: Box::new([0; REBUILT_MAX]),
+            rebuilt_len: 0,
+            rebuilt_port: 0,
+            fec_parity_sent: 0,
+            fec_recovered: 0,
+            fec_late: 0,
+            fec_rebuilding: false,
             spread: 0,
             flows: policy::FlowTable::default(),
         }
@@ -324,6 +351,8 @@ const MAX_CIRCUITS: usize = 16;
 /// Slots of the tunnel route cache (direct-mapped, 16 bytes each: 64 KiB).
 const ROUTE_SLOTS: usize = 4096;
 const NO_CIRCUIT: u8 = u8::MAX;
+/// The longest frame FEC rebuilds (headers and an ESP packet of [`fec::MAX_ESP`]).
+pub const REBUILT_MAX: usize = fec::MAX_ESP + 256;
 /// Flows seen in the last 30 s (in 100 ms ticks) are shown.
 const FLOW_RECENT_TICKS: u32 = 300;
 /// `SaState::tunnel_peer` of a plain tunnel.
@@ -494,6 +523,8 @@ impl SaState {
             flows: std::sync::Mutex::default(),
         });
         s.templates = vec![Template::default(); tunnels.len() * MAX_CIRCUITS];
+        s.fec_tx = tunnels.iter().map(|_| None).collect();
+        s.fec_rx = (0..slots).map(|_| None).collect();
         Ok(s)
     }
 
@@ -502,14 +533,35 @@ impl SaState {
         self.stats.clone()
     }
 
-    /// Asks the worker to send the current packet of the burst again on circuit `ci` of
-    /// tunnel `ti` once it is sealed (dropped silently when the burst has no room left).
+    /// Asks the worker, for the current packet of the burst once it is sealed, to send a
+    /// copy on the second path or to add it to the tunnel's FEC group (nothing happens when
+    /// the burst has no room left for the request).
     #[inline]
-    pub fn request_copy(&mut self, ti: usize, ci: usize) {
+    pub fn request_second(&mut self, ti: usize, second: multipath::Second) {
+        let (ci, k) = match second {
+            multipath::Second::None => return,
+            multipath::Second::Copy(ci) => (ci, 0),
+            multipath::Second::Parity(ci, k) => (ci, k),
+        };
         if self.copies_len < MAX_BURST && self.burst_index < MAX_BURST {
-            self.copies[self.copies_len] = (self.burst_index as u8, ti as u16, ci as u8);
+            self.copies[self.copies_len] = (self.burst_index as u8, ti as u16, ci as u8, k);
             self.copies_len += 1;
         }
+    }
+
+    /// The FEC encoder of tunnel `ti` for groups of `k` (a new one when `k` changed).
+    pub fn fec_encoder(&mut self, ti: usize, k: u8) -> Option<&mut fec::Encoder> {
+        let slot = self.fec_tx.get_mut(ti)?;
+        if slot.as_ref().is_none_or(|e| e.k() != k.clamp(2, 16)) {
+            *slot = Some(Box::new(fec::Encoder::new(k)));
+        }
+        slot.as_deref_mut()
+    }
+
+    /// The FEC decoder of inbound slot `slot`.
+    fn fec_decoder(&mut self, slot: usize) -> Option<&mut fec::Decoder> {
+        let d = self.fec_rx.get_mut(slot)?;
+        Some(d.get_or_insert_with(Box::default))
     }
 
     /// Counts a packet sent on path `path` of overlay peer `peer`.
@@ -772,7 +824,7 @@ pub(crate) fn send<B: PacketBuf>(
         &mut fx.sas.spread,
     );
     if let Some((k, key)) = &policy {
-        let second = second.map_or(policy::NO_PATH, |c| c as u8);
+        let second = second.path().map_or(policy::NO_PATH, |c| c as u8);
         fx.sas
             .flows
             .record(tn, key, *k, ti as u16, ci as u8, second);
@@ -858,9 +910,7 @@ pub(crate) fn send<B: PacketBuf>(
             if let Some(peer) = info.peer_index {
                 fx.sas.count_path_tx(peer, ci as u8);
             }
-            if let Some(c2) = second {
-                fx.sas.request_copy(ti, c2);
-            }
+            fx.sas.request_second(ti, second);
             fx.encrypted += 1;
             Verdict::Forward(c.port)
         }
@@ -928,7 +978,7 @@ pub(crate) fn fast_encrypt<B: PacketBuf>(
     }
     fx.sas.outbound.get(ti)?.as_ref()?;
     if let Some((k, key)) = &policy {
-        let second = second.map_or(policy::NO_PATH, |c| c as u8);
+        let second = second.path().map_or(policy::NO_PATH, |c| c as u8);
         fx.sas
             .flows
             .record(tn, key, *k, ti as u16, ci as u8, second);
@@ -946,9 +996,7 @@ pub(crate) fn fast_encrypt<B: PacketBuf>(
     if !pkt.prepend(need) || !pkt.adj(need) {
         return Some(Verdict::Drop(DropReason::NoBuffer));
     }
-    if let Some(c2) = second {
-        fx.sas.request_copy(ti, c2);
-    }
+    fx.sas.request_second(ti, second);
     if fx.sas.defer && fx.sas.pending_len < MAX_BURST && fx.sas.burst_index < MAX_BURST {
         fx.sas.pending[fx.sas.pending_len] = (fx.sas.burst_index as u8, ti as u16, ci as u8);
         fx.sas.pending_len += 1;
@@ -1245,14 +1293,23 @@ pub(crate) fn receive<B: PacketBuf>(
     let d = pkt.data();
     // What the outer headers say: SPI, where the ESP packet lies, the kind, and (overlay) the
     // VNI and loopbacks to check against the SA's tunnel.
+    let mut fec_vxlan = None;
+    let mut overlay_rebuilt_flag = false;
     let (spi, esp_range, kind, overlay_check) = if frame == TunnelFrame::Overlay {
         match overlay::parse_outer(d) {
-            Ok(o) => (
-                o.spi,
-                o.esp_range,
-                TunnelKind::Overlay,
-                Some((o.vni, o.loopback_src, o.loopback_dst)),
-            ),
+            Ok(o) => {
+                let flags = d.get(o.vxlan_off).copied().unwrap_or(0);
+                if flags & (fec::FLAG_DATA | fec::FLAG_PARITY) != 0 || o.parity {
+                    fec_vxlan = Some(o.vxlan_off);
+                }
+                overlay_rebuilt_flag = flags & fec::FLAG_REBUILT != 0;
+                (
+                    o.spi,
+                    o.esp_range,
+                    TunnelKind::Overlay,
+                    Some((o.vni, o.loopback_src, o.loopback_dst)),
+                )
+            }
             Err(e) => return Verdict::Drop(drop_for(e)),
         }
     } else {
@@ -1309,6 +1366,24 @@ pub(crate) fn receive<B: PacketBuf>(
             stage: Stage::Frame,
         };
     }
+    if fx.sas.inbound.get(slot).is_none_or(Option::is_none) {
+        return Verdict::Drop(DropReason::UnknownSpi);
+    }
+    // FEC: a parity packet, or a protected data packet (marked in its VXLAN header).
+    let rebuilt_here = fx.sas.fec_rebuilding || overlay_rebuilt_flag;
+    if let Some(vx) = fec_vxlan {
+        match receive_fec(fx, slot, ingress.port, vx, &esp_range, pkt) {
+            FecStep::Consumed => return Verdict::Consumed,
+            FecStep::Rebuilt => {
+                // The parity's buffer now holds the lost packet: opened as if it had come.
+                fx.sas.fec_rebuilding = true;
+                let v = receive(t, ingress, TunnelFrame::Overlay, pkt, fx);
+                fx.sas.fec_rebuilding = false;
+                return v;
+            }
+            FecStep::Continue => {}
+        }
+    }
     let Some(Some(sa)) = fx.sas.inbound.get_mut(slot) else {
         return Verdict::Drop(DropReason::UnknownSpi);
     };
@@ -1320,6 +1395,9 @@ pub(crate) fn receive<B: PacketBuf>(
     fx.sas.in_circuits[slot] |= 1 << ci;
     if let Some(peer) = info.peer_index {
         fx.sas.count_path_rx(peer, ci as u8);
+    }
+    if rebuilt_here {
+        fx.sas.fec_recovered += 1;
     }
     fx.decrypted += 1;
     // The client's packet gets an Ethernet header again (its addresses are written on the way
@@ -1417,6 +1495,103 @@ pub(crate) fn receive<B: PacketBuf>(
         ip.decrement_hop_limit();
     }
     tenant_route(t, tn, inner, pkt, fx)
+}
+
+/// What [`receive_fec`] made of a packet.
+enum FecStep {
+    /// A parity packet, kept (or useless): nothing to deliver.
+    Consumed,
+    /// The parity rebuilt the group's missing packet in its own buffer.
+    Rebuilt,
+    /// A data packet: open it as usual.
+    Continue,
+}
+
+/// FEC on receive, by the worker that owns inbound slot `slot` (before anything is opened):
+/// a data packet is XORed into its group; a parity packet is taken in, and when it completes
+/// its group the buffer is rewritten into the missing ESP packet. A data packet that completes
+/// a group whose parity came first leaves the rebuilt frame in `fx.sas.rebuilt` for the worker
+/// to feed back.
+fn receive_fec<B: PacketBuf>(
+    fx: &mut Context,
+    slot: usize,
+    port: u16,
+    vxlan_off: usize,
+    payload: &std::ops::Range<usize>,
+    pkt: &mut B,
+) -> FecStep {
+    let d = pkt.data();
+    let is_parity = d
+        .get(vxlan_off + 8 + ethernet::HEADER_LEN..)
+        .and_then(|ip| match ip.first().map(|b| b >> 4) {
+            Some(4) => ip.get(9),
+            Some(6) => ip.get(6),
+            _ => None,
+        })
+        == Some(&fec::PROTO_PARITY);
+    let mark = d.get(vxlan_off..vxlan_off + 8).and_then(fec::read_mark);
+    let (Some(mark), Some(body)) = (mark, d.get(payload.clone())) else {
+        // Parity without a mark is of no use; a data packet is opened as usual.
+        return if is_parity {
+            FecStep::Consumed
+        } else {
+            FecStep::Continue
+        };
+    };
+    if mark.parity != is_parity {
+        return if is_parity {
+            FecStep::Consumed
+        } else {
+            FecStep::Continue
+        };
+    }
+    let head_len = payload.start;
+    let Some(dec) = fx.sas.fec_decoder(slot) else {
+        return FecStep::Continue;
+    };
+    let mut esp = [0u8; fec::MAX_ESP];
+    if mark.parity {
+        let len = match dec.on_parity(mark, body) {
+            fec::Outcome::Rebuilt(r) => {
+                esp[..r.len()].copy_from_slice(r);
+                r.len()
+            }
+            fec::Outcome::Nothing | fec::Outcome::Late => return FecStep::Consumed,
+        };
+        let d = pkt.data_mut();
+        if head_len + len > d.len() {
+            return FecStep::Consumed;
+        }
+        d[head_len..head_len + len].copy_from_slice(&esp[..len]);
+        fec::clear_mark(&mut d[vxlan_off..vxlan_off + 8]);
+        return match fec::fix_overlay(d, vxlan_off, len, PROTO_ESP) {
+            Some(end) if pkt.set_len(end) => FecStep::Rebuilt,
+            _ => FecStep::Consumed,
+        };
+    }
+    let len = match dec.on_data(mark, body) {
+        fec::Outcome::Rebuilt(r) => {
+            esp[..r.len()].copy_from_slice(r);
+            r.len()
+        }
+        fec::Outcome::Late => {
+            fx.sas.fec_late += 1;
+            return FecStep::Continue;
+        }
+        fec::Outcome::Nothing => return FecStep::Continue,
+    };
+    if head_len + len <= REBUILT_MAX {
+        let out = &mut fx.sas.rebuilt[..];
+        out[..head_len].copy_from_slice(&pkt.data()[..head_len]);
+        out[head_len..head_len + len].copy_from_slice(&esp[..len]);
+        fec::clear_mark(&mut out[vxlan_off..vxlan_off + 8]);
+        out[vxlan_off] |= fec::FLAG_REBUILT;
+        if let Some(end) = fec::fix_overlay(&mut out[..head_len + len], vxlan_off, len, PROTO_ESP) {
+            fx.sas.rebuilt_len = end;
+            fx.sas.rebuilt_port = port;
+        }
+    }
+    FecStep::Continue
 }
 
 /// Whether `a` is an address of one of tenant `tn`'s LAN ports.

@@ -187,6 +187,9 @@ pub fn run(mut cfg: WorkerConfig, pool: Arc<Mempool>, shared: WorkerShared) {
             if fx.sas.copies_len > 0 {
                 send_copies(&tables, &mut fx, &mut rx, &outs, &pool, &mut tx, &cfg, c);
             }
+            if fx.sas.rebuilt_len > 0 {
+                feed_back_rebuilt(&mut fx, &shared, &pool, &cfg);
+            }
             // A run of packets to the same port is staged in a local burst (its length stays
             // in a register) and moved to that port's tx burst in one copy: pushing each packet
             // straight into `tx[port]` made a load-store chain through memory per packet.
@@ -287,6 +290,10 @@ pub fn run(mut cfg: WorkerConfig, pool: Arc<Mempool>, shared: WorkerShared) {
 /// Adds the tunnel work of a burst to the worker's counters.
 #[inline]
 fn take_tunnel_counts(fx: &mut Context, c: &WorkerCounters) {
+    if fx.sas.fec_recovered | fx.sas.fec_late != 0 {
+        c.fec_rebuilt.add(std::mem::take(&mut fx.sas.fec_recovered));
+        c.fec_late.add(std::mem::take(&mut fx.sas.fec_late));
+    }
     if fx.encrypted | fx.decrypted | fx.nat_keepalives != 0 {
         c.encrypted.add(fx.encrypted);
         c.decrypted.add(fx.decrypted);
@@ -344,8 +351,10 @@ fn receive_handoffs(
         };
         n += 1;
         let verdict = forward::process_handoff(tables, port, stage, &mut mbuf, fx);
-        // Copies are made from rx bursts only (they name a packet by its place in one).
+        // Copies are made from rx bursts only (they name a packet by its place in one). A
+        // rebuilt packet is dropped here (its group was completed by a handed-off packet).
         fx.sas.copies_len = 0;
+        fx.sas.rebuilt_len = 0;
         match verdict {
             Verdict::Forward(out) => {
                 c.forwarded.add(1);
@@ -432,9 +441,10 @@ fn flush_one(tx: &mut [Burst], cfg: &WorkerConfig, c: &WorkerCounters, i: usize)
     c.tx_packets.add(sent as u64);
 }
 
-/// Sends the copies a replicating policy asked for: each sealed packet again, its outer
-/// headers rewritten for the second path. A copy that cannot be made is not sent (the
-/// original was).
+/// Does what the policies asked for the sealed packets of the burst: a copy on a second
+/// path (replication: the packet again, its outer headers rewritten for that path), or the
+/// packet's FEC group (its mark in the VXLAN header; the group's parity, once complete, on the
+/// second path). A copy or parity that cannot be made is not sent; the original always is.
 #[allow(clippy::too_many_arguments)]
 fn send_copies(
     tables: &Tables,
@@ -448,7 +458,7 @@ fn send_copies(
 ) {
     let n = std::mem::take(&mut fx.sas.copies_len);
     for k in 0..n {
-        let (i, ti, ci) = fx.sas.copies[k];
+        let (i, ti, ci, fec_k) = fx.sas.copies[k];
         let i = usize::from(i);
         if outs
             .get(i)
@@ -456,22 +466,36 @@ fn send_copies(
         {
             continue;
         }
-        let Some(orig) = rx.as_mut_slice().get(i) else {
+        let Some(orig) = rx.as_mut_slice().get_mut(i) else {
+            continue;
+        };
+        let mut frame = [0u8; tunnel::REBUILT_MAX];
+        let len = if fec_k == 0 {
+            let d = orig.data();
+            if d.len() > frame.len() {
+                continue;
+            }
+            frame[..d.len()].copy_from_slice(d);
+            d.len()
+        } else {
+            match fec_add(fx, usize::from(ti), fec_k, orig.data_mut(), &mut frame) {
+                Some(len) => len,
+                None => continue, // no parity to send yet
+            }
+        };
+        let Some(port) =
+            crate::multipath::retarget(tables, usize::from(ti), usize::from(ci), &mut frame[..len])
+        else {
             continue;
         };
         let Some(mut m) = Mbuf::alloc(pool) else {
             c.drop(DropReason::NoBuffer, 1);
             continue;
         };
-        if !(m.set_len(0) && m.extend_from_slice(orig.data())) {
+        if !(m.set_len(0) && m.extend_from_slice(&frame[..len])) {
             c.drop(DropReason::NoBuffer, 1);
             continue;
         }
-        let Some(port) =
-            crate::multipath::retarget(tables, usize::from(ti), usize::from(ci), m.data_mut())
-        else {
-            continue;
-        };
         if let Some(peer) = tables
             .tunnels
             .get(usize::from(ti))
@@ -479,8 +503,53 @@ fn send_copies(
         {
             fx.sas.count_path_tx(peer, ci);
         }
-        c.replicated.add(1);
+        if fec_k == 0 {
+            c.replicated.add(1);
+        } else {
+            c.fec_parity.add(1);
+        }
         enqueue(tx, cfg, c, port, m);
+    }
+}
+
+/// Adds a sealed overlay frame to its tunnel's FEC group of `k` and marks it; when that
+/// completes the group, writes the parity frame into `parity` and returns its length. Frames
+/// FEC cannot protect (outer IPv6, too long) go unmarked.
+fn fec_add(fx: &mut Context, ti: usize, k: u8, d: &mut [u8], parity: &mut [u8]) -> Option<usize> {
+    let o = crate::overlay::parse_outer(d).ok()?;
+    if o.parity || d.get(12..14) != Some(&[0x08, 0x00]) {
+        return None;
+    }
+    let enc = fx.sas.fec_encoder(ti, k)?;
+    let (mark, complete) = enc.add(d.get(o.esp_range.clone())?)?;
+    crate::fec::write_mark(d.get_mut(o.vxlan_off..o.vxlan_off + 8)?, mark);
+    if !complete {
+        return None;
+    }
+    crate::fec::parity_frame(d, o.esp_range.start, o.vxlan_off, o.spi, enc, parity)
+}
+
+/// Feeds a packet FEC rebuilt back to this worker (through its own handoff queue: it is
+/// opened and delivered like any other).
+fn feed_back_rebuilt(fx: &mut Context, shared: &WorkerShared, pool: &Mempool, cfg: &WorkerConfig) {
+    let len = std::mem::take(&mut fx.sas.rebuilt_len);
+    if len == 0 {
+        return;
+    }
+    let c = &*shared.counters;
+    let Some(mut m) = Mbuf::alloc(pool) else {
+        c.drop(DropReason::NoBuffer, 1);
+        return;
+    };
+    if m.set_len(0) && m.extend_from_slice(&fx.sas.rebuilt[..len]) {
+        hand_off(
+            shared,
+            c,
+            cfg.index as u16,
+            fx.sas.rebuilt_port,
+            Stage::Frame,
+            m,
+        );
     }
 }
 

@@ -7,9 +7,11 @@ one host, so CLOCK_MONOTONIC is shared).
                                                 send packets numbered from 0 at PPS; with --at,
                                                 run CMD (a shell command) S seconds in and
                                                 record when it started and ended
-  udpstream.py analyze SEND.json RECV.json      loss, duplicates, reordering, and around the
+  udpstream.py analyze SEND.json RECV.json [K]  loss, duplicates, reordering, and around the
                                                 cut: the packets lost, the outage, and the
-                                                time from the cut to the first packet after it
+                                                time from the cut to the first packet after it;
+                                                with K, the losses per group of K packets
+                                                (0..K-1, K..2K-1, ...: FEC groups)
 
 Each packet: seq (u64), send time (f64 monotonic), padding to 64 bytes. The receiver's JSON:
 sent-side numbers are read from the sender's log (send writes it to stdout as JSON at the end),
@@ -74,7 +76,7 @@ def send(dst, port, pps, seconds, at=None, cmd=None):
     print()
 
 
-def analyze(send_file, recv_file):
+def analyze(send_file, recv_file, k=None):
     with open(send_file) as f:
         snd = json.load(f)
     with open(recv_file) as f:
@@ -100,6 +102,13 @@ def analyze(send_file, recv_file):
         "duplicates": dups,
         "reordered": reordered,
     }
+    if k:
+        per_group = {}
+        for q in lost:
+            per_group[q // k] = per_group.get(q // k, 0) + 1
+        out["groups"] = (sent + k - 1) // k
+        out["groups_with_losses"] = len(per_group)
+        out["groups_with_one_lost"] = sum(1 for n in per_group.values() if n == 1)
     cut = snd.get("cut")
     if cut:
         out["cut_command_ms"] = round((cut["end"] - cut["start"]) * 1000, 2)
@@ -133,8 +142,8 @@ def main(argv):
         if len(argv) >= 7 and argv[5] == "--at":
             at, cmd = float(argv[6]), " ".join(argv[7:])
         send(argv[1], int(argv[2]), float(argv[3]), float(argv[4]), at, cmd)
-    elif len(argv) == 3 and argv[0] == "analyze":
-        analyze(argv[1], argv[2])
+    elif len(argv) in (3, 4) and argv[0] == "analyze":
+        analyze(argv[1], argv[2], int(argv[3]) if len(argv) == 4 else None)
     else:
         sys.stderr.write(__doc__)
         return 2
