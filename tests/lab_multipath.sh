@@ -257,6 +257,7 @@ wait_state "$SOCK_B" inet up 10 || true
 INET_OUT0=$(path "$SOCK_A" inet packets_out)
 OUT=$(ip netns exec "$P-hostA" ping -c 20 -i 0.02 -W 1 -q 10.2.0.2 2>&1 || true)
 check "20 pings after recovery: all answered" 'a == 20' "$(sed -nE 's/.* ([0-9]+) received.*/\1/p' <<<"$OUT")"
+sleep 0.3 # the workers publish their counters every 100 ms
 check "the route's preferred circuit (inet) carries its traffic again" \
     'b - a >= 20' "$INET_OUT0" "$(path "$SOCK_A" inet packets_out)"
 
