@@ -459,6 +459,8 @@ fn counters(s: &CounterSnapshot) -> api::Counters {
         replicated: s.replicated,
         fec_parity: s.fec_parity,
         fec_recovered: s.fec_rebuilt.saturating_sub(s.fec_late),
+        reorder_held: s.reorder_held,
+        reorder_gaps: s.reorder_gaps,
         drops: s.drops.iter().cloned().collect(),
     }
 }

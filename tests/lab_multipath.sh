@@ -11,17 +11,21 @@
 #   4. FEC: 2% loss on inet from A to B; the "fec" class (inet, one XOR parity per 4 packets
 #      on mpls): checked packet by packet, no group of 4 lost exactly one packet (every
 #      isolated loss was rebuilt); site B counts the recoveries; the control class loses ~2%.
-#   5. Failover: a numbered UDP stream from hostA to hostB (1000 packets/s, routed over inet)
+#   5. Spreading: both circuits limited to 50 Mbit/s; one TCP flow (iperf3) of the "bonded"
+#      class, spread packet by packet over both, gets more than 1.8 times what a flow on one
+#      circuit gets, and the sender's TCP detects no reordering (the receiver's reorder buffer
+#      put it right); retransmissions are printed.
+#   6. Failover: a numbered UDP stream from hostA to hostB (1000 packets/s, routed over inet)
 #      while inet goes black in both directions (`lab.sh impair inet blackhole`). Printed: the
 #      time from the cut to the first packet after it (which came over mpls) and the packets
 #      lost. Checked: the stream goes on over mpls, both sites see inet down, pings in both
 #      directions get through during the cut.
-#   6. Recovery: inet back; after the hold-down it is up again and carries its traffic again.
-#   7. A one-way cut (inet a2b only): both sites still notice (one loses requests, the other
+#   7. Recovery: inet back; after the hold-down it is up again and carries its traffic again.
+#   8. A one-way cut (inet a2b only): both sites still notice (one loses requests, the other
 #      replies) and the stream fails over.
 # The policy tests come first: a failover moves a class for good (stickiness). Failover times
 # are printed, not asserted (timing is for benchmarks). With TRIALS=N (N > 1) the cut and
-# recovery of step 5 are repeated N times more at the end and the distribution of
+# recovery of step 6 are repeated N times more at the end and the distribution of
 # the failover times and losses is printed: docs/failover.md was measured that way. Run as
 # root; prints PASS/FAIL per check, exits non-zero on any failure, always tears the lab down.
 # Takes about 20 s (after the build), plus about 8 s per trial.
@@ -217,7 +221,58 @@ check "FEC: site B rebuilt lost packets ($RECOVERED)" 'a > 0' "$RECOVERED"
 check "FEC: far fewer losses than the control (fec $(field fec lost), control $(field control2 lost))" \
     'b > 30 && a * 5 < b' "$(field fec lost)" "$(field control2 lost)"
 
-echo "=== 5. failover: inet goes black under a 1000 packet/s stream ==="
+echo "=== 5. spreading: two circuits of 50 Mbit/s, one TCP flow ==="
+# tcp_counter NODE NAME : a TCP counter of the node's namespace (/proc/net/snmp or netstat).
+tcp_counter() {
+    # shellcheck disable=SC2016
+    ip netns exec "$P-$1" awk -v want="$2" '
+        /^(Tcp|TcpExt):/ { if (!names[$1]) { for (i = 2; i <= NF; i++) col[$1, $i] = i; names[$1] = 1; next }
+                           for (k in col) { split(k, p, SUBSEP); if (p[1] == $1 && p[2] == want) print $(col[k]) } }
+    ' /proc/net/snmp /proc/net/netstat
+}
+reorder_events() { # the sender's TCP reordering detections
+    local n=0 k v
+    for k in TCPSACKReorder TCPTSReorder TCPRenoReorder; do
+        v=$(tcp_counter hostA "$k"); n=$((n + ${v:-0}))
+    done
+    echo "$n"
+}
+ip netns exec "$P-hostB" iperf3 -s -p 5201 -D --logfile "$WORK/iperf5201.log"
+ip netns exec "$P-hostB" iperf3 -s -p 5202 -D --logfile "$WORK/iperf5202.log"
+sleep 0.3
+"$LAB" impair inet rate 50 >/dev/null
+"$LAB" impair mpls rate 50 >/dev/null
+# iperf_run PORT NAME : 6 s of TCP from hostA; Mbit/s, retransmissions, reorder events.
+iperf_run() {
+    local before after
+    before=$(reorder_events)
+    ip netns exec "$P-hostA" iperf3 -c 10.2.0.2 -p "$1" -t 6 -J >"$WORK/$2.iperf.json" || true
+    after=$(reorder_events)
+    jq -r --arg r "$((after - before))" \
+        '"\(.end.sum_received.bits_per_second // 0 | . / 1e6 | floor) \(.end.sum_sent.retransmits // -1) \($r)"' \
+        "$WORK/$2.iperf.json"
+}
+read -r SINGLE SINGLE_RETR _ <<<"$(iperf_run 5201 single)"
+HELD0=$(cli "$SOCK_B" show stats --json | jq '.total.reorder_held')
+IN0=$(path "$SOCK_A" inet packets_out)
+MP0=$(path "$SOCK_A" mpls packets_out)
+read -r BONDED BONDED_RETR BONDED_REORDER <<<"$(iperf_run 5202 bonded)"
+sleep 0.3 # the counters are published every 100 ms
+IN1=$(path "$SOCK_A" inet packets_out)
+MP1=$(path "$SOCK_A" mpls packets_out)
+"$LAB" clear >/dev/null
+info "one circuit: $SINGLE Mbit/s ($SINGLE_RETR retransmissions); spread over both: $BONDED Mbit/s" \
+    "($BONDED_RETR retransmissions, $BONDED_REORDER reorderings detected by the sender)"
+check "spreading: one TCP flow gets more than 1.8x one circuit ($BONDED vs $SINGLE Mbit/s)" \
+    'a > 0 && b > 1.8 * a' "$SINGLE" "$BONDED"
+check "spreading: the sender's TCP saw no reordering" 'a == 0' "$BONDED_REORDER"
+info "packets sent: inet $((IN1 - IN0)), mpls $((MP1 - MP0)); site B's reorder buffer held" \
+    "$(( $(cli "$SOCK_B" show stats --json | jq '.total.reorder_held') - HELD0 )) of them for an earlier one"
+check "spreading: the circuits carried equal shares (weights 1:1)" \
+    'a > 10000 && b > 10000 && a < 1.2 * b && b < 1.2 * a' "$((IN1 - IN0))" "$((MP1 - MP0))"
+pkill -f "iperf3 -s -p 520" 2>/dev/null || true
+
+echo "=== 6. failover: inet goes black under a 1000 packet/s stream ==="
 MPLS_OUT0=$(path "$SOCK_A" mpls packets_out)
 stream cut 5 2 "$ROOT/scripts/lab.sh impair inet blackhole"
 jq -c . "$WORK/cut.json" | indent
@@ -243,7 +298,7 @@ check "50 pings at 20 ms during the cut: all answered (both directions over mpls
 check "site A counts the path went down once" 'a == 1' "$(path "$SOCK_A" inet downs)"
 cli "$SOCK_A" show paths | indent
 
-echo "=== 6. recovery: inet back ==="
+echo "=== 7. recovery: inet back ==="
 "$LAB" clear inet
 T_CLEAR=$(date +%s.%N)
 if wait_state "$SOCK_A" inet up 10; then
@@ -261,7 +316,7 @@ sleep 0.3 # the workers publish their counters every 100 ms
 check "the route's preferred circuit (inet) carries its traffic again" \
     'b - a >= 20' "$INET_OUT0" "$(path "$SOCK_A" inet packets_out)"
 
-echo "=== 7. one-way cut: inet a2b black ==="
+echo "=== 8. one-way cut: inet a2b black ==="
 stream oneway 4 1.5 "$ROOT/scripts/lab.sh impair inet dir a2b blackhole"
 jq -c . "$WORK/oneway.json" | indent
 info "failover: $(field oneway failover_ms) ms; $(field oneway lost_at_cut) packets lost"

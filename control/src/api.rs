@@ -104,6 +104,11 @@ pub struct Counters {
     pub fec_parity: u64,
     #[serde(default)]
     pub fec_recovered: u64,
+    /// Spread packets a reorder buffer held for an earlier one; gaps it gave up.
+    #[serde(default)]
+    pub reorder_held: u64,
+    #[serde(default)]
+    pub reorder_gaps: u64,
     /// Drop reason -> packets.
     pub drops: BTreeMap<String, u64>,
 }

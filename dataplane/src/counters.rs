@@ -164,6 +164,10 @@ pub struct WorkerCounters {
     pub fec_parity: Counter,
     pub fec_rebuilt: Counter,
     pub fec_late: Counter,
+    /// Spread packets that waited in a reorder buffer for an earlier one, and gaps given up
+    /// (the missing packet did not come in time).
+    pub reorder_held: Counter,
+    pub reorder_gaps: Counter,
     drops: [Counter; DropReason::ALL.len()],
 }
 
@@ -197,6 +201,8 @@ impl WorkerCounters {
             fec_parity: self.fec_parity.get(),
             fec_rebuilt: self.fec_rebuilt.get(),
             fec_late: self.fec_late.get(),
+            reorder_held: self.reorder_held.get(),
+            reorder_gaps: self.reorder_gaps.get(),
             drops: DropReason::ALL
                 .iter()
                 .map(|r| (r.name().to_owned(), self.dropped(*r)))
@@ -231,6 +237,8 @@ pub struct CounterSnapshot {
     pub fec_parity: u64,
     pub fec_rebuilt: u64,
     pub fec_late: u64,
+    pub reorder_held: u64,
+    pub reorder_gaps: u64,
     /// Drop reason name -> count, in a fixed order.
     pub drops: Vec<(String, u64)>,
 }
@@ -262,6 +270,8 @@ impl CounterSnapshot {
             total.fec_parity += s.fec_parity;
             total.fec_rebuilt += s.fec_rebuilt;
             total.fec_late += s.fec_late;
+            total.reorder_held += s.reorder_held;
+            total.reorder_gaps += s.reorder_gaps;
             if total.drops.is_empty() {
                 total.drops = s.drops.clone();
             } else {

@@ -19,6 +19,7 @@ pub mod pcapfile;
 pub mod policy;
 pub mod port;
 pub mod probe;
+pub mod reorder;
 pub mod route;
 pub mod tables;
 #[doc(hidden)]

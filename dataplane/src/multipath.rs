@@ -241,7 +241,7 @@ pub fn steer(
     if p.mode == policy::Mode::Spread {
         let c = spread_pick(p, info, usable, spread)
             .unwrap_or_else(|| choose_circuit(preferred, || flow_hash(d), n, usable));
-        return (c, Second::None);
+        return (c, Second::Sequence);
     }
     let (first, second) = t.board.class_paths(peer, k);
     let first = if ok(first) {
@@ -275,13 +275,15 @@ pub enum Second {
     Copy(usize),
     /// The packet joins an FEC group of `k`; the group's parity goes on this path.
     Parity(usize, u8),
+    /// No second path: the packet is spread, and numbered for the receiver's reorder buffer.
+    Sequence,
 }
 
 impl Second {
     /// The second path, if any.
     pub fn path(self) -> Option<usize> {
         match self {
-            Second::None => None,
+            Second::None | Second::Sequence => None,
             Second::Copy(c) | Second::Parity(c, _) => Some(c),
         }
     }

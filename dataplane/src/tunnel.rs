@@ -303,6 +303,11 @@ pub struct SaState {
     pub fec_late: u64,
     /// Set while a packet rebuilt from a parity packet goes through `receive`.
     fec_rebuilding: bool,
+    /// The next sequence number of spread packets, by tunnel.
+    pub spread_seq: Vec<u32>,
+    /// Set by `receive` for a spread packet it opened: (inbound slot, its sequence number).
+    /// The worker puts the packet through that slot's reorder buffer.
+    pub held: Option<(u32, u32)>,
     /// Packets spread so far (weighted spreading walks its wheel with it).
     pub spread: u32,
     /// The flows policies steered lately (`show flows`).
@@ -340,6 +345,8 @@ impl Default for SaState {
             fec_recovered: 0,
             fec_late: 0,
             fec_rebuilding: false,
+            spread_seq: Vec::new(),
+            held: None,
             spread: 0,
             flows: policy::FlowTable::default(),
         }
@@ -351,6 +358,8 @@ const MAX_CIRCUITS: usize = 16;
 /// Slots of the tunnel route cache (direct-mapped, 16 bytes each: 64 KiB).
 const ROUTE_SLOTS: usize = 4096;
 const NO_CIRCUIT: u8 = u8::MAX;
+/// `SaState::copies`' k of a spread packet: number it (no second path).
+pub const SEQUENCE: u8 = u8::MAX;
 /// The longest frame FEC rebuilds (headers and an ESP packet of [`fec::MAX_ESP`]).
 pub const REBUILT_MAX: usize = fec::MAX_ESP + 256;
 /// Flows seen in the last 30 s (in 100 ms ticks) are shown.
@@ -524,6 +533,7 @@ impl SaState {
         });
         s.templates = vec![Template::default(); tunnels.len() * MAX_CIRCUITS];
         s.fec_tx = tunnels.iter().map(|_| None).collect();
+        s.spread_seq = vec![0; tunnels.len()];
         s.fec_rx = (0..slots).map(|_| None).collect();
         Ok(s)
     }
@@ -542,6 +552,7 @@ impl SaState {
             multipath::Second::None => return,
             multipath::Second::Copy(ci) => (ci, 0),
             multipath::Second::Parity(ci, k) => (ci, k),
+            multipath::Second::Sequence => (0, SEQUENCE),
         };
         if self.copies_len < MAX_BURST && self.burst_index < MAX_BURST {
             self.copies[self.copies_len] = (self.burst_index as u8, ti as u16, ci as u8, k);
@@ -556,6 +567,11 @@ impl SaState {
             *slot = Some(Box::new(fec::Encoder::new(k)));
         }
         slot.as_deref_mut()
+    }
+
+    /// Inbound SA slots (of every worker; this worker owns some of them).
+    pub fn inbound_slots(&self) -> usize {
+        self.inbound.len()
     }
 
     /// The FEC decoder of inbound slot `slot`.
@@ -964,6 +980,7 @@ pub(crate) fn fast_encrypt<B: PacketBuf>(
         }
     }
     let preferred = (r.circuit != NO_CIRCUIT).then_some(r.circuit);
+    let spread_before = fx.sas.spread;
     let (ci, second) = multipath::steer(
         t,
         info,
@@ -972,11 +989,21 @@ pub(crate) fn fast_encrypt<B: PacketBuf>(
         d,
         &mut fx.sas.spread,
     );
-    let tpl = fx.sas.templates.get(ti * MAX_CIRCUITS + ci)?;
-    if tpl.generation != t.generation || tpl.len == 0 || total > tpl.max_inner {
+    let ready = fx
+        .sas
+        .templates
+        .get(ti * MAX_CIRCUITS + ci)
+        .is_some_and(|tpl| {
+            tpl.generation == t.generation && tpl.len != 0 && total <= tpl.max_inner
+        })
+        && fx.sas.outbound.get(ti).is_some_and(Option::is_some);
+    if !ready {
+        // The slow path takes it: it must choose the same path (and make its template), so
+        // the spreading wheel steps back.
+        fx.sas.spread = spread_before;
         return None;
     }
-    fx.sas.outbound.get(ti)?.as_ref()?;
+    let tpl = fx.sas.templates.get(ti * MAX_CIRCUITS + ci)?;
     if let Some((k, key)) = &policy {
         let second = second.path().map_or(policy::NO_PATH, |c| c as u8);
         fx.sas
@@ -1295,6 +1322,7 @@ pub(crate) fn receive<B: PacketBuf>(
     // VNI and loopbacks to check against the SA's tunnel.
     let mut fec_vxlan = None;
     let mut overlay_rebuilt_flag = false;
+    let mut spread_seq = None;
     let (spi, esp_range, kind, overlay_check) = if frame == TunnelFrame::Overlay {
         match overlay::parse_outer(d) {
             Ok(o) => {
@@ -1303,6 +1331,9 @@ pub(crate) fn receive<B: PacketBuf>(
                     fec_vxlan = Some(o.vxlan_off);
                 }
                 overlay_rebuilt_flag = flags & fec::FLAG_REBUILT != 0;
+                spread_seq = d
+                    .get(o.vxlan_off..o.vxlan_off + 8)
+                    .and_then(crate::reorder::read_seq);
                 (
                     o.spi,
                     o.esp_range,
@@ -1398,6 +1429,9 @@ pub(crate) fn receive<B: PacketBuf>(
     }
     if rebuilt_here {
         fx.sas.fec_recovered += 1;
+    }
+    if let Some(seq) = spread_seq {
+        fx.sas.held = Some((slot as u32, seq));
     }
     fx.decrypted += 1;
     // The client's packet gets an Ethernet header again (its addresses are written on the way

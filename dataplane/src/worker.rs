@@ -15,6 +15,7 @@ use crate::lcore::Backoff;
 use crate::mbuf::{Burst, Mbuf, MAX_BURST};
 use crate::mempool::Mempool;
 use crate::port;
+use crate::reorder::Reorder;
 use crate::tables::{NeighborKey, TablePublisher, Tables};
 use crate::tunnel::{self, SaState};
 use crate::vlan;
@@ -24,6 +25,77 @@ use crate::wire::MacAddr;
 const NOT_SENT: u16 = u16::MAX;
 /// Marks a packet of a burst that goes to the worker owning its SA.
 const HANDED_OFF: u16 = u16::MAX - 1;
+/// Marks a packet of a burst that goes through a reorder buffer (a spread flow's).
+const HELD: u16 = u16::MAX - 2;
+
+/// How long a reorder buffer waits for a missing packet of a spread flow before it gives it
+/// up (the paths of one flow should differ in delay by less than this).
+const REORDER_TIMEOUT_MS: u64 = 50;
+
+/// The reorder buffers of spread flows, by inbound SA slot (see [`crate::reorder`]).
+struct Reorders {
+    bufs: Vec<Option<Box<Reorder<(Mbuf, u16)>>>>,
+    /// Packets held in all of them.
+    held: usize,
+    /// In TSC cycles.
+    timeout: u64,
+}
+
+impl Reorders {
+    fn new(slots: usize, hz: u64) -> Self {
+        Self {
+            bufs: (0..slots).map(|_| None).collect(),
+            held: 0,
+            timeout: hz / 1000 * REORDER_TIMEOUT_MS,
+        }
+    }
+
+    /// A spread packet of slot `slot` with sequence number `seq`, bound for `port`: through
+    /// the slot's buffer; what it releases is queued for transmission.
+    #[allow(clippy::too_many_arguments)]
+    fn push(
+        &mut self,
+        slot: u32,
+        seq: u32,
+        m: Mbuf,
+        port: u16,
+        tx: &mut [Burst],
+        cfg: &WorkerConfig,
+        c: &WorkerCounters,
+    ) {
+        let Some(b) = self.bufs.get_mut(slot as usize) else {
+            enqueue(tx, cfg, c, port, m);
+            return;
+        };
+        let b = b.get_or_insert_with(Box::default);
+        let before = b.held();
+        b.push(seq, (m, port), eal::rdtsc(), |(m, p)| {
+            enqueue(tx, cfg, c, p, m)
+        });
+        if b.held() > before {
+            c.reorder_held.add(1);
+        }
+        self.held = self.held + b.held() - before;
+    }
+
+    /// Gives up the gaps that waited too long.
+    fn poll(&mut self, tx: &mut [Burst], cfg: &WorkerConfig, c: &WorkerCounters) {
+        if self.held == 0 {
+            return;
+        }
+        let now = eal::rdtsc();
+        let mut held = 0;
+        for b in self.bufs.iter_mut().flatten() {
+            if b.held() > 0 {
+                let skipped = b.skipped;
+                b.poll(now, self.timeout, |(m, p)| enqueue(tx, cfg, c, p, m));
+                c.reorder_gaps.add(b.skipped - skipped);
+                held += b.held();
+            }
+        }
+        self.held = held;
+    }
+}
 
 /// A packet passed from one worker to the worker that owns its SA.
 pub struct Handoff {
@@ -110,6 +182,8 @@ pub fn run(mut cfg: WorkerConfig, pool: Arc<Mempool>, shared: WorkerShared) {
     // The fast path into tunnels leaves the sealing to one AEAD call per SA and burst.
     fx.sas.defer = true;
     let mut handoff_to = [(0u16, Stage::Frame); MAX_BURST];
+    let mut holds = [(0u32, 0u32, 0u16); MAX_BURST];
+    let mut reorders = Reorders::new(fx.sas.inbound_slots(), hz);
     let mut polls = 0u32;
     let mut limiter = SolicitLimiter {
         slots: [(0, 0, 0); 64],
@@ -121,7 +195,7 @@ pub fn run(mut cfg: WorkerConfig, pool: Arc<Mempool>, shared: WorkerShared) {
 
     while !shared.stop.load(Ordering::Relaxed) {
         let tables = shared.tables.load();
-        let mut seen = receive_handoffs(&tables, &mut fx, &shared, &mut tx, &cfg);
+        let mut seen = receive_handoffs(&tables, &mut fx, &shared, &mut tx, &cfg, &mut reorders);
         // A full rx burst: this worker has more to do than it can; probe replies may be
         // waiting behind it, so the monitors must not count them late.
         let mut overloaded = false;
@@ -178,6 +252,13 @@ pub fn run(mut cfg: WorkerConfig, pool: Arc<Mempool>, shared: WorkerShared) {
                         HANDED_OFF
                     }
                 };
+                // A spread flow's packet, opened: it goes through its reorder buffer.
+                if let Some((slot, seq)) = fx.sas.held.take() {
+                    if *out < HELD {
+                        holds[i] = (slot, seq, *out);
+                        *out = HELD;
+                    }
+                }
             }
             tunnel::seal_pending(rx.as_mut_slice(), &mut fx, |i, reason| {
                 outs[i] = NOT_SENT;
@@ -202,6 +283,11 @@ pub fn run(mut cfg: WorkerConfig, pool: Arc<Mempool>, shared: WorkerShared) {
                 if out == HANDED_OFF {
                     let (worker, stage) = handoff_to[i];
                     hand_off(&shared, c, worker, in_ports[i], stage, m);
+                    continue;
+                }
+                if out == HELD {
+                    let (slot, seq, port) = holds[i];
+                    reorders.push(slot, seq, m, port, &mut tx, &cfg, c);
                     continue;
                 }
                 let mut m = m;
@@ -235,6 +321,10 @@ pub fn run(mut cfg: WorkerConfig, pool: Arc<Mempool>, shared: WorkerShared) {
                 &mut tx,
                 &cfg,
             );
+        }
+        if reorders.held > 0 {
+            reorders.poll(&mut tx, &cfg, c);
+            flush(&mut tx, &cfg, c);
         }
         if let Some(prober) = fx.prober.as_deref_mut() {
             if prober.due(prober.now()) {
@@ -334,6 +424,7 @@ fn receive_handoffs(
     shared: &WorkerShared,
     tx: &mut [Burst],
     cfg: &WorkerConfig,
+    reorders: &mut Reorders,
 ) -> usize {
     let c = &*shared.counters;
     let Some(q) = shared.handoff.get(cfg.index) else {
@@ -355,10 +446,14 @@ fn receive_handoffs(
         // rebuilt packet is dropped here (its group was completed by a handed-off packet).
         fx.sas.copies_len = 0;
         fx.sas.rebuilt_len = 0;
+        let held = fx.sas.held.take();
         match verdict {
             Verdict::Forward(out) => {
                 c.forwarded.add(1);
-                enqueue(tx, cfg, c, out, mbuf);
+                match held {
+                    Some((slot, seq)) => reorders.push(slot, seq, mbuf, out, tx, cfg, c),
+                    None => enqueue(tx, cfg, c, out, mbuf),
+                }
             }
             Verdict::Reply(out) => {
                 c.local_replies.add(1);
@@ -469,6 +564,10 @@ fn send_copies(
         let Some(orig) = rx.as_mut_slice().get_mut(i) else {
             continue;
         };
+        if fec_k == tunnel::SEQUENCE {
+            number_spread(fx, usize::from(ti), orig.data_mut());
+            continue;
+        }
         let mut frame = [0u8; tunnel::REBUILT_MAX];
         let len = if fec_k == 0 {
             let d = orig.data();
@@ -509,6 +608,26 @@ fn send_copies(
             c.fec_parity.add(1);
         }
         enqueue(tx, cfg, c, port, m);
+    }
+}
+
+/// Numbers a sealed overlay frame of a spread flow with its tunnel's next sequence number (in
+/// the VXLAN header) for the receiver's reorder buffer. Outer IPv6 frames (whose UDP checksum
+/// covers the header) go unnumbered.
+fn number_spread(fx: &mut Context, ti: usize, d: &mut [u8]) {
+    let Ok(o) = crate::overlay::parse_outer(d) else {
+        return;
+    };
+    if d.get(12..14) != Some(&[0x08, 0x00]) {
+        return;
+    }
+    let Some(next) = fx.sas.spread_seq.get_mut(ti) else {
+        return;
+    };
+    let seq = *next;
+    *next = next.wrapping_add(1);
+    if let Some(vx) = d.get_mut(o.vxlan_off..o.vxlan_off + 8) {
+        crate::reorder::write_seq(vx, seq);
     }
 }
 
