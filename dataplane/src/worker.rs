@@ -32,9 +32,12 @@ const HELD: u16 = u16::MAX - 2;
 /// up (the paths of one flow should differ in delay by less than this).
 const REORDER_TIMEOUT_MS: u64 = 50;
 
+/// A reorder buffer of packets and their egress ports.
+type PacketReorder = Reorder<(Mbuf, u16)>;
+
 /// The reorder buffers of spread flows, by inbound SA slot (see [`crate::reorder`]).
 struct Reorders {
-    bufs: Vec<Option<Box<Reorder<(Mbuf, u16)>>>>,
+    bufs: Vec<Option<Box<PacketReorder>>>,
     /// Packets held in all of them.
     held: usize,
     /// In TSC cycles.
