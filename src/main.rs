@@ -219,6 +219,7 @@ fn policies(
                     .map(|c| index_of(c))
                     .collect::<Result<_, _>>()?,
                 weights: p.weights.clone(),
+                encrypt: p.encrypt,
             })
         })
         .collect()
@@ -461,6 +462,8 @@ fn counters(s: &CounterSnapshot) -> api::Counters {
         fec_recovered: s.fec_rebuilt.saturating_sub(s.fec_late),
         reorder_held: s.reorder_held,
         reorder_gaps: s.reorder_gaps,
+        clear_out: s.clear_out,
+        clear_in: s.clear_in,
         drops: s.drops.iter().cloned().collect(),
     }
 }

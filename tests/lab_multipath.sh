@@ -11,21 +11,24 @@
 #   4. FEC: 2% loss on inet from A to B; the "fec" class (inet, one XOR parity per 4 packets
 #      on mpls): checked packet by packet, no group of 4 lost exactly one packet (every
 #      isolated loss was rebuilt); site B counts the recoveries; the control class loses ~2%.
-#   5. Spreading: both circuits limited to 50 Mbit/s; one TCP flow (iperf3) of the "bonded"
+#   5. Differential encryption: the "trusted-clear" class travels on mpls (trusted at both
+#      sites) as clear VXLAN: its marker is readable on the wire, every packet arrives, and
+#      the sites count them; an encrypted class's marker never shows on either circuit.
+#   6. Spreading: both circuits limited to 50 Mbit/s; one TCP flow (iperf3) of the "bonded"
 #      class, spread packet by packet over both, gets more than 1.8 times what a flow on one
 #      circuit gets, and the sender's TCP detects no reordering (the receiver's reorder buffer
 #      put it right); retransmissions are printed.
-#   6. Failover: a numbered UDP stream from hostA to hostB (1000 packets/s, routed over inet)
+#   7. Failover: a numbered UDP stream from hostA to hostB (1000 packets/s, routed over inet)
 #      while inet goes black in both directions (`lab.sh impair inet blackhole`). Printed: the
 #      time from the cut to the first packet after it (which came over mpls) and the packets
 #      lost. Checked: the stream goes on over mpls, both sites see inet down, pings in both
 #      directions get through during the cut.
-#   7. Recovery: inet back; after the hold-down it is up again and carries its traffic again.
-#   8. A one-way cut (inet a2b only): both sites still notice (one loses requests, the other
+#   8. Recovery: inet back; after the hold-down it is up again and carries its traffic again.
+#   9. A one-way cut (inet a2b only): both sites still notice (one loses requests, the other
 #      replies) and the stream fails over.
 # The policy tests come first: a failover moves a class for good (stickiness). Failover times
 # are printed, not asserted (timing is for benchmarks). With TRIALS=N (N > 1) the cut and
-# recovery of step 6 are repeated N times more at the end and the distribution of
+# recovery of step 7 are repeated N times more at the end and the distribution of
 # the failover times and losses is printed: docs/failover.md was measured that way. Run as
 # root; prints PASS/FAIL per check, exits non-zero on any failure, always tears the lab down.
 # Takes about 20 s (after the build), plus about 8 s per trial.
@@ -53,8 +56,8 @@ FAILS=0
 pass() { CHECKS=$((CHECKS + 1)); echo "PASS: $*"; }
 fail() { CHECKS=$((CHECKS + 1)); FAILS=$((FAILS + 1)); echo "FAIL: $*"; }
 check() {
-    local what=$1 cond=$2 a=${3:-0} b=${4:-0} c=${5:-0} d=${6:-0}
-    if awk -v a="$a" -v b="$b" -v c="$c" -v d="$d" "BEGIN { exit !($cond) }"; then
+    local what=$1 cond=$2 a=${3:-0} b=${4:-0} c=${5:-0} d=${6:-0} e=${7:-0}
+    if awk -v a="$a" -v b="$b" -v c="$c" -v d="$d" -v e="$e" "BEGIN { exit !($cond) }"; then
         pass "$what"
     else
         fail "$what"
@@ -79,7 +82,7 @@ cleanup() {
 trap cleanup EXIT
 
 [[ $(id -u) -eq 0 ]] || { echo "tests/lab_multipath.sh: run as root" >&2; exit 2; }
-for t in ping jq awk ip /usr/bin/python3; do
+for t in ping jq awk ip tcpdump iperf3 /usr/bin/python3; do
     command -v "$t" >/dev/null || { echo "tests/lab_multipath.sh: $t missing (scripts/setup.sh)" >&2; exit 2; }
 done
 if [[ ! -x $SDWAND || ! -x $SDWAN_CLI ]]; then
@@ -221,7 +224,35 @@ check "FEC: site B rebuilt lost packets ($RECOVERED)" 'a > 0' "$RECOVERED"
 check "FEC: far fewer losses than the control (fec $(field fec lost), control $(field control2 lost))" \
     'b > 30 && a * 5 < b' "$(field fec lost)" "$(field control2 lost)"
 
-echo "=== 5. spreading: two circuits of 50 Mbit/s, one TCP flow ==="
+echo "=== 5. differential encryption: clear VXLAN on the trusted circuit ==="
+check "trusted-clear: on mpls" 'a == "mpls"' "$(policy "$SOCK_A" trusted-clear path)"
+ip netns exec "$P-transport" tcpdump -i a-inet -U -w "$WORK/inet.pcap" udp port 4789 2>/dev/null &
+DUMP_INET=$!
+ip netns exec "$P-transport" tcpdump -i a-mpls -U -w "$WORK/mpls.pcap" udp port 4789 2>/dev/null &
+DUMP_MPLS=$!
+sleep 1
+CLR_A0=$(cli "$SOCK_A" show stats --json | jq '.total.clear_out')
+CLR_B0=$(cli "$SOCK_B" show stats --json | jq '.total.clear_in')
+UDPSTREAM_MARK=sdwan-clear-marker stream clear 2 0 "" 5010 200 &
+CLR=$!
+UDPSTREAM_MARK=sdwan-secret-marker stream secret 2 0 "" 5008 200
+wait "$CLR"
+sleep 0.5
+kill -INT "$DUMP_INET" "$DUMP_MPLS" 2>/dev/null || true
+wait "$DUMP_INET" "$DUMP_MPLS" 2>/dev/null || true
+clear_on_wire=$(grep -a -c sdwan-clear-marker "$WORK/mpls.pcap" || true)
+secret_on_wire=$(cat "$WORK/inet.pcap" "$WORK/mpls.pcap" | grep -a -c sdwan-secret-marker || true)
+info "frames with the clear marker on mpls: $clear_on_wire; with the secret marker anywhere: $secret_on_wire"
+check "trusted-clear: every packet arrived ($(field clear received) of $(field clear sent))" \
+    'a > 0 && a == b' "$(field clear sent)" "$(field clear received)"
+check "trusted-clear: its marker is readable on mpls (no ESP)" 'a >= 300' "$clear_on_wire"
+check "the encrypted class's marker never shows on the wire" 'a == 0 && b > 0' \
+    "$secret_on_wire" "$(field secret received)"
+check "site A sent and site B received the class in clear (+$(field clear sent) each)" \
+    'b - a == e && d - c == e' "$CLR_A0" "$(cli "$SOCK_A" show stats --json | jq '.total.clear_out')" \
+    "$CLR_B0" "$(cli "$SOCK_B" show stats --json | jq '.total.clear_in')" "$(field clear sent)"
+
+echo "=== 6. spreading: two circuits of 50 Mbit/s, one TCP flow ==="
 # tcp_counter NODE NAME : a TCP counter of the node's namespace (/proc/net/snmp or netstat).
 tcp_counter() {
     # shellcheck disable=SC2016
@@ -272,7 +303,7 @@ check "spreading: the circuits carried equal shares (weights 1:1)" \
     'a > 10000 && b > 10000 && a < 1.2 * b && b < 1.2 * a' "$((IN1 - IN0))" "$((MP1 - MP0))"
 pkill -f "iperf3 -s -p 520" 2>/dev/null || true
 
-echo "=== 6. failover: inet goes black under a 1000 packet/s stream ==="
+echo "=== 7. failover: inet goes black under a 1000 packet/s stream ==="
 MPLS_OUT0=$(path "$SOCK_A" mpls packets_out)
 stream cut 5 2 "$ROOT/scripts/lab.sh impair inet blackhole"
 jq -c . "$WORK/cut.json" | indent
@@ -298,7 +329,7 @@ check "50 pings at 20 ms during the cut: all answered (both directions over mpls
 check "site A counts the path went down once" 'a == 1' "$(path "$SOCK_A" inet downs)"
 cli "$SOCK_A" show paths | indent
 
-echo "=== 7. recovery: inet back ==="
+echo "=== 8. recovery: inet back ==="
 "$LAB" clear inet
 T_CLEAR=$(date +%s.%N)
 if wait_state "$SOCK_A" inet up 10; then
@@ -316,7 +347,7 @@ sleep 0.3 # the workers publish their counters every 100 ms
 check "the route's preferred circuit (inet) carries its traffic again" \
     'b - a >= 20' "$INET_OUT0" "$(path "$SOCK_A" inet packets_out)"
 
-echo "=== 8. one-way cut: inet a2b black ==="
+echo "=== 9. one-way cut: inet a2b black ==="
 stream oneway 4 1.5 "$ROOT/scripts/lab.sh impair inet dir a2b blackhole"
 jq -c . "$WORK/oneway.json" | indent
 info "failover: $(field oneway failover_ms) ms; $(field oneway lost_at_cut) packets lost"

@@ -171,6 +171,10 @@ pub struct Policy {
     /// `fec`: data packets per parity packet, 2..=16 (default 4).
     #[serde(default = "Policy::default_fec_k", deserialize_with = "de::fec_k")]
     pub fec_k: u8,
+    /// Default true. False: on circuits marked `trusted` the traffic travels as clear VXLAN,
+    /// without ESP (differential encryption); elsewhere it is encrypted all the same.
+    #[serde(default = "default_true")]
+    pub encrypt: bool,
 }
 
 impl Policy {

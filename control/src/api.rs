@@ -109,6 +109,11 @@ pub struct Counters {
     pub reorder_held: u64,
     #[serde(default)]
     pub reorder_gaps: u64,
+    /// Tenant packets sent and received in clear VXLAN on trusted circuits.
+    #[serde(default)]
+    pub clear_out: u64,
+    #[serde(default)]
+    pub clear_in: u64,
     /// Drop reason -> packets.
     pub drops: BTreeMap<String, u64>,
 }

@@ -55,10 +55,12 @@ pub enum DropReason {
     ProbeRejected,
     /// A steering policy with mode `drop` took it.
     Policy,
+    /// Clear (unencrypted) tunnel traffic on a circuit that is not trusted.
+    ClearUntrusted,
 }
 
 impl DropReason {
-    pub const ALL: [DropReason; 22] = [
+    pub const ALL: [DropReason; 23] = [
         DropReason::Malformed,
         DropReason::BadChecksum,
         DropReason::NotForUs,
@@ -81,6 +83,7 @@ impl DropReason {
         DropReason::UnknownVlan,
         DropReason::ProbeRejected,
         DropReason::Policy,
+        DropReason::ClearUntrusted,
     ];
 
     pub fn name(self) -> &'static str {
@@ -107,6 +110,7 @@ impl DropReason {
             DropReason::UnknownVlan => "unknown_vlan",
             DropReason::ProbeRejected => "probe_rejected",
             DropReason::Policy => "policy",
+            DropReason::ClearUntrusted => "clear_untrusted",
         }
     }
 }
@@ -168,6 +172,10 @@ pub struct WorkerCounters {
     /// (the missing packet did not come in time).
     pub reorder_held: Counter,
     pub reorder_gaps: Counter,
+    /// Tenant packets sent and received in clear VXLAN on trusted circuits (differential
+    /// encryption).
+    pub clear_out: Counter,
+    pub clear_in: Counter,
     drops: [Counter; DropReason::ALL.len()],
 }
 
@@ -203,6 +211,8 @@ impl WorkerCounters {
             fec_late: self.fec_late.get(),
             reorder_held: self.reorder_held.get(),
             reorder_gaps: self.reorder_gaps.get(),
+            clear_out: self.clear_out.get(),
+            clear_in: self.clear_in.get(),
             drops: DropReason::ALL
                 .iter()
                 .map(|r| (r.name().to_owned(), self.dropped(*r)))
@@ -239,6 +249,8 @@ pub struct CounterSnapshot {
     pub fec_late: u64,
     pub reorder_held: u64,
     pub reorder_gaps: u64,
+    pub clear_out: u64,
+    pub clear_in: u64,
     /// Drop reason name -> count, in a fixed order.
     pub drops: Vec<(String, u64)>,
 }
@@ -272,6 +284,8 @@ impl CounterSnapshot {
             total.fec_late += s.fec_late;
             total.reorder_held += s.reorder_held;
             total.reorder_gaps += s.reorder_gaps;
+            total.clear_out += s.clear_out;
+            total.clear_in += s.clear_in;
             if total.drops.is_empty() {
                 total.drops = s.drops.clone();
             } else {

@@ -148,6 +148,9 @@ pub struct Context {
     pub encrypted: u64,
     pub decrypted: u64,
     pub nat_keepalives: u64,
+    /// Tenant packets sent and received in clear VXLAN (differential encryption).
+    pub clear_out: u64,
+    pub clear_in: u64,
     /// The path monitors (worker 0 only; the others hand probes to it).
     pub prober: Option<Box<crate::multipath::Prober>>,
 }
@@ -246,6 +249,8 @@ impl Default for Context {
             encrypted: 0,
             decrypted: 0,
             nat_keepalives: 0,
+            clear_out: 0,
+            clear_in: 0,
             prober: None,
         }
     }

@@ -338,6 +338,177 @@ pub fn encapsulate<B: PacketBuf>(
     Ok(seq)
 }
 
+// ---------------------------------------------------------------------------------------------
+// Differential encryption: the tenant's traffic in clear VXLAN over a trusted circuit.
+//
+// ```text
+// Eth | IP wan_a→wan_b | UDP sport=f(VNI) dport=4789 | VXLAN flags I+C, VNI=tenant |
+//     Eth loopback MACs | client packet
+// ```
+// The C flag (a reserved bit of RFC 7348) says the payload is the client's packet, not ESP
+// between the loopbacks; the receiver accepts it only on a circuit it trusts.
+
+/// VXLAN flag bit (reserved in RFC 7348): the frame carries the client's packet in clear.
+pub const FLAG_CLEAR: u8 = 0x20;
+
+/// Encapsulates the client's IP packet in `pkt` (no Ethernet header) for `path` in clear VXLAN
+/// (no ESP; the loopbacks only give the inner Ethernet addresses).
+pub fn encapsulate_clear<B: PacketBuf>(
+    path: &OverlayPath,
+    pkt: &mut B,
+) -> Result<(), OverlayError> {
+    let (outer_v6, _) = path.families()?;
+    let client_v6 = match pkt.data().first().map(|b| b >> 4) {
+        Some(4) => false,
+        Some(6) => true,
+        _ => return Err(OverlayError::BadPath),
+    };
+    let hdr = ethernet::HEADER_LEN
+        + ip_header_len(outer_v6)
+        + udp::HEADER_LEN
+        + vxlan::HEADER_LEN
+        + ethernet::HEADER_LEN;
+    if pkt.data().len() + hdr > usize::from(u16::MAX) {
+        return Err(OverlayError::NoRoom);
+    }
+    if !pkt.prepend(hdr) {
+        return Err(OverlayError::NoRoom);
+    }
+    let d = pkt.data_mut();
+    let outer_ip = ethernet::HEADER_LEN;
+    let udp_off = outer_ip + ip_header_len(outer_v6);
+    let vxlan_off = udp_off + udp::HEADER_LEN;
+    let inner_eth = vxlan_off + vxlan::HEADER_LEN;
+    ethernet::write_header(
+        &mut d[inner_eth..],
+        &path.inner_dst_mac,
+        &path.inner_src_mac,
+        ethertype(client_v6),
+    );
+    vxlan::write_header(&mut d[vxlan_off..], path.vni);
+    d[vxlan_off] |= FLAG_CLEAR;
+    let udp_len = d.len() - udp_off;
+    let sport = source_port(path.vni.wrapping_mul(0x0100_0193));
+    udp::write_header(&mut d[udp_off..], sport, vxlan::PORT, udp_len as u16, 0);
+    match (path.outer_src, path.outer_dst) {
+        (IpAddr::V4(s), IpAddr::V4(t)) => {
+            let h = &mut d[outer_ip..];
+            ipv4::write_header(
+                h,
+                (ipv4::MIN_HEADER_LEN + udp_len) as u16,
+                path.ttl,
+                ipv4::PROTO_UDP,
+                s,
+                t,
+            );
+            let old = be16(h, 6);
+            h[6] |= 0x40;
+            let c = checksum::update16(be16(h, 10), old, be16(h, 6));
+            h[10..12].copy_from_slice(&c.to_be_bytes());
+        }
+        (IpAddr::V6(s), IpAddr::V6(t)) => {
+            ipv6::write_header(
+                &mut d[outer_ip..],
+                udp_len as u16,
+                ipv4::PROTO_UDP,
+                path.ttl,
+                &s,
+                &t,
+            );
+            let c = udp::ipv6_checksum(&s, &t, &d[udp_off..]);
+            d[udp_off + 6..udp_off + 8].copy_from_slice(&c.to_be_bytes());
+        }
+        _ => return Err(OverlayError::BadPath),
+    }
+    ethernet::write_header(
+        d,
+        &path.outer_dst_mac,
+        &path.outer_src_mac,
+        ethertype(outer_v6),
+    );
+    Ok(())
+}
+
+/// What [`parse_clear`] found in a clear overlay frame.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClearInfo {
+    pub vni: u32,
+    /// The peer's WAN address (who sent it, over which circuit).
+    pub outer_src: IpAddr,
+    /// Where the client's IP packet starts, and its next header (4: IPv4, 41: IPv6).
+    pub client_off: usize,
+    pub next_header: u8,
+    /// Where the UDP datagram, and so the client's packet, ends.
+    pub end: usize,
+}
+
+/// The VXLAN flags of an overlay frame (Ethernet, IP, UDP to 4789), if it is one.
+pub fn vxlan_flags(frame: &[u8]) -> Option<u8> {
+    let eth = ethernet::Frame::new_checked(frame).ok()?;
+    let outer = parse_ip(
+        &frame[ethernet::HEADER_LEN..],
+        eth.ethertype(),
+        OverlayError::OuterIp,
+    )
+    .ok()?;
+    if outer.protocol != ipv4::PROTO_UDP {
+        return None;
+    }
+    frame
+        .get(ethernet::HEADER_LEN + outer.payload.start + udp::HEADER_LEN)
+        .copied()
+}
+
+/// Parses a clear overlay frame (VXLAN with the C flag): outer headers checked like
+/// [`parse_outer`]'s, then the inner Ethernet header of an IPv4 or IPv6 packet.
+pub fn parse_clear(frame: &[u8]) -> Result<ClearInfo, OverlayError> {
+    let eth = ethernet::Frame::new_checked(frame).map_err(|_| OverlayError::OuterEthernet)?;
+    let outer_ip = ethernet::HEADER_LEN;
+    let outer = parse_ip(&frame[outer_ip..], eth.ethertype(), OverlayError::OuterIp)?;
+    if outer.protocol != ipv4::PROTO_UDP {
+        return Err(OverlayError::OuterIp);
+    }
+    let udp_off = outer_ip + outer.payload.start;
+    let dgram = udp::Datagram::new_checked(&frame[udp_off..outer_ip + outer.payload.end])
+        .map_err(|_| OverlayError::Udp)?;
+    if dgram.dst_port() != vxlan::PORT {
+        return Err(OverlayError::WrongPort);
+    }
+    let checksum_ok = match (outer.src, outer.dst) {
+        (IpAddr::V4(s), IpAddr::V4(t)) => udp::verify_ipv4(&s, &t, dgram.datagram()),
+        (IpAddr::V6(s), IpAddr::V6(t)) => udp::verify_ipv6(&s, &t, dgram.datagram()),
+        _ => false,
+    };
+    if !checksum_ok {
+        return Err(OverlayError::Udp);
+    }
+    let vx = vxlan::Header::new_checked(dgram.payload()).map_err(|_| OverlayError::NotVxlan)?;
+    if vx.flags() & FLAG_CLEAR == 0 {
+        return Err(OverlayError::NotVxlan);
+    }
+    let inner_eth = udp_off + udp::HEADER_LEN + vxlan::HEADER_LEN;
+    let inner =
+        ethernet::Frame::new_checked(vx.payload()).map_err(|_| OverlayError::InnerEthernet)?;
+    let next_header = match inner.ethertype() {
+        ethernet::ETHERTYPE_IPV4 => esp::wire::NEXT_HEADER_IPV4,
+        ethernet::ETHERTYPE_IPV6 => esp::wire::NEXT_HEADER_IPV6,
+        _ => return Err(OverlayError::InnerEthernet),
+    };
+    // The client's packet ends where the UDP datagram does (Ethernet padding left out).
+    let end = udp_off + dgram.len();
+    let client_off = inner_eth + ethernet::HEADER_LEN;
+    if client_off >= end {
+        return Err(OverlayError::InnerIp);
+    }
+    Ok(ClearInfo {
+        vni: vx.vni(),
+        outer_src: outer.src,
+        client_off,
+        next_header,
+        end,
+    })
+}
+
 /// What [`parse_outer`] found in a received overlay frame.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct OuterInfo {

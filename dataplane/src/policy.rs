@@ -109,6 +109,8 @@ pub struct Policy {
     pub circuits: Vec<u16>,
     /// `spread`: the weight of each of `circuits` (empty: 1 each).
     pub weights: Vec<u32>,
+    /// False: on a trusted circuit, send in clear VXLAN (differential encryption).
+    pub encrypt: bool,
 }
 
 /// What policies match on, read from a frame (Ethernet + IP).
@@ -479,6 +481,7 @@ mod tests {
             mode: Mode::Best,
             circuits: Vec::new(),
             weights: Vec::new(),
+            encrypt: true,
         }
     }
 

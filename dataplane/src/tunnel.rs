@@ -51,7 +51,7 @@ use crate::multipath::{self, MAX_PATHS};
 use crate::overlay::{self, OverlayError, OverlayPath, PlainFrame, PlainPath, PROTO_ESP};
 use crate::policy;
 use crate::route::{NextHop, RouteTable, TenantHop};
-use crate::tables::{PortInfo, Tables};
+use crate::tables::{NeighborKey, PortInfo, Tables};
 use crate::wire::{checksum, ethernet, icmp, ipv4, ipv6, vxlan, MacAddr, BROADCAST_MAC};
 
 /// TTL / hop limit of the outer headers.
@@ -871,6 +871,36 @@ pub(crate) fn send<B: PacketBuf>(
     if !pkt.adj(ethernet::HEADER_LEN) {
         return Verdict::Drop(DropReason::Malformed);
     }
+    // Differential encryption: a policy may send its traffic in clear VXLAN on a trusted
+    // circuit.
+    let clear = c.trusted
+        && policy
+            .and_then(|(k, _)| t.policies.get(usize::from(k)))
+            .is_some_and(|p| !p.encrypt);
+    if let (true, TunnelKind::Overlay, Some((ours, theirs))) = (clear, info.kind, info.loopbacks) {
+        let path = OverlayPath {
+            outer_src_mac: out.mac,
+            outer_dst_mac: mac,
+            outer_src: c.local,
+            outer_dst: c.remote,
+            inner_src_mac: loopback_mac(ours),
+            inner_dst_mac: loopback_mac(theirs),
+            loopback_src: ours,
+            loopback_dst: theirs,
+            vni: t.tenants.get(usize::from(tn)).map_or(0, |x| x.vni),
+            ttl: OUTER_TTL,
+        };
+        return match overlay::encapsulate_clear(&path, pkt) {
+            Ok(()) => {
+                if let Some(peer) = info.peer_index {
+                    fx.sas.count_path_tx(peer, ci as u8);
+                }
+                fx.clear_out += 1;
+                Verdict::Forward(c.port)
+            }
+            Err(e) => Verdict::Drop(drop_for(e)),
+        };
+    }
     let Some(Some(sa)) = fx.sas.outbound.get_mut(ti) else {
         return Verdict::Drop(DropReason::NoRoute);
     };
@@ -972,10 +1002,10 @@ pub(crate) fn fast_encrypt<B: PacketBuf>(
     let info = t.tunnels.get(ti)?;
     let policy = policy::classify_key(&t.policies, tn, d);
     if let Some((k, _)) = policy {
-        if matches!(
-            t.policies.get(usize::from(k)).map(|p| p.mode),
-            Some(policy::Mode::Drop | policy::Mode::Breakout)
-        ) {
+        // Drop, breakout and clear traffic take the slow path.
+        if t.policies.get(usize::from(k)).is_some_and(|p| {
+            !p.encrypt || matches!(p.mode, policy::Mode::Drop | policy::Mode::Breakout)
+        }) {
             return None;
         }
     }
@@ -1317,6 +1347,11 @@ pub(crate) fn receive<B: PacketBuf>(
     if frame == TunnelFrame::Probe {
         return multipath::receive_probe(t, ingress, pkt, fx);
     }
+    if frame == TunnelFrame::Overlay
+        && overlay::vxlan_flags(pkt.data()).is_some_and(|f| f & overlay::FLAG_CLEAR != 0)
+    {
+        return receive_clear(t, ingress, pkt, fx);
+    }
     let d = pkt.data();
     // What the outer headers say: SPI, where the ESP packet lies, the kind, and (overlay) the
     // VNI and loopbacks to check against the SA's tunnel.
@@ -1434,6 +1469,68 @@ pub(crate) fn receive<B: PacketBuf>(
         fx.sas.held = Some((slot as u32, seq));
     }
     fx.decrypted += 1;
+    deliver(t, tn, ingress, nh, pkt, fx)
+}
+
+/// Receives a clear overlay frame (differential encryption): only from a peer's address on a
+/// circuit we trust, for a tenant that peer has a tunnel of; then delivered like a decrypted
+/// packet.
+fn receive_clear<B: PacketBuf>(
+    t: &Tables,
+    ingress: Ingress,
+    pkt: &mut B,
+    fx: &mut Context,
+) -> Verdict {
+    let c = match overlay::parse_clear(pkt.data()) {
+        Ok(c) => c,
+        Err(e) => return Verdict::Drop(drop_for(e)),
+    };
+    let Some(&(peer, ci)) = t.path_of.get(&NeighborKey::new(ingress.port, c.outer_src)) else {
+        return Verdict::Drop(DropReason::TunnelMismatch);
+    };
+    let trusted = t
+        .peers
+        .get(usize::from(peer))
+        .and_then(|p| p.paths.get(usize::from(ci)))
+        .is_some_and(|p| p.trusted);
+    if !trusted {
+        return Verdict::Drop(DropReason::ClearUntrusted);
+    }
+    let Some(tn) = t
+        .tunnels
+        .iter()
+        .find(|x| {
+            x.peer_index == Some(peer)
+                && t.tenants
+                    .get(usize::from(x.tenant))
+                    .is_some_and(|tt| tt.vni == c.vni)
+        })
+        .map(|x| x.tenant)
+    else {
+        return Verdict::Drop(DropReason::TunnelMismatch);
+    };
+    // Cut to the client's packet (Ethernet padding past the UDP datagram dropped).
+    if !pkt.set_len(c.end) || !pkt.adj(c.client_off) {
+        return Verdict::Drop(DropReason::Malformed);
+    }
+    fx.sas.count_path_rx(peer, ci);
+    fx.clear_in += 1;
+    deliver(t, tn, ingress, c.next_header, pkt, fx)
+}
+
+/// Delivers a client's packet that came out of a tunnel (`pkt` holds its IP packet, `nh` the
+/// next header: 4 IPv4, 41 IPv6) in tenant `tn`.
+fn deliver<B: PacketBuf>(
+    t: &Tables,
+    tn: u16,
+    ingress: Ingress,
+    nh: u8,
+    pkt: &mut B,
+    fx: &mut Context,
+) -> Verdict {
+    if t.tenants.get(usize::from(tn)).is_none() {
+        return Verdict::Drop(DropReason::TunnelMismatch);
+    }
     // The client's packet gets an Ethernet header again (its addresses are written on the way
     // out) and is routed in the tenant like one from its LAN, TTL first.
     if !pkt.prepend(ethernet::HEADER_LEN) {

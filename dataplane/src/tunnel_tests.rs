@@ -887,3 +887,95 @@ fn a_path_that_is_down_steers_its_traffic_to_another() {
     let mut b = ByteBuf::new(&pinned);
     assert_eq!(process(&ta, 0, &mut b, &mut fa), Verdict::Forward(2));
 }
+
+/// Site A and B with mpls (circuit 1) trusted at both ends and a policy sending UDP to port
+/// 5010 unencrypted.
+fn clear_sites(trusted_at_b: bool) -> (Tables, Tables) {
+    let mut ta = site(true, TunnelKind::Overlay);
+    let mut tb = site(false, TunnelKind::Overlay);
+    for (t, trusted) in [(&mut ta, true), (&mut tb, trusted_at_b)] {
+        t.tunnels[0].circuits[1].trusted = trusted;
+        t.peers[0].paths[1].trusted = trusted;
+        t.policies = vec![crate::policy::Policy {
+            name: "clear".into(),
+            tenant: 0,
+            src: Vec::new(),
+            dst: Vec::new(),
+            protocol: Some(17),
+            src_ports: Vec::new(),
+            dst_ports: vec![(5010, 5010)],
+            dscp: 0,
+            sla_name: None,
+            sla: None,
+            mode: crate::policy::Mode::Best,
+            circuits: vec![2],
+            weights: Vec::new(),
+            encrypt: false,
+        }];
+    }
+    (ta, tb)
+}
+
+fn udp4_to_port(dst_port: u16) -> Vec<u8> {
+    let mut f = udp4("10.1.0.2", "10.2.0.2", 64, 24, false);
+    f[36..38].copy_from_slice(&dst_port.to_be_bytes());
+    // UDP checksum 0 (none) keeps the frame valid after the port change.
+    f[40..42].fill(0);
+    f
+}
+
+#[test]
+fn differential_encryption_sends_clear_vxlan_on_a_trusted_circuit_only() {
+    let (ta, tb) = clear_sites(true);
+    let mut fa = context(&ta, true, 0, 1);
+    let mut fb = context(&tb, false, 0, 1);
+    let inner = udp4_to_port(5010);
+    let mut b = ByteBuf::new(&inner);
+    assert_eq!(
+        process(&ta, 0, &mut b, &mut fa),
+        Verdict::Forward(2),
+        "over mpls"
+    );
+    let wire = b.data().to_vec();
+    assert_eq!(wire[42] & overlay::FLAG_CLEAR, overlay::FLAG_CLEAR);
+    // The client's packet is there in clear after the inner Ethernet header, TTL one less.
+    let client = &wire[14 + 20 + 8 + 8 + 14..];
+    assert_eq!(&client[12..20], &inner[26..34], "addresses in clear");
+    assert_eq!(client[8], inner[22] - 1);
+    assert_eq!(fa.clear_out, 1);
+    let mut r = ByteBuf::new(&wire);
+    assert_eq!(process(&tb, 2, &mut r, &mut fb), Verdict::Forward(0));
+    assert_eq!(&r.data()[34..], &inner[34..], "delivered to B's LAN intact");
+    assert_eq!(fb.clear_in, 1);
+    // Other traffic is encrypted as before.
+    let mut e = ByteBuf::new(&udp4_to_port(5011));
+    assert_eq!(process(&ta, 0, &mut e, &mut fa), Verdict::Forward(1));
+    assert_eq!(e.data()[42] & overlay::FLAG_CLEAR, 0);
+}
+
+#[test]
+fn clear_tunnel_traffic_on_an_untrusted_circuit_is_dropped() {
+    let (ta, tb) = clear_sites(false);
+    let mut fa = context(&ta, true, 0, 1);
+    let mut fb = context(&tb, false, 0, 1);
+    let mut b = ByteBuf::new(&udp4_to_port(5010));
+    assert_eq!(process(&ta, 0, &mut b, &mut fa), Verdict::Forward(2));
+    let mut r = ByteBuf::new(b.data());
+    assert_eq!(
+        process(&tb, 2, &mut r, &mut fb),
+        Verdict::Drop(DropReason::ClearUntrusted),
+        "B does not trust its mpls circuit"
+    );
+    // And from an address that is not the peer's: not accepted either.
+    let mut forged = b.data().to_vec();
+    forged[29] = 77;
+    forged[24..26].fill(0);
+    let sum = checksum::checksum(&forged[14..34]);
+    forged[24..26].copy_from_slice(&sum.to_be_bytes());
+    let (_, tb) = clear_sites(true);
+    let mut r = ByteBuf::new(&forged);
+    assert_eq!(
+        process(&tb, 2, &mut r, &mut fb),
+        Verdict::Drop(DropReason::TunnelMismatch)
+    );
+}

@@ -387,6 +387,10 @@ fn take_tunnel_counts(fx: &mut Context, c: &WorkerCounters) {
         c.fec_rebuilt.add(std::mem::take(&mut fx.sas.fec_recovered));
         c.fec_late.add(std::mem::take(&mut fx.sas.fec_late));
     }
+    if fx.clear_in | fx.clear_out != 0 {
+        c.clear_in.add(std::mem::take(&mut fx.clear_in));
+        c.clear_out.add(std::mem::take(&mut fx.clear_out));
+    }
     if fx.encrypted | fx.decrypted | fx.nat_keepalives != 0 {
         c.encrypted.add(fx.encrypted);
         c.decrypted.add(fx.decrypted);

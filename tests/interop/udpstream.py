@@ -13,11 +13,13 @@ one host, so CLOCK_MONOTONIC is shared).
                                                 with K, the losses per group of K packets
                                                 (0..K-1, K..2K-1, ...: FEC groups)
 
-Each packet: seq (u64), send time (f64 monotonic), padding to 64 bytes. The receiver's JSON:
+Each packet: seq (u64), send time (f64 monotonic), padding to 64 bytes (zeros, or the string in
+$UDPSTREAM_MARK repeated). The receiver's JSON:
 sent-side numbers are read from the sender's log (send writes it to stdout as JSON at the end),
 so the test joins them: see tests/lab_multipath.sh.
 """
 import json
+import os
 import socket
 import struct
 import subprocess
@@ -53,7 +55,9 @@ def send(dst, port, pps, seconds, at=None, cmd=None):
     start = time.monotonic()
     seq = 0
     cut = None
-    pad = b"\0" * (64 - struct.calcsize(FMT))
+    # The padding: zeros, or a marker to look for on the wire ($UDPSTREAM_MARK).
+    mark = os.environ.get("UDPSTREAM_MARK", "").encode()
+    pad = (mark * 64)[: 64 - struct.calcsize(FMT)] if mark else b"\0" * (64 - struct.calcsize(FMT))
     while True:
         due = start + seq * interval
         now = time.monotonic()
