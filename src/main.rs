@@ -151,6 +151,7 @@ fn engine_spec(config: &Config) -> Result<EngineSpec, String> {
                     mtu: i.mtu,
                     addresses: i.addresses.clone(),
                     vlan: i.vlan.map(|(p, vid)| (p as u16, vid)),
+                    internet: i.role == PortRole::Wan && !i.trusted,
                 }
             })
             .collect(),

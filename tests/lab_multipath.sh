@@ -269,7 +269,7 @@ reorder_events() { # the sender's TCP reordering detections
     echo "$n"
 }
 ip netns exec "$P-hostB" iperf3 -s -p 5201 -D --logfile "$WORK/iperf5201.log"
-ip netns exec "$P-hostB" iperf3 -s -p 5202 -D --logfile "$WORK/iperf5202.log"
+ip netns exec "$P-hostB" iperf3 -s -p 5300 -D --logfile "$WORK/iperf5300.log"
 sleep 0.3
 "$LAB" impair inet rate 50 >/dev/null
 "$LAB" impair mpls rate 50 >/dev/null
@@ -287,7 +287,7 @@ read -r SINGLE SINGLE_RETR _ <<<"$(iperf_run 5201 single)"
 HELD0=$(cli "$SOCK_B" show stats --json | jq '.total.reorder_held')
 IN0=$(path "$SOCK_A" inet packets_out)
 MP0=$(path "$SOCK_A" mpls packets_out)
-read -r BONDED BONDED_RETR BONDED_REORDER <<<"$(iperf_run 5202 bonded)"
+read -r BONDED BONDED_RETR BONDED_REORDER <<<"$(iperf_run 5300 bonded)"
 sleep 0.3 # the counters are published every 100 ms
 IN1=$(path "$SOCK_A" inet packets_out)
 MP1=$(path "$SOCK_A" mpls packets_out)
@@ -301,7 +301,7 @@ info "packets sent: inet $((IN1 - IN0)), mpls $((MP1 - MP0)); site B's reorder b
     "$(( $(cli "$SOCK_B" show stats --json | jq '.total.reorder_held') - HELD0 )) of them for an earlier one"
 check "spreading: the circuits carried equal shares (weights 1:1)" \
     'a > 10000 && b > 10000 && a < 1.2 * b && b < 1.2 * a' "$((IN1 - IN0))" "$((MP1 - MP0))"
-pkill -f "iperf3 -s -p 520" 2>/dev/null || true
+pkill -f "iperf3 -s -p 5(201|300)" 2>/dev/null || true
 
 echo "=== 7. failover: inet goes black under a 1000 packet/s stream ==="
 MPLS_OUT0=$(path "$SOCK_A" mpls packets_out)

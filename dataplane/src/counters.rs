@@ -57,10 +57,14 @@ pub enum DropReason {
     Policy,
     /// Clear (unencrypted) tunnel traffic on a circuit that is not trusted.
     ClearUntrusted,
+    /// Arrived on an internet-facing circuit, which carries no transit traffic.
+    WanFiltered,
+    /// A reply the box would send (a ping's, on an internet-facing circuit) over its budget.
+    RateLimited,
 }
 
 impl DropReason {
-    pub const ALL: [DropReason; 23] = [
+    pub const ALL: [DropReason; 25] = [
         DropReason::Malformed,
         DropReason::BadChecksum,
         DropReason::NotForUs,
@@ -84,6 +88,8 @@ impl DropReason {
         DropReason::ProbeRejected,
         DropReason::Policy,
         DropReason::ClearUntrusted,
+        DropReason::WanFiltered,
+        DropReason::RateLimited,
     ];
 
     pub fn name(self) -> &'static str {
@@ -111,6 +117,8 @@ impl DropReason {
             DropReason::ProbeRejected => "probe_rejected",
             DropReason::Policy => "policy",
             DropReason::ClearUntrusted => "clear_untrusted",
+            DropReason::WanFiltered => "wan_filtered",
+            DropReason::RateLimited => "rate_limited",
         }
     }
 }

@@ -38,6 +38,9 @@ pub struct PortSpec {
     /// An 802.1Q sub-interface: (index of its port in `EngineSpec::ports`, which comes
     /// first, VLAN ID). `device` and `mac` are then unused: it has its port's.
     pub vlan: Option<(u16, u16)>,
+    /// An internet-facing circuit (a WAN port not trusted): filtered (see
+    /// [`PortInfo::internet`]).
+    pub internet: bool,
 }
 
 pub use crate::tunnel::TenantSpec;
@@ -318,7 +321,9 @@ impl Engine {
                     )));
                 }
                 let mac = infos[parent].mac;
-                infos.push(PortInfo::new(&p.name, mac, p.mtu, &p.addresses));
+                let mut info = PortInfo::new(&p.name, mac, p.mtu, &p.addresses);
+                info.internet = p.internet;
+                infos.push(info);
                 let phys = engine.phys_of[parent];
                 engine.phys_of.push(phys);
                 vlans.push(vid);
@@ -349,12 +354,14 @@ impl Engine {
                 }
             }
             port.start()?;
-            infos.push(PortInfo::new(
+            let mut info = PortInfo::new(
                 &p.name,
                 p.mac.unwrap_or_else(|| port.mac()),
                 p.mtu,
                 &p.addresses,
-            ));
+            );
+            info.internet = p.internet;
+            infos.push(info);
             engine.ports.push(port);
         }
         let mut tables = Tables::new(infos, &spec.routes).with_policies(

@@ -300,10 +300,13 @@ const ICMP6_ERROR_MAX: usize = 1280;
 pub fn process<B: PacketBuf>(t: &Tables, in_port: u16, pkt: &mut B, fx: &mut Context) -> Verdict {
     match FastPath::new(t, in_port, &fx.cache) {
         Some(fast) => {
-            if let Some(out) = fast.forward(pkt.data_mut()) {
-                return Verdict::Forward(out);
-            }
             if let Some(port) = t.ports.get(usize::from(in_port)) {
+                // An internet-facing circuit carries no transit traffic.
+                if !port.internet {
+                    if let Some(out) = fast.forward(pkt.data_mut()) {
+                        return Verdict::Forward(out);
+                    }
+                }
                 if let Some(v) = tunnel::fast_receive(t, in_port, port, pkt, fx) {
                     return v;
                 }
@@ -522,6 +525,9 @@ fn ipv4_in<B: PacketBuf>(
         }
         return ipv4_local(t, ingress, pkt, fx);
     }
+    if port.internet {
+        return Verdict::Drop(DropReason::WanFiltered);
+    }
     if dst.is_broadcast() || dst.is_multicast() || dst.is_unspecified() || ip.src().is_multicast() {
         return Verdict::Drop(DropReason::NotForwardable);
     }
@@ -593,6 +599,16 @@ pub(crate) fn ipv4_local<B: PacketBuf>(
     }
     if msg[0] != icmp::V4_ECHO_REQUEST {
         return Verdict::Drop(DropReason::LocalUnhandled);
+    }
+    if t.ports
+        .get(usize::from(ingress.port))
+        .is_some_and(|p| p.internet)
+    {
+        // Pings from the internet share the ICMP budget (no amplification, no flood).
+        if fx.icmp_error_budget == 0 {
+            return Verdict::Drop(DropReason::RateLimited);
+        }
+        fx.icmp_error_budget -= 1;
     }
     msg[0] = icmp::V4_ECHO_REPLY;
     icmp::v4_fill_checksum(msg);
@@ -716,6 +732,9 @@ fn ipv6_in<B: PacketBuf>(
             }
         }
         return ipv6_local(t, ingress, port, pkt, fx);
+    }
+    if port.internet {
+        return Verdict::Drop(DropReason::WanFiltered);
     }
     if !for_us
         || src.is_multicast()
@@ -862,6 +881,12 @@ pub(crate) fn ipv6_local<B: PacketBuf>(
             Verdict::Reply(in_port)
         }
         icmp::V6_ECHO_REQUEST if !dst.is_multicast() => {
+            if port.internet {
+                if fx.icmp_error_budget == 0 {
+                    return Verdict::Drop(DropReason::RateLimited);
+                }
+                fx.icmp_error_budget -= 1;
+            }
             let total = ipv6::HEADER_LEN + ip.payload_len();
             let data = pkt.data_mut();
             let ip_start = ethernet::HEADER_LEN;

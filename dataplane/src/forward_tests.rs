@@ -513,3 +513,68 @@ fn bytebuf_adj_removes_front_bytes_into_headroom() {
     assert!(b.set_len(2));
     assert_eq!(b.data().len(), 2);
 }
+
+#[test]
+fn an_internet_facing_port_takes_no_transit_and_rate_limits_pings() {
+    let mut t = tables(true);
+    t.ports[1].internet = true;
+    // Transit from the internet to the LAN: dropped, IPv4 and IPv6, fast path or not.
+    let (v, _, _) = run(&t, 1, &udp4(WAN_MAC, "203.0.113.9", "10.1.0.2", 64));
+    assert_eq!(v, Verdict::Drop(DropReason::WanFiltered));
+    let (v, _, _) = run(&t, 1, &udp6(WAN_MAC, "2001:db8::9", "fd00:1::2", 64));
+    assert_eq!(v, Verdict::Drop(DropReason::WanFiltered));
+    // The other way (LAN to the internet circuit) is not affected.
+    let (v, _, _) = run(&t, 0, &udp4(LAN_MAC, "10.1.0.2", "10.2.0.9", 64));
+    assert_eq!(v, Verdict::Forward(1));
+    // Pings to the box's address on the circuit: answered within the ICMP budget only.
+    let mut ping = echo4("198.18.1.1", 64);
+    ping[0..6].copy_from_slice(&WAN_MAC);
+    ping[26..30].copy_from_slice(&[198, 18, 1, 2]); // from the peer's side of the circuit
+    ping[24..26].fill(0);
+    let sum = crate::wire::checksum::checksum(&ping[14..34]);
+    ping[24..26].copy_from_slice(&sum.to_be_bytes());
+    let mut fx = Context::default();
+    let mut answered = 0;
+    let mut limited = 0;
+    for _ in 0..150 {
+        let mut b = ByteBuf::new(&ping);
+        match process(&t, 1, &mut b, &mut fx) {
+            Verdict::Reply(1) => answered += 1,
+            Verdict::Drop(DropReason::RateLimited) => limited += 1,
+            v => panic!("{v:?}"),
+        }
+    }
+    assert_eq!(
+        (answered, limited),
+        (100, 50),
+        "the 100-per-interval budget"
+    );
+    // The same port, not internet-facing: transit goes through.
+    t.ports[1].internet = false;
+    let (v, _, _) = run(&t, 1, &udp4(WAN_MAC, "203.0.113.9", "10.1.0.2", 64));
+    assert_eq!(v, Verdict::Forward(0));
+}
+
+#[test]
+fn on_an_internet_facing_port_only_circuit_next_hops_are_learned() {
+    let mut t = tables(true);
+    assert!(
+        t.may_learn(1, "198.18.1.77".parse().unwrap()),
+        "not filtered: anyone"
+    );
+    t.ports[1].internet = true;
+    assert!(
+        !t.may_learn(1, "198.18.1.77".parse().unwrap()),
+        "a stranger"
+    );
+    t.circuit_hops
+        .insert(NeighborKey::new(1, "198.18.1.2".parse().unwrap()), ());
+    assert!(
+        t.may_learn(1, "198.18.1.2".parse().unwrap()),
+        "a circuit's next hop"
+    );
+    assert!(
+        t.may_learn(0, "10.1.0.77".parse().unwrap()),
+        "the LAN is not filtered"
+    );
+}

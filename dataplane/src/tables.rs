@@ -29,6 +29,9 @@ pub struct PortInfo {
     pub v6: Vec<Ipv6Net>,
     /// The tenant whose LAN this port is (index into `Tables::tenants`).
     pub tenant: Option<u16>,
+    /// An internet-facing circuit (a WAN port not marked trusted): it takes tunnel traffic
+    /// from known peers, probes, ARP/ND and (rate-limited) pings to the box; no transit.
+    pub internet: bool,
 }
 
 impl PortInfo {
@@ -51,6 +54,7 @@ impl PortInfo {
             v4,
             v6,
             tenant: None,
+            internet: false,
         }
     }
 
@@ -128,6 +132,9 @@ pub struct Tables {
     pub board: Arc<PathBoard>,
     /// Steering policies, in the order they are tried.
     pub policies: Vec<Policy>,
+    /// The underlay next hops of the tunnels' circuits: the only neighbors learned on an
+    /// internet-facing port.
+    pub circuit_hops: FastMap<NeighborKey, ()>,
 }
 
 impl Tables {
@@ -168,6 +175,7 @@ impl Tables {
             probe_port: 0,
             board: Arc::default(),
             policies: Vec::new(),
+            circuit_hops: FastMap::default(),
         }
     }
 
@@ -264,8 +272,25 @@ impl Tables {
             }
         }
         self.board = Arc::new(PathBoard::new(&self.peers, self.policies.len()));
+        for t in &tunnels {
+            for c in &t.circuits {
+                if let Some(h) = self.routes.lookup(c.remote).filter(|h| h.port == c.port) {
+                    self.circuit_hops
+                        .insert(NeighborKey::new(c.port, h.via.unwrap_or(c.remote)), ());
+                }
+            }
+        }
         self.tunnels = tunnels;
         self
+    }
+
+    /// Whether a neighbor seen on `port` may be learned: any, except on an internet-facing
+    /// port, where only the circuits' next hops are (so strangers cannot fill the table).
+    pub fn may_learn(&self, port: u16, ip: IpAddr) -> bool {
+        self.ports
+            .get(usize::from(port))
+            .is_some_and(|p| !p.internet)
+            || self.circuit_hops.contains_key(&NeighborKey::new(port, ip))
     }
 
     #[inline]

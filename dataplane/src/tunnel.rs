@@ -1358,7 +1358,7 @@ pub(crate) fn receive<B: PacketBuf>(
     let mut fec_vxlan = None;
     let mut overlay_rebuilt_flag = false;
     let mut spread_seq = None;
-    let (spi, esp_range, kind, overlay_check) = if frame == TunnelFrame::Overlay {
+    let (spi, esp_range, kind, overlay_check, outer_src) = if frame == TunnelFrame::Overlay {
         match overlay::parse_outer(d) {
             Ok(o) => {
                 let flags = d.get(o.vxlan_off).copied().unwrap_or(0);
@@ -1374,6 +1374,7 @@ pub(crate) fn receive<B: PacketBuf>(
                     o.esp_range,
                     TunnelKind::Overlay,
                     Some((o.vni, o.loopback_src, o.loopback_dst)),
+                    o.outer_src,
                 )
             }
             Err(e) => return Verdict::Drop(drop_for(e)),
@@ -1384,6 +1385,7 @@ pub(crate) fn receive<B: PacketBuf>(
                 spi,
                 udp,
                 esp_range,
+                outer_src,
                 ..
             }) => (
                 spi,
@@ -1394,6 +1396,7 @@ pub(crate) fn receive<B: PacketBuf>(
                     TunnelKind::Esp
                 },
                 None,
+                outer_src,
             ),
             Ok(PlainFrame::NatKeepalive) => {
                 fx.nat_keepalives += 1;
@@ -1421,7 +1424,12 @@ pub(crate) fn receive<B: PacketBuf>(
             return Verdict::Drop(DropReason::TunnelMismatch);
         }
     }
-    let Some(ci) = info.circuits.iter().position(|c| c.port == ingress.port) else {
+    // Only from the peer's address on the circuit it came in on (a known peer).
+    let Some(ci) = info
+        .circuits
+        .iter()
+        .position(|c| c.port == ingress.port && c.remote == outer_src)
+    else {
         return Verdict::Drop(DropReason::TunnelMismatch);
     };
     let slot = (info.first_slot + u32::from(sender)) as usize;

@@ -979,3 +979,27 @@ fn clear_tunnel_traffic_on_an_untrusted_circuit_is_dropped() {
         Verdict::Drop(DropReason::TunnelMismatch)
     );
 }
+
+#[test]
+fn tunnel_traffic_only_from_the_peers_address_on_that_circuit() {
+    let ta = site(true, TunnelKind::Overlay);
+    let tb = site(false, TunnelKind::Overlay);
+    let mut fa = context(&ta, true, 0, 1);
+    let mut fb = context(&tb, false, 0, 1);
+    let mut b = ByteBuf::new(&udp4("10.1.0.2", "10.2.0.2", 64, 10, false));
+    assert_eq!(process(&ta, 0, &mut b, &mut fa), Verdict::Forward(1));
+    // The same sealed frame from another source address: not the peer's.
+    let mut spoofed = b.data().to_vec();
+    spoofed[29] = 99;
+    spoofed[24..26].fill(0);
+    let sum = checksum::checksum(&spoofed[14..34]);
+    spoofed[24..26].copy_from_slice(&sum.to_be_bytes());
+    let mut r = ByteBuf::new(&spoofed);
+    assert_eq!(
+        process(&tb, 1, &mut r, &mut fb),
+        Verdict::Drop(DropReason::TunnelMismatch)
+    );
+    // From the peer's address it opens (the window has not moved for the spoofed one).
+    let mut r = ByteBuf::new(b.data());
+    assert_eq!(process(&tb, 1, &mut r, &mut fb), Verdict::Forward(0));
+}

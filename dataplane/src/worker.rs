@@ -725,6 +725,7 @@ fn after_burst(
     let c = &*shared.counters;
     for &(port, ip, mac) in fx.learned.as_slice() {
         if tables.neighbor(port, ip) != Some(&mac)
+            && tables.may_learn(port, ip)
             && shared.events.push(NeighborEvent { port, ip, mac }).is_ok()
         {
             c.neighbors_learned.add(1);

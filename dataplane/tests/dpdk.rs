@@ -113,6 +113,7 @@ fn spec(
                 mtu: 1500,
                 addresses: vec!["10.1.0.1/24".parse().unwrap()],
                 vlan: None,
+                internet: false,
             },
             PortSpec {
                 name: "inet".into(),
@@ -122,6 +123,7 @@ fn spec(
                 mtu: 1500,
                 addresses: vec!["198.18.1.1/24".parse().unwrap()],
                 vlan: None,
+                internet: false,
             },
         ],
         routes: vec![(
@@ -476,6 +478,7 @@ fn vlan_sub_interface_through_real_devices() {
         mtu: 1500,
         addresses: vec!["10.1.200.1/24".parse().unwrap()],
         vlan: Some((0, 100)),
+        internet: false,
     });
     let engine = Engine::start(s).unwrap();
     wait_for("all four frames", || {

@@ -228,6 +228,7 @@ fn run_worker(o: &Options, pcap: &Path, round: usize) -> f64 {
                 mtu: 1500,
                 addresses: vec!["10.1.0.1/24".parse().unwrap()],
                 vlan: None,
+                internet: false,
             },
             PortSpec {
                 name: "inet".into(),
@@ -237,6 +238,7 @@ fn run_worker(o: &Options, pcap: &Path, round: usize) -> f64 {
                 mtu: 1500,
                 addresses: vec!["198.18.1.1/24".parse().unwrap()],
                 vlan: None,
+                internet: false,
             },
         ],
         routes: vec![(

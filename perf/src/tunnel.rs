@@ -519,6 +519,7 @@ fn run(o: &Options, dir: Dir, kind: Option<TunnelKind>, pcap: &Path, id: usize) 
             mtu: 1500,
             addresses: vec!["10.1.0.1/16".parse().expect("net")],
             vlan: None,
+            internet: false,
         },
         PortSpec {
             name: "inet".into(),
@@ -528,6 +529,7 @@ fn run(o: &Options, dir: Dir, kind: Option<TunnelKind>, pcap: &Path, id: usize) 
             mtu: WAN_MTU,
             addresses: vec!["198.18.1.1/24".parse().expect("net")],
             vlan: None,
+            internet: false,
         },
     ];
     let (tenants, tunnels, tunnel_keys, routes) = match kind {
