@@ -636,6 +636,7 @@ fn handle(req: Request, config: &Config, engine: &Engine, started: Instant) -> R
                     local: p.local.to_string(),
                     remote: p.remote.to_string(),
                     state: p.state.into(),
+                    active: p.active,
                     since_secs: p.since_secs,
                     rtt_p50_ms: p.rtt_p50_ms,
                     rtt_p99_ms: p.rtt_p99_ms,

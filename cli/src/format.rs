@@ -232,10 +232,13 @@ pub fn paths(v: &[api::Path]) -> String {
                     if p.trusted { " (trusted)" } else { "" }
                 ),
                 p.remote.clone(),
-                match p.since_secs {
-                    Some(s) => format!("{} {}", p.state, age(s as u64)),
-                    None => p.state.clone(),
-                },
+                format!(
+                    "{}{}{}",
+                    p.state,
+                    p.since_secs
+                        .map_or_else(String::new, |s| format!(" {}", age(s as u64))),
+                    if p.active { "" } else { " idle" }
+                ),
                 ms(p.rtt_p50_ms),
                 ms(p.rtt_p99_ms),
                 p.loss_pct

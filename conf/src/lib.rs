@@ -405,6 +405,10 @@ pub struct Circuit {
     /// static route on it).
     #[serde(deserialize_with = "de::peer_address")]
     pub address: IpAddr,
+    /// Optional: the transport domain of the peer's circuit. A path pairs circuits of one
+    /// domain, so it must be the port's (`ports[].transport`).
+    #[serde(default, deserialize_with = "de::transport")]
+    pub transport: Option<String>,
 }
 
 /// AEAD suites (the names of `swanctl` proposals).

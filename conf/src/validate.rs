@@ -559,6 +559,16 @@ fn peers(c: &Config) -> Result<(), Issue> {
                     format!("port {:?} has role lan; circuits are WAN ports", ct.port),
                 ));
             }
+            if let Some(tr) = ct.transport.as_ref().filter(|tr| **tr != port.transport) {
+                return Err(issue(
+                    at().key("transport"),
+                    format!(
+                        "the peer's circuit is in transport {tr:?}, port {:?} in {:?}: a path \
+                         pairs circuits of one transport",
+                        ct.port, port.transport
+                    ),
+                ));
+            }
             let a = ct.address;
             if !port
                 .addresses

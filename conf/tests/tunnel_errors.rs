@@ -435,6 +435,21 @@ fn circuits_and_path_monitor() {
         "ports[1].transport",
         "",
     );
+    // A peer circuit's transport, if given, is the port's.
+    let with_transport = edit(
+        15,
+        "      - { port: inet, address: 198.18.1.2, transport: inet }",
+    );
+    assert!(parse(&with_transport, Path::new("x.yaml")).is_ok());
+    check(
+        &edit(
+            15,
+            "      - { port: inet, address: 198.18.1.2, transport: mpls }",
+        ),
+        15,
+        "peers[0].circuits[0].transport",
+        "a path pairs circuits of one transport",
+    );
     let with_monitor = |m: &str| base() + "path_monitor:\n" + m;
     let c = parse(
         &with_monitor("  interval_ms: 50\n  down_after: 5\n"),

@@ -211,6 +211,10 @@ pub struct Path {
     pub remote: String,
     /// "unknown" (no probe answered yet), "up" or "down".
     pub state: String,
+    /// Probed at the active interval (it carries traffic, or an SLA policy's) or, idle, at
+    /// the idle interval.
+    #[serde(default)]
+    pub active: bool,
     /// Seconds since the state last changed; `None` if it never did.
     pub since_secs: Option<f64>,
     pub rtt_p50_ms: Option<f64>,

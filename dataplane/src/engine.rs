@@ -220,6 +220,8 @@ pub struct PathStatus {
     pub remote: IpAddr,
     /// "unknown" (no reply yet), "up" or "down".
     pub state: &'static str,
+    /// Probed at the active interval (carries traffic or an SLA policy's) or idle.
+    pub active: bool,
     /// Seconds since the state last changed (`None`: never changed).
     pub since_secs: Option<f64>,
     pub rtt_p50_ms: Option<f64>,
@@ -393,18 +395,19 @@ impl Engine {
         tables.probe_port = spec.probe_port;
         let mut prober = if spec.probe_port != 0 && !tables.peers.is_empty() {
             let keys = probe_keys(&tables, &spec.tunnel_keys);
-            Some(Box::new(
-                Prober::new(
-                    &tables.peers,
-                    keys,
-                    spec.path_monitor,
-                    spec.probe_port,
-                    tables.board.clone(),
-                    spec.backend,
-                    engine.sa_installed,
-                )
-                .map_err(|e| DataplaneError::InvalidArgument(format!("path probe keys: {e}")))?,
-            ))
+            let mut p = Prober::new(
+                &tables.peers,
+                keys,
+                spec.path_monitor,
+                spec.probe_port,
+                tables.board.clone(),
+                spec.backend,
+                engine.sa_installed,
+            )
+            .map_err(|e| DataplaneError::InvalidArgument(format!("path probe keys: {e}")))?;
+            // It watches every worker's packet counts per path to tell idle paths.
+            p.watch_traffic(sa_states.iter().map(SaState::stats).collect());
+            Some(Box::new(p))
         } else {
             None
         };
@@ -791,6 +794,7 @@ impl Engine {
                         _ => "unknown",
                     },
                     since_secs: (changed != 0).then(|| now.saturating_sub(changed) as f64 / 1e9),
+                    active: st.active.get() != 0,
                     rtt_p50_ms: ms(st.rtt_p50.get()),
                     rtt_p99_ms: ms(st.rtt_p99.get()),
                     loss_pct: {

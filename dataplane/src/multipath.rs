@@ -69,6 +69,8 @@ pub struct PathStat {
     pub false_alarms: Counter,
     /// When the state last changed, nanoseconds since the engine started (0: never).
     pub changed_at: Counter,
+    /// 1: probed at the active interval (it carries traffic, or an SLA policy's); 0: idle.
+    pub active: Counter,
 }
 
 /// The published state of one peer's paths.
@@ -408,6 +410,12 @@ pub struct Prober {
     next_publish: u64,
     /// When `poll` has something to do next.
     next_wake: u64,
+    /// Every worker's published counters (packets per path), to tell idle paths.
+    traffic: Vec<Arc<crate::tunnel::SaStats>>,
+    /// Per peer and path: the packets counted at the last look, and when the path last
+    /// carried traffic (ns).
+    last_packets: Vec<Vec<u64>>,
+    last_busy: Vec<Vec<u64>>,
 }
 
 impl std::fmt::Debug for Prober {
@@ -422,6 +430,9 @@ impl std::fmt::Debug for Prober {
 /// How often the probe worker publishes the figures and steers the policies' traffic (the
 /// states are published at once).
 const PUBLISH_NS: u64 = 100_000_000;
+
+/// A path that carried no tunnel packet for this long (and is no SLA policy's) is idle.
+pub const IDLE_AFTER_NS: u64 = 5_000_000_000;
 
 /// The SLA's latency is the median of this many recent RTTs (1 s of probes at 100 ms): it
 /// follows a change within a few probes and ignores a single slow one.
@@ -481,6 +492,9 @@ impl Prober {
             port,
             next_publish: 0,
             next_wake: 0,
+            traffic: Vec::new(),
+            last_packets: peers.iter().map(|p| vec![0; p.paths.len()]).collect(),
+            last_busy: peers.iter().map(|p| vec![0; p.paths.len()]).collect(),
         })
     }
 
@@ -488,6 +502,63 @@ impl Prober {
     #[inline]
     pub fn now(&self) -> u64 {
         self.clock.elapsed().as_nanos() as u64
+    }
+
+    /// Watches these counters (every worker's) to tell idle paths: a path that carried no
+    /// tunnel packet for [`IDLE_AFTER_NS`] and is no SLA policy's path is probed at the idle
+    /// interval. Without counters every path counts as active.
+    pub fn watch_traffic(&mut self, workers: Vec<Arc<crate::tunnel::SaStats>>) {
+        self.traffic = workers;
+    }
+
+    /// Marks each path active or idle at `now` (see [`watch_traffic`](Self::watch_traffic)).
+    pub(crate) fn update_activity(&mut self, t: &Tables, now: u64) {
+        if self.traffic.is_empty() {
+            return;
+        }
+        for (pi, peer) in self.peers.iter_mut().enumerate() {
+            let board = self.board.peers.get(pi);
+            for (ci, m) in peer.monitors.iter_mut().enumerate() {
+                let slot = pi * MAX_PATHS + ci;
+                let packets: u64 = self
+                    .traffic
+                    .iter()
+                    .map(|s| {
+                        s.path_tx.get(slot).map_or(0, |c| c.get())
+                            + s.path_rx.get(slot).map_or(0, |c| c.get())
+                    })
+                    .sum();
+                let (Some(last), Some(busy)) = (
+                    self.last_packets.get_mut(pi).and_then(|v| v.get_mut(ci)),
+                    self.last_busy.get_mut(pi).and_then(|v| v.get_mut(ci)),
+                ) else {
+                    continue;
+                };
+                if packets != *last {
+                    *last = packets;
+                    *busy = now;
+                }
+                let sla_path = board.is_some_and(|b| {
+                    t.policies.iter().enumerate().any(|(k, p)| {
+                        p.sla.is_some()
+                            && [&b.class_path, &b.class_second].iter().any(|v| {
+                                v.get(k)
+                                    .is_some_and(|a| usize::from(a.load(Ordering::Relaxed)) == ci)
+                            })
+                    })
+                });
+                // (At start `busy` is 0: every path is active for the first IDLE_AFTER_NS.)
+                m.set_active(sla_path || now.saturating_sub(*busy) < IDLE_AFTER_NS);
+                if let Some(st) = board.and_then(|b| b.paths.get(ci)) {
+                    st.active.set(u64::from(m.active()));
+                }
+            }
+        }
+    }
+
+    /// The monitor of path `path` of peer `peer`.
+    pub fn monitor(&self, peer: usize, path: usize) -> Option<&PathMonitor> {
+        self.peers.get(peer)?.monitors.get(path)
     }
 
     /// Whether [`poll`](Self::poll) has something to do at `now`.
@@ -549,6 +620,7 @@ impl Prober {
             self.next_publish = now + PUBLISH_NS;
             self.publish();
             self.steer_classes(t);
+            self.update_activity(t, now);
         }
         self.next_wake = wake.min(self.next_publish);
     }

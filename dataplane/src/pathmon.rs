@@ -209,6 +209,11 @@ impl PathMonitor {
         self.state
     }
 
+    /// Whether the path is probed at the active interval.
+    pub fn active(&self) -> bool {
+        self.active
+    }
+
     /// Whether traffic with an SLA uses the path (probed every `interval`) or not
     /// (every `idle_interval`).
     pub fn set_active(&mut self, active: bool) {

@@ -1003,3 +1003,28 @@ fn tunnel_traffic_only_from_the_peers_address_on_that_circuit() {
     let mut r = ByteBuf::new(b.data());
     assert_eq!(process(&tb, 1, &mut r, &mut fb), Verdict::Forward(0));
 }
+
+#[test]
+fn paths_without_traffic_or_an_sla_class_are_probed_at_the_idle_interval() {
+    let ta = site(true, TunnelKind::Overlay);
+    let mut fa = context(&ta, true, 0, 1);
+    let mut p = prober(&ta, true);
+    p.watch_traffic(vec![fa.sas.stats()]);
+    const S: u64 = 1_000_000_000;
+    p.update_activity(&ta, S);
+    assert!(p.monitor(0, 0).unwrap().active(), "at start: active");
+    p.update_activity(&ta, 6 * S);
+    assert!(
+        !p.monitor(0, 0).unwrap().active(),
+        "no traffic for 5 s: idle"
+    );
+    assert!(!p.monitor(0, 1).unwrap().active());
+    // Traffic over inet (path 0): it is active again, mpls stays idle.
+    let mut b = ByteBuf::new(&udp4("10.1.0.2", "10.2.0.2", 64, 10, false));
+    assert_eq!(process(&ta, 0, &mut b, &mut fa), Verdict::Forward(1));
+    fa.sas.publish();
+    p.update_activity(&ta, 7 * S);
+    assert!(p.monitor(0, 0).unwrap().active());
+    assert!(!p.monitor(0, 1).unwrap().active());
+    assert_eq!(ta.board.peers[0].paths[0].active.get(), 1);
+}
