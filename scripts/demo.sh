@@ -144,6 +144,20 @@ demo_iperf() { # what, port, client args...
 demo_iperf "TCP over circuit inet" 5201 10.2.0.2
 demo_iperf "TCP over circuit mpls" 5202 10.2.100.2 -B 10.1.100.2
 
+step "4b/6 Multipath: inet goes black under a ping every 10 ms" \
+    "(both sites probe each path every 100 ms; three late probes take it down; the flow moves)"
+echo
+"$CLI" --socket "$LAB_DIR/site-a.sock" show paths | sed 's/^/  /'
+echo
+echo "--- ping -i 0.01 -c 300 10.2.0.2 while 'lab.sh impair inet blackhole' cuts inet 1 s in ---"
+( sleep 1; "$LAB" impair inet blackhole >/dev/null ) &
+"$LAB" exec hostA ping -q -i 0.01 -c 300 -W 1 10.2.0.2 | tail -n 2 | sed 's/^/  /'
+wait
+echo "  (each lost ping is 10 ms without a path: the failover time)"
+echo
+"$CLI" --socket "$LAB_DIR/site-a.sock" show paths | sed 's/^/  /'
+"$LAB" clear inet >/dev/null
+
 show() { # site command...
     local site=$1
     shift

@@ -340,7 +340,11 @@ pub fn policies(v: &[api::PolicyPaths]) -> String {
                 p.mode.clone(),
                 p.sla.clone().unwrap_or_else(|| "-".into()),
                 p.peer.clone(),
-                p.path.clone().unwrap_or_else(|| "(route)".into()),
+                if p.mode == "spread" {
+                    "per packet".into()
+                } else {
+                    p.path.clone().unwrap_or_else(|| "(route)".into())
+                },
                 p.second.clone().unwrap_or_else(|| "-".into()),
                 p.moves.to_string(),
             ]
