@@ -1347,11 +1347,7 @@ pub(crate) fn receive<B: PacketBuf>(
     if frame == TunnelFrame::Probe {
         return multipath::receive_probe(t, ingress, pkt, fx);
     }
-    if frame == TunnelFrame::Overlay
-        && overlay::vxlan_flags(pkt.data()).is_some_and(|f| f & overlay::FLAG_CLEAR != 0)
-    {
-        return receive_clear(t, ingress, pkt, fx);
-    }
+
     let d = pkt.data();
     // What the outer headers say: SPI, where the ESP packet lies, the kind, and (overlay) the
     // VNI and loopbacks to check against the SA's tunnel.
@@ -1362,6 +1358,9 @@ pub(crate) fn receive<B: PacketBuf>(
         match overlay::parse_outer(d) {
             Ok(o) => {
                 let flags = d.get(o.vxlan_off).copied().unwrap_or(0);
+                if flags & overlay::FLAG_CLEAR != 0 {
+                    return receive_clear(t, ingress, pkt, fx);
+                }
                 if flags & (fec::FLAG_DATA | fec::FLAG_PARITY) != 0 || o.parity {
                     fec_vxlan = Some(o.vxlan_off);
                 }
@@ -1376,6 +1375,10 @@ pub(crate) fn receive<B: PacketBuf>(
                     Some((o.vni, o.loopback_src, o.loopback_dst)),
                     o.outer_src,
                 )
+            }
+            // A clear frame's inner packet is the client's, not ESP (looked at only then).
+            Err(_) if overlay::vxlan_flags(d).is_some_and(|f| f & overlay::FLAG_CLEAR != 0) => {
+                return receive_clear(t, ingress, pkt, fx);
             }
             Err(e) => return Verdict::Drop(drop_for(e)),
         }
