@@ -637,6 +637,7 @@ fn handle(req: Request, config: &Config, engine: &Engine, started: Instant) -> R
                     remote: p.remote.to_string(),
                     state: p.state.into(),
                     active: p.active,
+                    sla_met: p.sla_met,
                     since_secs: p.since_secs,
                     rtt_p50_ms: p.rtt_p50_ms,
                     rtt_p99_ms: p.rtt_p99_ms,

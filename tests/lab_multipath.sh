@@ -169,6 +169,10 @@ cli "$SOCK_A" show policies | indent
 cli "$SOCK_A" show flows | indent
 info "voice moved to inet ${MOVED:-never} s after the delay was added (SLA latency: median RTT of the last 10 probes)"
 check "voice (50 ms SLA) left mpls for inet" 'a != ""' "$MOVED"
+SLA_INET=$(cli "$SOCK_A" show paths --json | jq -r '.[] | select(.port == "inet") | .sla_met | join(",")')
+SLA_MPLS=$(cli "$SOCK_A" show paths --json | jq -r '.[] | select(.port == "mpls") | .sla_met | join(",")')
+check "show paths: inet meets the realtime SLA, mpls (160 ms RTT) does not ('$SLA_INET' / '$SLA_MPLS')" \
+    'a == "realtime" && b !~ /realtime/' "$SLA_INET" "$SLA_MPLS"
 check "bulk (no SLA) stayed on mpls: no move" 'a == "mpls" && b == 0' \
     "$(policy "$SOCK_A" bulk path)" "$(policy "$SOCK_A" bulk moves)"
 FLOWS=$(cli "$SOCK_A" show flows --json)
@@ -285,6 +289,7 @@ iperf_run() {
 }
 read -r SINGLE SINGLE_RETR _ <<<"$(iperf_run 5201 single)"
 HELD0=$(cli "$SOCK_B" show stats --json | jq '.total.reorder_held')
+GAPS0=$(cli "$SOCK_B" show stats --json | jq '.total.reorder_gaps')
 IN0=$(path "$SOCK_A" inet packets_out)
 MP0=$(path "$SOCK_A" mpls packets_out)
 read -r BONDED BONDED_RETR BONDED_REORDER <<<"$(iperf_run 5300 bonded)"
@@ -298,7 +303,8 @@ check "spreading: one TCP flow gets more than 1.8x one circuit ($BONDED vs $SING
     'a > 0 && b > 1.8 * a' "$SINGLE" "$BONDED"
 check "spreading: the sender's TCP saw no reordering" 'a == 0' "$BONDED_REORDER"
 info "packets sent: inet $((IN1 - IN0)), mpls $((MP1 - MP0)); site B's reorder buffer held" \
-    "$(( $(cli "$SOCK_B" show stats --json | jq '.total.reorder_held') - HELD0 )) of them for an earlier one"
+    "$(( $(cli "$SOCK_B" show stats --json | jq '.total.reorder_held') - HELD0 )) of them for an earlier one," \
+    "gave up $(( $(cli "$SOCK_B" show stats --json | jq '.total.reorder_gaps') - GAPS0 )) gaps"
 check "spreading: the circuits carried equal shares (weights 1:1)" \
     'a > 10000 && b > 10000 && a < 1.2 * b && b < 1.2 * a' "$((IN1 - IN0))" "$((MP1 - MP0))"
 pkill -f "iperf3 -s -p 5(201|300)" 2>/dev/null || true

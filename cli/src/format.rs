@@ -244,6 +244,11 @@ pub fn paths(v: &[api::Path]) -> String {
                 p.loss_pct
                     .map_or_else(|| "-".into(), |l| format!("{l:.1}%")),
                 format!("{:.2}", p.jitter_ms),
+                if p.sla_met.is_empty() {
+                    "-".into()
+                } else {
+                    p.sla_met.join(",")
+                },
                 p.downs.to_string(),
                 p.packets_out.to_string(),
                 p.packets_in.to_string(),
@@ -261,6 +266,7 @@ pub fn paths(v: &[api::Path]) -> String {
             "RTTp99ms",
             "Loss",
             "JitterMs",
+            "SLA-met",
             "Downs",
             "PktsOut",
             "PktsIn",

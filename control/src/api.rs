@@ -215,6 +215,9 @@ pub struct Path {
     /// the idle interval.
     #[serde(default)]
     pub active: bool,
+    /// The SLA classes whose limits the path meets now.
+    #[serde(default)]
+    pub sla_met: Vec<String>,
     /// Seconds since the state last changed; `None` if it never did.
     pub since_secs: Option<f64>,
     pub rtt_p50_ms: Option<f64>,

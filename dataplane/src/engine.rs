@@ -222,6 +222,8 @@ pub struct PathStatus {
     pub state: &'static str,
     /// Probed at the active interval (carries traffic or an SLA policy's) or idle.
     pub active: bool,
+    /// The SLA classes (of the policies) whose limits the path meets now.
+    pub sla_met: Vec<String>,
     /// Seconds since the state last changed (`None`: never changed).
     pub since_secs: Option<f64>,
     pub rtt_p50_ms: Option<f64>,
@@ -795,6 +797,19 @@ impl Engine {
                     },
                     since_secs: (changed != 0).then(|| now.saturating_sub(changed) as f64 / 1e9),
                     active: st.active.get() != 0,
+                    sla_met: {
+                        let mask = st.sla_met.get();
+                        let mut v: Vec<String> = t
+                            .policies
+                            .iter()
+                            .enumerate()
+                            .filter(|(k, _)| *k < 64 && mask & (1 << k) != 0)
+                            .filter_map(|(_, p)| p.sla_name.clone())
+                            .collect();
+                        v.sort();
+                        v.dedup();
+                        v
+                    },
                     rtt_p50_ms: ms(st.rtt_p50.get()),
                     rtt_p99_ms: ms(st.rtt_p99.get()),
                     loss_pct: {

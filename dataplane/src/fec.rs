@@ -53,8 +53,8 @@ pub const PROTO_PARITY: u8 = 253;
 pub const PARITY_HEADER: usize = 8;
 /// The longest ESP packet FEC protects.
 pub const MAX_ESP: usize = 2048;
-/// Groups a receiver keeps open per SA.
-const OPEN_GROUPS: usize = 4;
+/// Groups a receiver keeps open per SA (a parity may come this many groups late).
+const OPEN_GROUPS: usize = 16;
 
 /// The FEC fields of a VXLAN header.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -71,6 +71,8 @@ pub struct PathStat {
     pub changed_at: Counter,
     /// 1: probed at the active interval (it carries traffic, or an SLA policy's); 0: idle.
     pub active: Counter,
+    /// Bit `k`: the path meets the SLA of policy `k` (policies without an SLA: never set).
+    pub sla_met: Counter,
 }
 
 /// The published state of one peer's paths.
@@ -676,6 +678,20 @@ impl Prober {
                     }
                 })
                 .collect();
+            for (ci, st) in b.paths.iter().enumerate() {
+                let mask = t
+                    .policies
+                    .iter()
+                    .enumerate()
+                    .take(64)
+                    .filter(|(_, p)| {
+                        p.sla
+                            .as_ref()
+                            .is_some_and(|s| figures.get(ci).is_some_and(|f| s.met_by(f, 1.0)))
+                    })
+                    .fold(0u64, |m, (k, _)| m | 1 << k);
+                st.sla_met.set(mask);
+            }
             for (k, p) in t.policies.iter().enumerate() {
                 let candidates = policy_candidates(p, &spec.paths);
                 let (Some(cur), Some(second), Some(moves)) = (

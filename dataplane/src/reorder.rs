@@ -36,7 +36,7 @@ pub fn read_seq(vx: &[u8]) -> Option<u32> {
 pub const SEQ_BITS: u32 = 24;
 const SEQ_MASK: u32 = (1 << SEQ_BITS) - 1;
 /// Packets a buffer may hold (and how far ahead of the next expected one a packet may be).
-pub const WINDOW: usize = 64;
+pub const WINDOW: usize = 512;
 
 /// A reorder buffer of items `T` (the data plane's: a packet and its egress port).
 #[derive(Debug)]

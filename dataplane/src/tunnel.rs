@@ -291,11 +291,12 @@ pub struct SaState {
     /// FEC encoders by tunnel and decoders by inbound slot, made when first needed.
     fec_tx: Vec<Option<Box<fec::Encoder>>>,
     fec_rx: Vec<Option<Box<fec::Decoder>>>,
-    /// A packet FEC rebuilt that the worker must feed back to the pipeline: the frame and the
-    /// port it came in on (`rebuilt_len` 0: none).
-    pub rebuilt: Box<[u8; REBUILT_MAX]>,
-    pub rebuilt_len: usize,
-    pub rebuilt_port: u16,
+    /// Packets FEC rebuilt that the worker must feed back to the pipeline (frames, and the
+    /// ports they came in on), at most [`REBUILT_SLOTS`] per burst.
+    pub rebuilt: Box<[[u8; REBUILT_MAX]; REBUILT_SLOTS]>,
+    pub rebuilt_len: [usize; REBUILT_SLOTS],
+    pub rebuilt_port: [u16; REBUILT_SLOTS],
+    pub rebuilt_count: usize,
     /// FEC: parity packets sent; packets rebuilt and accepted, and of those, packets whose
     /// original came after all (late, not lost: the parity overtook them).
     pub fec_parity_sent: u64,
@@ -338,9 +339,10 @@ impl Default for SaState {
             copies_len: 0,
             fec_tx: Vec::new(),
             fec_rx: Vec::new(),
-            rebuilt: Box::new([0; REBUILT_MAX]),
-            rebuilt_len: 0,
-            rebuilt_port: 0,
+            rebuilt: Box::new([[0; REBUILT_MAX]; REBUILT_SLOTS]),
+            rebuilt_len: [0; REBUILT_SLOTS],
+            rebuilt_port: [0; REBUILT_SLOTS],
+            rebuilt_count: 0,
             fec_parity_sent: 0,
             fec_recovered: 0,
             fec_late: 0,
@@ -362,6 +364,8 @@ const NO_CIRCUIT: u8 = u8::MAX;
 pub const SEQUENCE: u8 = u8::MAX;
 /// The longest frame FEC rebuilds (headers and an ESP packet of [`fec::MAX_ESP`]).
 pub const REBUILT_MAX: usize = fec::MAX_ESP + 256;
+/// Rebuilt packets a burst may leave for the worker to feed back.
+pub const REBUILT_SLOTS: usize = 8;
 /// Flows seen in the last 30 s (in 100 ms ticks) are shown.
 const FLOW_RECENT_TICKS: u32 = 300;
 /// `SaState::tunnel_peer` of a plain tunnel.
@@ -1722,15 +1726,17 @@ fn receive_fec<B: PacketBuf>(
         }
         fec::Outcome::Nothing => return FecStep::Continue,
     };
-    if head_len + len <= REBUILT_MAX {
-        let out = &mut fx.sas.rebuilt[..];
+    let k = fx.sas.rebuilt_count;
+    if head_len + len <= REBUILT_MAX && k < REBUILT_SLOTS {
+        let out = &mut fx.sas.rebuilt[k][..];
         out[..head_len].copy_from_slice(&pkt.data()[..head_len]);
         out[head_len..head_len + len].copy_from_slice(&esp[..len]);
         fec::clear_mark(&mut out[vxlan_off..vxlan_off + 8]);
         out[vxlan_off] |= fec::FLAG_REBUILT;
         if let Some(end) = fec::fix_overlay(&mut out[..head_len + len], vxlan_off, len, PROTO_ESP) {
-            fx.sas.rebuilt_len = end;
-            fx.sas.rebuilt_port = port;
+            fx.sas.rebuilt_len[k] = end;
+            fx.sas.rebuilt_port[k] = port;
+            fx.sas.rebuilt_count += 1;
         }
     }
     FecStep::Continue

@@ -1028,3 +1028,100 @@ fn paths_without_traffic_or_an_sla_class_are_probed_at_the_idle_interval() {
     assert!(!p.monitor(0, 1).unwrap().active());
     assert_eq!(ta.board.peers[0].paths[0].active.get(), 1);
 }
+
+fn policy_for_port(name: &str, port: u16, mode: crate::policy::Mode) -> crate::policy::Policy {
+    crate::policy::Policy {
+        name: name.into(),
+        tenant: 0,
+        src: Vec::new(),
+        dst: Vec::new(),
+        protocol: Some(17),
+        src_ports: Vec::new(),
+        dst_ports: vec![(port, port)],
+        dscp: 0,
+        sla_name: None,
+        sla: None,
+        mode,
+        circuits: Vec::new(),
+        weights: Vec::new(),
+        encrypt: true,
+    }
+}
+
+#[test]
+fn drop_and_breakout_policies() {
+    let mut ta = site(true, TunnelKind::Overlay);
+    ta.policies = vec![
+        policy_for_port("drop", 6000, crate::policy::Mode::Drop),
+        policy_for_port("breakout", 6001, crate::policy::Mode::Breakout),
+    ];
+    // The underlay has a way to 10.2.0.0/24 for the breakout: a default route on inet.
+    ta.routes.insert(
+        "0.0.0.0/0".parse().unwrap(),
+        NextHop {
+            port: 1,
+            via: Some("198.18.1.2".parse().unwrap()),
+        },
+        crate::route::RouteSource::Static,
+    );
+    let mut fa = context(&ta, true, 0, 1);
+    for _ in 0..2 {
+        // Twice: the second time the tunnel route is cached (fast path).
+        let mut b = ByteBuf::new(&udp4_to_port(6000));
+        assert_eq!(
+            process(&ta, 0, &mut b, &mut fa),
+            Verdict::Drop(DropReason::Policy)
+        );
+        let inner = udp4_to_port(6001);
+        let mut b = ByteBuf::new(&inner);
+        assert_eq!(process(&ta, 0, &mut b, &mut fa), Verdict::Forward(1));
+        let out = b.data();
+        assert_eq!(out.len(), inner.len(), "not encapsulated");
+        assert_eq!(&out[0..6], &mac(0xb0, 1), "to the underlay's next hop");
+        assert_eq!(&out[26..34], &inner[26..34], "the client's own addresses");
+        // Other traffic still goes into the tunnel.
+        let mut b = ByteBuf::new(&udp4_to_port(6002));
+        assert_eq!(process(&ta, 0, &mut b, &mut fa), Verdict::Forward(1));
+        assert!(b.data().len() > inner.len() + 50, "encapsulated");
+    }
+}
+
+#[test]
+fn the_probe_worker_publishes_which_sla_classes_each_path_meets() {
+    let mut ta = site(true, TunnelKind::Overlay);
+    let mut tb = site(false, TunnelKind::Overlay);
+    let mut voice = policy_for_port("voice", 5004, crate::policy::Mode::Best);
+    voice.sla_name = Some("realtime".into());
+    voice.sla = Some(crate::policy::Sla {
+        max_rtt_ns: Some(50_000_000),
+        max_loss_pct: None,
+        max_jitter_ns: None,
+    });
+    ta.policies = vec![voice];
+    ta.board = std::sync::Arc::new(crate::multipath::PathBoard::new(&ta.peers, 1));
+    ta.probe_port = 4793;
+    tb.probe_port = 4793;
+    let mut fa = context(&ta, true, 0, 1);
+    let mut fb = context(&tb, false, 0, 1);
+    fa.prober = Some(prober(&ta, true));
+    fb.prober = Some(prober(&tb, false));
+    let prober_a = fa.prober.as_mut().unwrap();
+    prober_a.steer_classes(&ta);
+    assert_eq!(ta.board.peers[0].paths[0].sla_met.get(), 0, "no RTT yet");
+    let mut requests = Vec::new();
+    prober_a.poll(&ta, false, |port, f| {
+        requests.push((port, f.to_vec()));
+        true
+    });
+    // Only inet's probe is answered.
+    let (port, req) = &requests[0];
+    let mut b = ByteBuf::new(req);
+    assert_eq!(process(&tb, *port, &mut b, &mut fb), Verdict::Reply(*port));
+    let reply = b.data().to_vec();
+    let mut r = ByteBuf::new(&reply);
+    assert_eq!(process(&ta, *port, &mut r, &mut fa), Verdict::Consumed);
+    fa.prober.as_mut().unwrap().steer_classes(&ta);
+    assert_eq!(ta.board.peers[0].paths[0].sla_met.get(), 1, "inet meets it");
+    assert_eq!(ta.board.peers[0].paths[1].sla_met.get(), 0, "mpls: no RTT");
+    assert_eq!(ta.board.class_paths(0, 0).0, 0, "so voice goes on inet");
+}

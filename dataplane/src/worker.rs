@@ -29,8 +29,10 @@ const HANDED_OFF: u16 = u16::MAX - 1;
 const HELD: u16 = u16::MAX - 2;
 
 /// How long a reorder buffer waits for a missing packet of a spread flow before it gives it
-/// up (the paths of one flow should differ in delay by less than this).
-const REORDER_TIMEOUT_MS: u64 = 50;
+/// up: the largest p99 RTT of the paths (the delays of two paths differ by less than that),
+/// plus 10 ms, within these bounds.
+const REORDER_TIMEOUT_MIN_MS: u64 = 50;
+const REORDER_TIMEOUT_MAX_MS: u64 = 500;
 
 /// A reorder buffer of packets and their egress ports.
 type PacketReorder = Reorder<(Mbuf, u16)>;
@@ -49,8 +51,24 @@ impl Reorders {
         Self {
             bufs: (0..slots).map(|_| None).collect(),
             held: 0,
-            timeout: hz / 1000 * REORDER_TIMEOUT_MS,
+            timeout: hz / 1000 * REORDER_TIMEOUT_MIN_MS,
         }
+    }
+
+    /// Follows the paths' delays (see [`REORDER_TIMEOUT_MIN_MS`]).
+    fn set_timeout(&mut self, t: &Tables, hz: u64) {
+        let p99_ms = t
+            .board
+            .peers
+            .iter()
+            .flat_map(|p| p.paths.iter())
+            .map(|s| s.rtt_p99.get())
+            .filter(|&v| v != u64::MAX)
+            .max()
+            .unwrap_or(0)
+            / 1_000_000;
+        let ms = (p99_ms + 10).clamp(REORDER_TIMEOUT_MIN_MS, REORDER_TIMEOUT_MAX_MS);
+        self.timeout = hz / 1000 * ms;
     }
 
     /// A spread packet of slot `slot` with sequence number `seq`, bound for `port`: through
@@ -198,7 +216,15 @@ pub fn run(mut cfg: WorkerConfig, pool: Arc<Mempool>, shared: WorkerShared) {
 
     while !shared.stop.load(Ordering::Relaxed) {
         let tables = shared.tables.load();
-        let mut seen = receive_handoffs(&tables, &mut fx, &shared, &mut tx, &cfg, &mut reorders);
+        let mut seen = receive_handoffs(
+            &tables,
+            &mut fx,
+            &shared,
+            &pool,
+            &mut tx,
+            &cfg,
+            &mut reorders,
+        );
         // A full rx burst: this worker has more to do than it can; probe replies may be
         // waiting behind it, so the monitors must not count them late.
         let mut overloaded = false;
@@ -271,7 +297,7 @@ pub fn run(mut cfg: WorkerConfig, pool: Arc<Mempool>, shared: WorkerShared) {
             if fx.sas.copies_len > 0 {
                 send_copies(&tables, &mut fx, &mut rx, &outs, &pool, &mut tx, &cfg, c);
             }
-            if fx.sas.rebuilt_len > 0 {
+            if fx.sas.rebuilt_count > 0 {
                 feed_back_rebuilt(&mut fx, &shared, &pool, &cfg);
             }
             // A run of packets to the same port is staged in a local burst (its length stays
@@ -339,6 +365,7 @@ pub fn run(mut cfg: WorkerConfig, pool: Arc<Mempool>, shared: WorkerShared) {
         polls = polls.wrapping_add(1);
         if polls.is_multiple_of(1024) {
             fx.sas.publish();
+            reorders.set_timeout(&tables, hz);
         }
         if seen == 0 || next_housekeeping == 0 {
             let now = eal::rdtsc();
@@ -429,6 +456,7 @@ fn receive_handoffs(
     tables: &Tables,
     fx: &mut Context,
     shared: &WorkerShared,
+    pool: &Mempool,
     tx: &mut [Burst],
     cfg: &WorkerConfig,
     reorders: &mut Reorders,
@@ -449,10 +477,11 @@ fn receive_handoffs(
         };
         n += 1;
         let verdict = forward::process_handoff(tables, port, stage, &mut mbuf, fx);
-        // Copies are made from rx bursts only (they name a packet by its place in one). A
-        // rebuilt packet is dropped here (its group was completed by a handed-off packet).
+        // Copies are made from rx bursts only (they name a packet by its place in one).
         fx.sas.copies_len = 0;
-        fx.sas.rebuilt_len = 0;
+        if fx.sas.rebuilt_count > 0 {
+            feed_back_rebuilt(fx, shared, pool, cfg);
+        }
         let held = fx.sas.held.take();
         match verdict {
             Verdict::Forward(out) => {
@@ -658,24 +687,24 @@ fn fec_add(fx: &mut Context, ti: usize, k: u8, d: &mut [u8], parity: &mut [u8]) 
 /// Feeds a packet FEC rebuilt back to this worker (through its own handoff queue: it is
 /// opened and delivered like any other).
 fn feed_back_rebuilt(fx: &mut Context, shared: &WorkerShared, pool: &Mempool, cfg: &WorkerConfig) {
-    let len = std::mem::take(&mut fx.sas.rebuilt_len);
-    if len == 0 {
-        return;
-    }
+    let n = std::mem::take(&mut fx.sas.rebuilt_count);
     let c = &*shared.counters;
-    let Some(mut m) = Mbuf::alloc(pool) else {
-        c.drop(DropReason::NoBuffer, 1);
-        return;
-    };
-    if m.set_len(0) && m.extend_from_slice(&fx.sas.rebuilt[..len]) {
-        hand_off(
-            shared,
-            c,
-            cfg.index as u16,
-            fx.sas.rebuilt_port,
-            Stage::Frame,
-            m,
-        );
+    for k in 0..n {
+        let len = fx.sas.rebuilt_len[k];
+        let Some(mut m) = Mbuf::alloc(pool) else {
+            c.drop(DropReason::NoBuffer, 1);
+            continue;
+        };
+        if m.set_len(0) && m.extend_from_slice(&fx.sas.rebuilt[k][..len]) {
+            hand_off(
+                shared,
+                c,
+                cfg.index as u16,
+                fx.sas.rebuilt_port[k],
+                Stage::Frame,
+                m,
+            );
+        }
     }
 }
 
