@@ -300,13 +300,13 @@ const ICMP6_ERROR_MAX: usize = 1280;
 pub fn process<B: PacketBuf>(t: &Tables, in_port: u16, pkt: &mut B, fx: &mut Context) -> Verdict {
     match FastPath::new(t, in_port, &fx.cache) {
         Some(fast) => {
-            if let Some(port) = t.ports.get(usize::from(in_port)) {
-                // An internet-facing circuit carries no transit traffic.
-                if !port.internet {
-                    if let Some(out) = fast.forward(pkt.data_mut()) {
-                        return Verdict::Forward(out);
-                    }
+            // An internet-facing circuit carries no transit traffic.
+            if !fast.internet {
+                if let Some(out) = fast.forward(pkt.data_mut()) {
+                    return Verdict::Forward(out);
                 }
+            }
+            if let Some(port) = t.ports.get(usize::from(in_port)) {
                 if let Some(v) = tunnel::fast_receive(t, in_port, port, pkt, fx) {
                     return v;
                 }
@@ -351,6 +351,8 @@ pub fn process_handoff<B: PacketBuf>(
 #[derive(Clone, Copy)]
 struct FastPath<'a> {
     mac: MacAddr,
+    /// The port is internet-facing: no forwarding (tunnel traffic only).
+    internet: bool,
     tag: u32,
     entries: &'a [CacheEntry],
     adjacencies: &'a [Adjacency],
@@ -365,6 +367,7 @@ impl<'a> FastPath<'a> {
         }
         Some(Self {
             mac: port.mac,
+            internet: port.internet,
             tag: RouteCache::tag(t.generation),
             entries: &cache.entries,
             adjacencies: &cache.adjacencies,

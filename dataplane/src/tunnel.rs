@@ -302,8 +302,7 @@ pub struct SaState {
     pub fec_parity_sent: u64,
     pub fec_recovered: u64,
     pub fec_late: u64,
-    /// Set while a packet rebuilt from a parity packet goes through `receive`.
-    fec_rebuilding: bool,
+
     /// The next sequence number of spread packets, by tunnel.
     pub spread_seq: Vec<u32>,
     /// Set by `receive` for a spread packet it opened: (inbound slot, its sequence number).
@@ -346,7 +345,7 @@ impl Default for SaState {
             fec_parity_sent: 0,
             fec_recovered: 0,
             fec_late: 0,
-            fec_rebuilding: false,
+
             spread_seq: Vec::new(),
             held: None,
             spread: 0,
@@ -1447,22 +1446,11 @@ pub(crate) fn receive<B: PacketBuf>(
             stage: Stage::Frame,
         };
     }
-    if fx.sas.inbound.get(slot).is_none_or(Option::is_none) {
-        return Verdict::Drop(DropReason::UnknownSpi);
-    }
     // FEC: a parity packet, or a protected data packet (marked in its VXLAN header).
-    let rebuilt_here = fx.sas.fec_rebuilding || overlay_rebuilt_flag;
+    let rebuilt_here = overlay_rebuilt_flag;
     if let Some(vx) = fec_vxlan {
-        match receive_fec(fx, slot, ingress.port, vx, &esp_range, pkt) {
-            FecStep::Consumed => return Verdict::Consumed,
-            FecStep::Rebuilt => {
-                // The parity's buffer now holds the lost packet: opened as if it had come.
-                fx.sas.fec_rebuilding = true;
-                let v = receive(t, ingress, TunnelFrame::Overlay, pkt, fx);
-                fx.sas.fec_rebuilding = false;
-                return v;
-            }
-            FecStep::Continue => {}
+        if receive_fec(fx, slot, ingress.port, vx, &esp_range, pkt) == FecStep::Consumed {
+            return Verdict::Consumed;
         }
     }
     let Some(Some(sa)) = fx.sas.inbound.get_mut(slot) else {
@@ -1490,6 +1478,7 @@ pub(crate) fn receive<B: PacketBuf>(
 /// Receives a clear overlay frame (differential encryption): only from a peer's address on a
 /// circuit we trust, for a tenant that peer has a tunnel of; then delivered like a decrypted
 /// packet.
+#[inline(never)]
 fn receive_clear<B: PacketBuf>(
     t: &Tables,
     ingress: Ingress,
@@ -1534,7 +1523,8 @@ fn receive_clear<B: PacketBuf>(
 }
 
 /// Delivers a client's packet that came out of a tunnel (`pkt` holds its IP packet, `nh` the
-/// next header: 4 IPv4, 41 IPv6) in tenant `tn`.
+/// next header: 4 IPv4, 41 IPv6) in tenant `tn` (one of `t.tenants`).
+#[inline]
 fn deliver<B: PacketBuf>(
     t: &Tables,
     tn: u16,
@@ -1543,9 +1533,6 @@ fn deliver<B: PacketBuf>(
     pkt: &mut B,
     fx: &mut Context,
 ) -> Verdict {
-    if t.tenants.get(usize::from(tn)).is_none() {
-        return Verdict::Drop(DropReason::TunnelMismatch);
-    }
     // The client's packet gets an Ethernet header again (its addresses are written on the way
     // out) and is routed in the tenant like one from its LAN, TTL first.
     if !pkt.prepend(ethernet::HEADER_LEN) {
@@ -1644,20 +1631,20 @@ fn deliver<B: PacketBuf>(
 }
 
 /// What [`receive_fec`] made of a packet.
+#[derive(Debug, PartialEq, Eq)]
 enum FecStep {
-    /// A parity packet, kept (or useless): nothing to deliver.
+    /// A parity packet, taken in: nothing to deliver.
     Consumed,
-    /// The parity rebuilt the group's missing packet in its own buffer.
-    Rebuilt,
     /// A data packet: open it as usual.
     Continue,
 }
 
 /// FEC on receive, by the worker that owns inbound slot `slot` (before anything is opened):
-/// a data packet is XORed into its group; a parity packet is taken in, and when it completes
-/// its group the buffer is rewritten into the missing ESP packet. A data packet that completes
-/// a group whose parity came first leaves the rebuilt frame in `fx.sas.rebuilt` for the worker
-/// to feed back.
+/// a data packet is XORed into its group, a parity packet taken in. When either completes a
+/// group with one packet missing, the rebuilt frame (this packet's headers, the rebuilt ESP
+/// packet, marked [`fec::FLAG_REBUILT`]) goes to `fx.sas.rebuilt` for the worker to feed back
+/// through its own queue, where it is opened like any other.
+#[inline(never)]
 fn receive_fec<B: PacketBuf>(
     fx: &mut Context,
     slot: usize,
@@ -1692,39 +1679,30 @@ fn receive_fec<B: PacketBuf>(
         };
     }
     let head_len = payload.start;
+    let after = if mark.parity {
+        FecStep::Consumed
+    } else {
+        FecStep::Continue
+    };
     let Some(dec) = fx.sas.fec_decoder(slot) else {
-        return FecStep::Continue;
+        return after;
     };
     let mut esp = [0u8; fec::MAX_ESP];
-    if mark.parity {
-        let len = match dec.on_parity(mark, body) {
-            fec::Outcome::Rebuilt(r) => {
-                esp[..r.len()].copy_from_slice(r);
-                r.len()
-            }
-            fec::Outcome::Nothing | fec::Outcome::Late => return FecStep::Consumed,
-        };
-        let d = pkt.data_mut();
-        if head_len + len > d.len() {
-            return FecStep::Consumed;
-        }
-        d[head_len..head_len + len].copy_from_slice(&esp[..len]);
-        fec::clear_mark(&mut d[vxlan_off..vxlan_off + 8]);
-        return match fec::fix_overlay(d, vxlan_off, len, PROTO_ESP) {
-            Some(end) if pkt.set_len(end) => FecStep::Rebuilt,
-            _ => FecStep::Consumed,
-        };
-    }
-    let len = match dec.on_data(mark, body) {
+    let outcome = if mark.parity {
+        dec.on_parity(mark, body)
+    } else {
+        dec.on_data(mark, body)
+    };
+    let len = match outcome {
         fec::Outcome::Rebuilt(r) => {
             esp[..r.len()].copy_from_slice(r);
             r.len()
         }
         fec::Outcome::Late => {
             fx.sas.fec_late += 1;
-            return FecStep::Continue;
+            return after;
         }
-        fec::Outcome::Nothing => return FecStep::Continue,
+        fec::Outcome::Nothing => return after,
     };
     let k = fx.sas.rebuilt_count;
     if head_len + len <= REBUILT_MAX && k < REBUILT_SLOTS {
@@ -1739,7 +1717,7 @@ fn receive_fec<B: PacketBuf>(
             fx.sas.rebuilt_count += 1;
         }
     }
-    FecStep::Continue
+    after
 }
 
 /// Whether `a` is an address of one of tenant `tn`'s LAN ports.

@@ -282,10 +282,12 @@ pub fn run(mut cfg: WorkerConfig, pool: Arc<Mempool>, shared: WorkerShared) {
                     }
                 };
                 // A spread flow's packet, opened: it goes through its reorder buffer.
-                if let Some((slot, seq)) = fx.sas.held.take() {
-                    if *out < HELD {
-                        holds[i] = (slot, seq, *out);
-                        *out = HELD;
+                if fx.sas.held.is_some() {
+                    if let Some((slot, seq)) = fx.sas.held.take() {
+                        if *out < HELD {
+                            holds[i] = (slot, seq, *out);
+                            *out = HELD;
+                        }
                     }
                 }
             }
