@@ -34,6 +34,9 @@ def recv(port, seconds, out):
     s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4 << 20)
     s.bind(("0.0.0.0", port))
     s.settimeout(0.2)
+    # Tell the test the socket is bound (a loaded machine can take long to start Python).
+    with open(out + ".ready", "w") as f:
+        f.write("ready\n")
     arrivals = []  # (seq, sent_at, arrived_at)
     end = time.monotonic() + seconds
     while time.monotonic() < end:
