@@ -227,7 +227,7 @@ echo "=== 4. FEC k=4: 2% loss on inet (A to B) ==="
 check "fec: data on inet, parity on mpls" 'a == "inet" && b == "mpls"' \
     "$(policy "$SOCK_A" fec path)" "$(policy "$SOCK_A" fec second)"
 "$LAB" impair inet dir a2b loss 2 >/dev/null
-REC0=$(cli "$SOCK_B" show stats --json | jq '.total.fec_recovered')
+REC0=$(cli "$SOCK_B" show stats --json | jq '.total.fec_rebuilt')
 stream fec 6 0 "" 5007 1000 &
 FEC=$!
 stream control2 6 0 "" 5008 1000
@@ -236,7 +236,7 @@ wait "$FEC"
 /usr/bin/python3 "$STREAM" analyze "$WORK/fec.send.json" "$WORK/fec.recv.json" 4 >"$WORK/fec.json"
 jq -c . "$WORK/fec.json" | indent
 jq -c . "$WORK/control2.json" | indent
-RECOVERED=$(( $(cli "$SOCK_B" show stats --json | jq '.total.fec_recovered') - REC0 ))
+RECOVERED=$(( $(cli "$SOCK_B" show stats --json | jq '.total.fec_rebuilt') - REC0 ))
 info "site B rebuilt $RECOVERED packets; $(field fec lost) lost in $(field fec groups_with_losses) groups (each with 2 or more losses)"
 check "FEC: no group of 4 lost exactly one packet ($(field fec groups) groups)" \
     'a >= 5000 && b == 0' "$(field fec sent)" "$(field fec groups_with_one_lost)"

@@ -98,12 +98,14 @@ pub struct Counters {
     pub handed_off: u64,
     #[serde(default)]
     pub replicated: u64,
-    /// FEC parity packets sent; lost packets rebuilt from them (rebuilt and accepted, less
-    /// those whose original came late, after the parity).
+    /// FEC parity packets sent; packets rebuilt from them and accepted; originals that came
+    /// after their group was rebuilt (the parity overtook them: late, not lost).
     #[serde(default)]
     pub fec_parity: u64,
     #[serde(default)]
-    pub fec_recovered: u64,
+    pub fec_rebuilt: u64,
+    #[serde(default)]
+    pub fec_late: u64,
     /// Spread packets a reorder buffer held for an earlier one; gaps it gave up.
     #[serde(default)]
     pub reorder_held: u64,

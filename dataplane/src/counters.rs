@@ -172,7 +172,7 @@ pub struct WorkerCounters {
     /// Copies sent on a second path by a replicating policy.
     pub replicated: Counter,
     /// FEC: parity packets sent; packets rebuilt from a parity and accepted; of those, the
-    /// ones whose original came after all (late, not lost). Recovered = rebuilt - late.
+    /// originals that came after their group was rebuilt (late, not lost).
     pub fec_parity: Counter,
     pub fec_rebuilt: Counter,
     pub fec_late: Counter,

@@ -297,10 +297,10 @@ pub struct SaState {
     pub rebuilt_len: [usize; REBUILT_SLOTS],
     pub rebuilt_port: [u16; REBUILT_SLOTS],
     pub rebuilt_count: usize,
-    /// FEC: parity packets sent; packets rebuilt and accepted, and of those, packets whose
-    /// original came after all (late, not lost: the parity overtook them).
+    /// FEC: parity packets sent; packets rebuilt and accepted; originals that came after
+    /// their group was rebuilt (late, not lost: the parity overtook them).
     pub fec_parity_sent: u64,
-    pub fec_recovered: u64,
+    pub fec_rebuilt: u64,
     pub fec_late: u64,
 
     /// The next sequence number of spread packets, by tunnel.
@@ -343,7 +343,7 @@ impl Default for SaState {
             rebuilt_port: [0; REBUILT_SLOTS],
             rebuilt_count: 0,
             fec_parity_sent: 0,
-            fec_recovered: 0,
+            fec_rebuilt: 0,
             fec_late: 0,
 
             spread_seq: Vec::new(),
@@ -1466,7 +1466,7 @@ pub(crate) fn receive<B: PacketBuf>(
         fx.sas.count_path_rx(peer, ci as u8);
     }
     if rebuilt_here {
-        fx.sas.fec_recovered += 1;
+        fx.sas.fec_rebuilt += 1;
     }
     if let Some(seq) = spread_seq {
         fx.sas.held = Some((slot as u32, seq));

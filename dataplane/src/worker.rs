@@ -412,8 +412,8 @@ pub fn run(mut cfg: WorkerConfig, pool: Arc<Mempool>, shared: WorkerShared) {
 /// Adds the tunnel work of a burst to the worker's counters.
 #[inline]
 fn take_tunnel_counts(fx: &mut Context, c: &WorkerCounters) {
-    if fx.sas.fec_recovered | fx.sas.fec_late != 0 {
-        c.fec_rebuilt.add(std::mem::take(&mut fx.sas.fec_recovered));
+    if fx.sas.fec_rebuilt | fx.sas.fec_late != 0 {
+        c.fec_rebuilt.add(std::mem::take(&mut fx.sas.fec_rebuilt));
         c.fec_late.add(std::mem::take(&mut fx.sas.fec_late));
     }
     if fx.clear_in | fx.clear_out != 0 {
