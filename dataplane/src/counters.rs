@@ -171,7 +171,7 @@ pub struct WorkerCounters {
     pub nat_keepalives: Counter,
     /// Copies sent on a second path by a replicating policy.
     pub replicated: Counter,
-    /// FEC: parity packets sent; packets rebuilt from a parity and accepted; of those, the
+    /// FEC: parity packets sent; packets rebuilt from a parity and accepted; the
     /// originals that came after their group was rebuilt (late, not lost).
     pub fec_parity: Counter,
     pub fec_rebuilt: Counter,
