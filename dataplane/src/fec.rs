@@ -54,7 +54,7 @@ pub const PARITY_HEADER: usize = 8;
 /// The longest ESP packet FEC protects.
 pub const MAX_ESP: usize = 2048;
 /// Groups a receiver keeps open per SA (a parity may come this many groups late).
-const OPEN_GROUPS: usize = 16;
+const OPEN_GROUPS: usize = 64;
 
 /// The FEC fields of a VXLAN header.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
