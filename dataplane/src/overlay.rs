@@ -295,7 +295,25 @@ pub fn encapsulate<B: PacketBuf>(
         &path.inner_src_mac,
         ethertype(loopback_v6),
     );
+    write_outer(d, path, outer_v6, vxlan_off, 0, sport)?;
+    Ok(seq)
+}
+
+/// Writes the VXLAN header at `vxlan_off` (flags `extra_flags` besides I) and, in front of it,
+/// the outer UDP, IP (IPv4 with DF, RFC 7348 §4.3; IPv6 with the UDP checksum, which covers
+/// what follows) and Ethernet headers of `path`, for a frame that ends at `d`'s end.
+fn write_outer(
+    d: &mut [u8],
+    path: &OverlayPath,
+    outer_v6: bool,
+    vxlan_off: usize,
+    extra_flags: u8,
+    sport: u16,
+) -> Result<(), OverlayError> {
+    let outer_ip = ethernet::HEADER_LEN;
+    let udp_off = vxlan_off - udp::HEADER_LEN;
     vxlan::write_header(&mut d[vxlan_off..], path.vni);
+    d[vxlan_off] |= extra_flags;
     let udp_len = d.len() - udp_off;
     udp::write_header(&mut d[udp_off..], sport, vxlan::PORT, udp_len as u16, 0);
     match (path.outer_src, path.outer_dst) {
@@ -335,7 +353,7 @@ pub fn encapsulate<B: PacketBuf>(
         &path.outer_src_mac,
         ethertype(outer_v6),
     );
-    Ok(seq)
+    Ok(())
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -385,47 +403,8 @@ pub fn encapsulate_clear<B: PacketBuf>(
         &path.inner_src_mac,
         ethertype(client_v6),
     );
-    vxlan::write_header(&mut d[vxlan_off..], path.vni);
-    d[vxlan_off] |= FLAG_CLEAR;
-    let udp_len = d.len() - udp_off;
     let sport = source_port(path.vni.wrapping_mul(0x0100_0193));
-    udp::write_header(&mut d[udp_off..], sport, vxlan::PORT, udp_len as u16, 0);
-    match (path.outer_src, path.outer_dst) {
-        (IpAddr::V4(s), IpAddr::V4(t)) => {
-            let h = &mut d[outer_ip..];
-            ipv4::write_header(
-                h,
-                (ipv4::MIN_HEADER_LEN + udp_len) as u16,
-                path.ttl,
-                ipv4::PROTO_UDP,
-                s,
-                t,
-            );
-            let old = be16(h, 6);
-            h[6] |= 0x40;
-            let c = checksum::update16(be16(h, 10), old, be16(h, 6));
-            h[10..12].copy_from_slice(&c.to_be_bytes());
-        }
-        (IpAddr::V6(s), IpAddr::V6(t)) => {
-            ipv6::write_header(
-                &mut d[outer_ip..],
-                udp_len as u16,
-                ipv4::PROTO_UDP,
-                path.ttl,
-                &s,
-                &t,
-            );
-            let c = udp::ipv6_checksum(&s, &t, &d[udp_off..]);
-            d[udp_off + 6..udp_off + 8].copy_from_slice(&c.to_be_bytes());
-        }
-        _ => return Err(OverlayError::BadPath),
-    }
-    ethernet::write_header(
-        d,
-        &path.outer_dst_mac,
-        &path.outer_src_mac,
-        ethertype(outer_v6),
-    );
+    write_outer(d, path, outer_v6, vxlan_off, FLAG_CLEAR, sport)?;
     Ok(())
 }
 

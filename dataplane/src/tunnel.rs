@@ -880,20 +880,20 @@ pub(crate) fn send<B: PacketBuf>(
         && policy
             .and_then(|(k, _)| t.policies.get(usize::from(k)))
             .is_some_and(|p| !p.encrypt);
-    if let (true, TunnelKind::Overlay, Some((ours, theirs))) = (clear, info.kind, info.loopbacks) {
-        let path = OverlayPath {
-            outer_src_mac: out.mac,
-            outer_dst_mac: mac,
-            outer_src: c.local,
-            outer_dst: c.remote,
-            inner_src_mac: loopback_mac(ours),
-            inner_dst_mac: loopback_mac(theirs),
-            loopback_src: ours,
-            loopback_dst: theirs,
-            vni: t.tenants.get(usize::from(tn)).map_or(0, |x| x.vni),
-            ttl: OUTER_TTL,
-        };
-        return match overlay::encapsulate_clear(&path, pkt) {
+    let overlay_path = info.loopbacks.map(|(ours, theirs)| OverlayPath {
+        outer_src_mac: out.mac,
+        outer_dst_mac: mac,
+        outer_src: c.local,
+        outer_dst: c.remote,
+        inner_src_mac: loopback_mac(ours),
+        inner_dst_mac: loopback_mac(theirs),
+        loopback_src: ours,
+        loopback_dst: theirs,
+        vni: t.tenants.get(usize::from(tn)).map_or(0, |x| x.vni),
+        ttl: OUTER_TTL,
+    });
+    if let (true, TunnelKind::Overlay, Some(path)) = (clear, info.kind, &overlay_path) {
+        return match overlay::encapsulate_clear(path, pkt) {
             Ok(()) => {
                 if let Some(peer) = info.peer_index {
                     fx.sas.count_path_tx(peer, ci as u8);
@@ -907,22 +907,8 @@ pub(crate) fn send<B: PacketBuf>(
     let Some(Some(sa)) = fx.sas.outbound.get_mut(ti) else {
         return Verdict::Drop(DropReason::NoRoute);
     };
-    let sealed = match (info.kind, info.loopbacks) {
-        (TunnelKind::Overlay, Some((ours, theirs))) => {
-            let path = OverlayPath {
-                outer_src_mac: out.mac,
-                outer_dst_mac: mac,
-                outer_src: c.local,
-                outer_dst: c.remote,
-                inner_src_mac: loopback_mac(ours),
-                inner_dst_mac: loopback_mac(theirs),
-                loopback_src: ours,
-                loopback_dst: theirs,
-                vni: t.tenants.get(usize::from(tn)).map_or(0, |x| x.vni),
-                ttl: OUTER_TTL,
-            };
-            overlay::encapsulate(&path, sa, pkt)
-        }
+    let sealed = match (info.kind, &overlay_path) {
+        (TunnelKind::Overlay, Some(path)) => overlay::encapsulate(path, sa, pkt),
         (TunnelKind::Esp | TunnelKind::EspUdp, _) => {
             let path = PlainPath {
                 src_mac: out.mac,
