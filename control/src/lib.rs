@@ -1,6 +1,6 @@
-//! The control plane of `sdwand`. For now: the management API (`api`, the request and
-//! response types shared with `sdwan-cli`) and its Unix-socket server (`mgmt`). BGP, key
-//! management and path monitoring join here in later issues.
+//! The control plane of `sdwand`: the management API (`api`, the request and response types
+//! shared with `sdwan-cli`) and its Unix-socket server (`mgmt`), and BGP (`bgp`).
 
 pub mod api;
+pub mod bgp;
 pub mod mgmt;
