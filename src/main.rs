@@ -324,6 +324,8 @@ fn tenants_and_tunnels(
                 replay_window: sa.replay_window,
                 first_slot: 0,
                 peer_index: None,
+                out_key: 0,
+                in_key: 0,
             });
             keys.push(TunnelKeys {
                 out: secret(&sa.out)?,

@@ -265,7 +265,8 @@ pub struct NeighborEntry {
 
 struct WorkerHandle {
     core: usize,
-    sa_stats: Arc<SaStats>,
+    /// The worker's SA counters (replaced when its SAs change).
+    sa_stats: Arc<arc_swap::ArcSwap<SaStats>>,
     counters: Arc<WorkerCounters>,
     events: Arc<ArrayQueue<NeighborEvent>>,
     join: Option<JoinHandle<()>>,
@@ -408,12 +409,17 @@ impl Engine {
             )
             .map_err(|e| DataplaneError::InvalidArgument(format!("path probe keys: {e}")))?;
             // It watches every worker's packet counts per path to tell idle paths.
-            p.watch_traffic(sa_states.iter().map(SaState::stats).collect());
+            p.watch_traffic(sa_states.iter().map(SaState::stats_cell).collect());
             Some(Box::new(p))
         } else {
             None
         };
-        drop(spec.tunnel_keys);
+        // The workers set up the SAs of later generations from the keys in the tables.
+        tables.keys = spec
+            .tunnel_keys
+            .into_iter()
+            .map(|k| Some(Arc::new(k)))
+            .collect();
         engine.publisher = Arc::new(TablePublisher::new(tables));
         let port_ids: Vec<u16> = engine
             .phys_of
@@ -433,7 +439,7 @@ impl Engine {
                 .collect(),
         );
         for ((index, &core), sas) in spec.worker_cores.iter().enumerate().zip(sa_states) {
-            let sa_stats = sas.stats();
+            let sa_stats = sas.stats_cell();
             let counters = Arc::new(WorkerCounters::default());
             let events = Arc::new(ArrayQueue::new(1024));
             let shared = WorkerShared {
@@ -636,28 +642,26 @@ impl Engine {
                 worker,
             };
             let workers = self.workers.len();
-            for (w, h) in self.workers.iter().enumerate() {
-                let Some(st) = h.sa_stats.outbound.get(ti) else {
+            let stats: Vec<_> = self
+                .workers
+                .iter()
+                .map(|h| h.sa_stats.load_full())
+                .collect();
+            for (w, h) in stats.iter().enumerate() {
+                let Some(st) = h.outbound.get(ti).filter(|_| info.sends()) else {
                     continue;
                 };
-                let spi = match info.kind {
-                    crate::tunnel::TunnelKind::Overlay => info.out_spi.wrapping_add(w as u32),
-                    _ if ti % workers == w => info.out_spi,
-                    _ => continue,
+                let spi = match info.outbound_owner(ti, workers as u16) {
+                    None => info.out_spi.wrapping_add(w as u32),
+                    Some(owner) if usize::from(owner) == w => info.out_spi,
+                    Some(_) => continue,
                 };
                 v.push(base("out", spi, w, st));
             }
             for s in 0..info.senders {
                 let slot = (info.first_slot + s) as usize;
-                let owner = match info.kind {
-                    crate::tunnel::TunnelKind::Overlay => s as usize % workers,
-                    _ => ti % workers,
-                };
-                let Some(st) = self
-                    .workers
-                    .get(owner)
-                    .and_then(|h| h.sa_stats.inbound.get(slot))
-                else {
+                let owner = usize::from(info.inbound_owner(ti, s, workers as u16));
+                let Some(st) = stats.get(owner).and_then(|h| h.inbound.get(slot)) else {
                     continue;
                 };
                 let seen = st.packets.get()
@@ -686,7 +690,8 @@ impl Engine {
         };
         let mut v = Vec::new();
         for (w, h) in self.workers.iter().enumerate() {
-            let Ok(flows) = h.sa_stats.flows.lock() else {
+            let stats = h.sa_stats.load();
+            let Ok(flows) = stats.flows.lock() else {
                 continue;
             };
             let newest = flows.iter().map(|f| f.tick).max().unwrap_or(0);
@@ -776,7 +781,7 @@ impl Engine {
                 let sum = |f: fn(&SaStats) -> &Vec<crate::counters::Counter>| -> u64 {
                     self.workers
                         .iter()
-                        .filter_map(|h| f(&h.sa_stats).get(slot).map(|c| c.get()))
+                        .filter_map(|h| f(&h.sa_stats.load()).get(slot).map(|c| c.get()))
                         .sum()
                 };
                 let changed = st.changed_at.get();

@@ -413,7 +413,7 @@ pub struct Prober {
     /// When `poll` has something to do next.
     next_wake: u64,
     /// Every worker's published counters (packets per path), to tell idle paths.
-    traffic: Vec<Arc<crate::tunnel::SaStats>>,
+    traffic: Vec<Arc<arc_swap::ArcSwap<crate::tunnel::SaStats>>>,
     /// Per peer and path: the packets counted at the last look, and when the path last
     /// carried traffic (ns).
     last_packets: Vec<Vec<u64>>,
@@ -509,7 +509,7 @@ impl Prober {
     /// Watches these counters (every worker's) to tell idle paths: a path that carried no
     /// tunnel packet for [`IDLE_AFTER_NS`] and is no SLA policy's path is probed at the idle
     /// interval. Without counters every path counts as active.
-    pub fn watch_traffic(&mut self, workers: Vec<Arc<crate::tunnel::SaStats>>) {
+    pub fn watch_traffic(&mut self, workers: Vec<Arc<arc_swap::ArcSwap<crate::tunnel::SaStats>>>) {
         self.traffic = workers;
     }
 
@@ -526,6 +526,7 @@ impl Prober {
                     .traffic
                     .iter()
                     .map(|s| {
+                        let s = s.load();
                         s.path_tx.get(slot).map_or(0, |c| c.get())
                             + s.path_rx.get(slot).map_or(0, |c| c.get())
                     })

@@ -15,7 +15,7 @@ use crate::hash::FastMap;
 use crate::multipath::{PathBoard, PeerPaths, MAX_PATHS};
 use crate::policy::Policy;
 use crate::route::{NextHop, RouteSource, RouteTable, TenantHop};
-use crate::tunnel::{TenantSpec, TenantTable, TunnelInfo, TunnelKind};
+use crate::tunnel::{TenantSpec, TenantTable, TunnelInfo, TunnelKeys, TunnelKind};
 use crate::wire::{ipv6, MacAddr};
 
 /// What the data plane knows of one of its own ports.
@@ -98,16 +98,48 @@ pub struct NeighborKey {
 impl NeighborKey {
     #[inline]
     pub fn new(port: u16, ip: IpAddr) -> Self {
-        let addr = match ip {
-            IpAddr::V4(a) => u128::from(a.to_ipv6_mapped()),
-            IpAddr::V6(a) => u128::from(a),
-        };
-        Self { port, addr }
+        Self {
+            port,
+            addr: addr_key(ip),
+        }
     }
 
     pub fn ip(&self) -> IpAddr {
         let v6 = Ipv6Addr::from(self.addr);
         v6.to_ipv4_mapped().map_or(IpAddr::V6(v6), IpAddr::V4)
+    }
+}
+
+/// Key ids of statically configured tunnels start here (the control plane numbers learned
+/// keys from 1, far below).
+const STATIC_KEY_IDS: u64 = 1 << 62;
+
+/// What finds an inbound SA: the SPI and, for an overlay tunnel, the peer's loopback (the
+/// source of the IP header in front of ESP). Overlay SPIs come from each pair's own key
+/// exchange, so they are unique per peer, not per box: two peers may pick the same SPI
+/// (RFC 4301 §4.1 lets a receiver add the source to the lookup). Plain tunnels: peer 0.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct SpiKey {
+    pub spi: u32,
+    pub peer: u128,
+}
+
+impl SpiKey {
+    /// The peer half of the key for tunnel `t`.
+    pub fn peer_of(t: &TunnelInfo) -> u128 {
+        match (t.kind, t.loopbacks) {
+            (TunnelKind::Overlay, Some((_, remote))) => addr_key(remote),
+            _ => 0,
+        }
+    }
+}
+
+/// An address as 128 bits (IPv4 mapped), as map keys take it.
+#[inline]
+pub fn addr_key(ip: IpAddr) -> u128 {
+    match ip {
+        IpAddr::V4(a) => u128::from(a.to_ipv6_mapped()),
+        IpAddr::V6(a) => u128::from(a),
     }
 }
 
@@ -120,8 +152,11 @@ pub struct Tables {
     pub neighbors: FastMap<NeighborKey, MacAddr>,
     pub tenants: Vec<TenantTable>,
     pub tunnels: Vec<TunnelInfo>,
-    /// Inbound SPI -> (tunnel, sender).
-    pub spis: FastMap<u32, (u16, u16)>,
+    /// Inbound (SPI, peer) -> (tunnel, sender); see [`SpiKey`].
+    pub spis: FastMap<SpiKey, (u16, u16)>,
+    /// The keying material of each tunnel (parallel to `tunnels`; `None`: not keyed). Workers
+    /// set up the SAs whose key ids they do not have yet from here.
+    pub keys: Vec<Option<Arc<TunnelKeys>>>,
     /// Overlay peers and their paths (`TunnelInfo::peer_index` points here).
     pub peers: Vec<PeerPaths>,
     /// (our port, the peer's address on it) -> (peer, path): who sent a probe.
@@ -170,6 +205,7 @@ impl Tables {
             tenants: Vec::new(),
             tunnels: Vec::new(),
             spis: FastMap::default(),
+            keys: Vec::new(),
             peers: Vec::new(),
             path_of: FastMap::default(),
             probe_port: 0,
@@ -244,9 +280,21 @@ impl Tables {
         let mut slot = 0u32;
         for (i, t) in tunnels.iter_mut().enumerate() {
             t.first_slot = slot;
+            if t.out_key == 0 {
+                t.out_key = STATIC_KEY_IDS + 2 * i as u64;
+            }
+            if t.in_key == 0 {
+                t.in_key = STATIC_KEY_IDS + 2 * i as u64 + 1;
+            }
+            let peer = SpiKey::peer_of(t);
             for s in 0..t.senders {
-                self.spis
-                    .insert(t.in_spi.wrapping_add(s), (i as u16, s as u16));
+                self.spis.insert(
+                    SpiKey {
+                        spi: t.in_spi.wrapping_add(s),
+                        peer,
+                    },
+                    (i as u16, s as u16),
+                );
             }
             slot += t.senders;
             // The overlay peers, in the order their first tunnel comes: every tunnel to a peer

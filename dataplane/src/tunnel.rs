@@ -16,7 +16,7 @@
 //!   ([`OutboundSa::with_sender`]); inbound: the peer's sender `s` (SPI `in_spi + s`) is
 //!   owned by worker `s % workers`;
 //! - plain: one SPI each way (a third-party gateway knows nothing else), owned by worker
-//!   `tunnel index % workers`.
+//!   `SPI % workers` (by SPI, so a tunnel keeps its owner when the tables renumber it).
 //!
 //! A packet that reaches a worker which does not own its SA is handed to the owner
 //! ([`Verdict::Handoff`]) before anything about it changes (inbound: before decryption;
@@ -51,7 +51,7 @@ use crate::multipath::{self, MAX_PATHS};
 use crate::overlay::{self, OverlayError, OverlayPath, PlainFrame, PlainPath, PROTO_ESP};
 use crate::policy;
 use crate::route::{NextHop, RouteTable, TenantHop};
-use crate::tables::{NeighborKey, PortInfo, Tables};
+use crate::tables::{addr_key, NeighborKey, PortInfo, SpiKey, Tables};
 use crate::wire::{checksum, ethernet, icmp, ipv4, ipv6, vxlan, MacAddr, BROADCAST_MAC};
 
 /// TTL / hop limit of the outer headers.
@@ -134,6 +134,14 @@ pub struct TunnelInfo {
     pub first_slot: u32,
     /// Overlay: the peer's index in `Tables::peers` (its paths); filled in by the tables.
     pub peer_index: Option<u16>,
+    /// Which keying material the outbound and inbound SAs use: a worker keeps an SA (its
+    /// sequence counter, its replay window) across table generations as long as the id stays,
+    /// wherever the tunnel moves in the table, and sets up a new one when it changes. Unique
+    /// per key and direction; 0: the tables number them (static configurations).
+    #[serde(skip)]
+    pub out_key: u64,
+    #[serde(skip)]
+    pub in_key: u64,
 }
 
 fn serialize_suite<S: serde::Serializer>(s: &Suite, ser: S) -> Result<S::Ok, S::Error> {
@@ -177,22 +185,31 @@ impl TunnelInfo {
         }
     }
 
+    /// Whether this tunnel sends: an inbound-only tunnel (an older SA of a peer kept through
+    /// a rekey, make-before-break) has no outbound SPI (0 is reserved, RFC 4303 §2.1).
+    #[inline]
+    pub fn sends(&self) -> bool {
+        self.out_spi != 0
+    }
+
     /// Whether worker `w` of `workers` owns inbound slot `sender` of this tunnel.
     #[inline]
-    fn inbound_owner(&self, tunnel: usize, sender: u32, workers: u16) -> u16 {
+    pub(crate) fn inbound_owner(&self, _tunnel: usize, sender: u32, workers: u16) -> u16 {
         let w = u32::from(workers.max(1));
         match self.kind {
             TunnelKind::Overlay => (sender % w) as u16,
-            _ => (tunnel as u32 % w) as u16,
+            _ => (self.in_spi % w) as u16,
         }
     }
 
     /// The worker that owns the outbound SA (`None`: every worker has its own).
     #[inline]
-    fn outbound_owner(&self, tunnel: usize, workers: u16) -> Option<u16> {
+    pub(crate) fn outbound_owner(&self, _tunnel: usize, workers: u16) -> Option<u16> {
+        // By SPI, not by the tunnel's place in the table: a tunnel that moves keeps its owner,
+        // so its sequence counter is never restarted under the same key by another worker.
         match self.kind {
             TunnelKind::Overlay => None,
-            _ => Some((tunnel as u32 % u32::from(workers.max(1))) as u16),
+            _ => Some((self.out_spi % u32::from(workers.max(1))) as u16),
         }
     }
 }
@@ -260,6 +277,14 @@ pub struct SaStats {
 pub struct SaState {
     pub worker: u16,
     pub workers: u16,
+    backend: Backend,
+    /// The key id of each outbound SA (by tunnel) and of each inbound slot with its sender
+    /// index (0: none of this worker's), as of `synced_generation`.
+    out_ids: Vec<u64>,
+    in_ids: Vec<(u64, u32)>,
+    synced_generation: u64,
+    /// Where the management API finds `stats` (replaced when the SAs change).
+    stats_cell: Arc<arc_swap::ArcSwap<SaStats>>,
     outbound: Vec<Option<OutboundSa>>,
     inbound: Vec<Option<InboundSa>>,
     out_circuits: Vec<u32>,
@@ -319,6 +344,11 @@ impl Default for SaState {
         Self {
             worker: 0,
             workers: 1,
+            backend: Backend::default(),
+            out_ids: Vec::new(),
+            in_ids: Vec::new(),
+            synced_generation: 0,
+            stats_cell: Arc::new(arc_swap::ArcSwap::from_pointee(SaStats::default())),
             outbound: Vec::new(),
             inbound: Vec::new(),
             out_circuits: Vec::new(),
@@ -456,94 +486,254 @@ impl SaState {
         keys: &[TunnelKeys],
         backend: Backend,
     ) -> Result<SaState, SaSetupError> {
-        let mut s = SaState {
+        let mut s = SaState::empty(worker, workers, backend)?;
+        s.rebuild(tunnels, |i| keys.get(i))?;
+        Ok(s)
+    }
+
+    /// A worker's state with no SA yet; [`sync`](Self::sync) adds them.
+    pub fn empty(worker: u16, workers: u16, backend: Backend) -> Result<SaState, SaSetupError> {
+        if u32::from(workers) > SENDERS {
+            return Err(SaSetupError::TooManyWorkers { workers });
+        }
+        Ok(SaState {
             worker,
             workers: workers.max(1),
+            backend,
             ..SaState::default()
-        };
+        })
+    }
+
+    /// Follows the tunnels of a new table generation (the worker calls this once per burst;
+    /// it returns at once unless the generation changed): keeps every SA whose key id is still
+    /// there, wherever its tunnel moved, with its sequence counter, replay window and FEC
+    /// state; sets up the new ones from the keys in the tables; drops the rest (their keys are
+    /// zeroed). Returns whether the inbound slots changed (the worker then releases what its
+    /// reorder buffers hold). An SA whose key cannot be set up stays absent: its packets are
+    /// dropped as `unknown_spi` (the control plane checks keys before it publishes them).
+    pub fn sync(&mut self, t: &Tables) -> bool {
+        if t.generation == self.synced_generation {
+            return false;
+        }
+        self.synced_generation = t.generation;
+        let before = self.in_ids.clone();
+        if self
+            .rebuild(&t.tunnels, |i| t.keys.get(i).and_then(|k| k.as_deref()))
+            .is_err()
+        {
+            // Only a worker count above SENDERS fails as a whole, and `empty` refused that.
+        }
+        before != self.in_ids
+    }
+
+    /// The outbound key id this worker wants for tunnel `i`: 0 when it does not send on it.
+    fn wanted_out(&self, i: usize, t: &TunnelInfo) -> u64 {
+        if !t.sends() {
+            return 0;
+        }
+        match t.outbound_owner(i, self.workers) {
+            None => t.out_key,
+            Some(owner) if owner == self.worker => t.out_key,
+            Some(_) => 0,
+        }
+    }
+
+    /// Makes the SAs those of `tunnels` (see [`sync`](Self::sync)).
+    fn rebuild<'k>(
+        &mut self,
+        tunnels: &[TunnelInfo],
+        key_of: impl Fn(usize) -> Option<&'k TunnelKeys>,
+    ) -> Result<(), SaSetupError> {
+        let wanted_out: Vec<u64> = tunnels
+            .iter()
+            .enumerate()
+            .map(|(i, t)| self.wanted_out(i, t))
+            .collect();
+        let mut wanted_in: Vec<(u64, u32)> = Vec::new();
+        for (i, t) in tunnels.iter().enumerate() {
+            for sender in 0..t.senders {
+                let owned = t.inbound_owner(i, sender, self.workers) == self.worker;
+                wanted_in.push(if owned {
+                    (t.in_key, sender)
+                } else {
+                    (0, sender)
+                });
+            }
+        }
+        let peers_now: Vec<u16> = tunnels
+            .iter()
+            .map(|t| match t.kind {
+                TunnelKind::Overlay => t.peer_index.unwrap_or(NO_PEER),
+                _ => NO_PEER,
+            })
+            .collect();
+        if wanted_out == self.out_ids && wanted_in == self.in_ids && peers_now == self.tunnel_peer {
+            return Ok(());
+        }
         let key_err = |t: &TunnelInfo, what: &'static str, e: KeyError| SaSetupError::Key {
             peer: t.peer.clone(),
             what,
             error: e.to_string(),
         };
-        let mut slots = 0u32;
-        for (i, (t, k)) in tunnels.iter().zip(keys).enumerate() {
-            let out = match t.outbound_owner(i, s.workers) {
-                None => {
-                    if u32::from(workers) > SENDERS {
-                        return Err(SaSetupError::TooManyWorkers { workers });
-                    }
-                    let key = AeadKey::new(backend, t.suite, &k.out)
-                        .map_err(|e| key_err(t, "outbound", e))?;
-                    Some(
-                        OutboundSa::new(t.out_spi.wrapping_add(u32::from(worker)), t.esn, key)
-                            .with_sender(worker as u8),
-                    )
-                }
-                Some(owner) if owner == worker => {
-                    let key = AeadKey::new(backend, t.suite, &k.out)
-                        .map_err(|e| key_err(t, "outbound", e))?;
-                    Some(OutboundSa::new(t.out_spi, t.esn, key))
-                }
-                Some(_) => None,
-            };
-            s.outbound.push(out);
-            s.out_circuits.push(0);
-            for sender in 0..t.senders {
-                let sa = if t.inbound_owner(i, sender, s.workers) == worker {
-                    let key = AeadKey::new(backend, t.suite, &k.inbound)
-                        .map_err(|e| key_err(t, "inbound", e))?;
-                    let window = if t.replay_window == 0 {
-                        Ok(ReplayWindow::disabled(t.esn))
-                    } else {
-                        ReplayWindow::new(t.replay_window, t.esn)
-                    }
-                    .map_err(|e| SaSetupError::Window {
-                        peer: t.peer.clone(),
-                        error: e.to_string(),
-                    })?;
-                    Some(InboundSa::new(t.in_spi.wrapping_add(sender), key, window))
-                } else {
-                    None
-                };
-                s.inbound.push(sa);
-                s.in_circuits.push(0);
-                slots += 1;
+        let mut first_error = None;
+        // What to keep, by key id: (SA, circuits used, next spread number, FEC encoder).
+        type KeptOut = (OutboundSa, u32, u32, Option<Box<fec::Encoder>>);
+        let mut old_out: std::collections::HashMap<u64, KeptOut> = Default::default();
+        for (i, id) in std::mem::take(&mut self.out_ids).into_iter().enumerate() {
+            if let Some(Some(sa)) = self.outbound.get_mut(i).map(Option::take) {
+                let fec = self.fec_tx.get_mut(i).and_then(Option::take);
+                let seq = self.spread_seq.get(i).copied().unwrap_or(0);
+                let circuits = self.out_circuits.get(i).copied().unwrap_or(0);
+                old_out.insert(id, (sa, circuits, seq, fec));
             }
         }
-        // Overlay peers by name, numbered in the order the tables number them.
-        let mut peers: Vec<&str> = Vec::new();
-        for t in tunnels {
-            let p = if t.kind != TunnelKind::Overlay {
-                NO_PEER
-            } else if let Some(p) = peers.iter().position(|&p| p == t.peer) {
-                p as u16
-            } else {
-                peers.push(&t.peer);
-                (peers.len() - 1) as u16
-            };
-            s.tunnel_peer.push(p);
+        type KeptIn = (InboundSa, u32, Option<Box<fec::Decoder>>);
+        let mut old_in: std::collections::HashMap<(u64, u32), KeptIn> = Default::default();
+        for (slot, id) in std::mem::take(&mut self.in_ids).into_iter().enumerate() {
+            if let Some(Some(sa)) = self.inbound.get_mut(slot).map(Option::take) {
+                let fec = self.fec_rx.get_mut(slot).and_then(Option::take);
+                let circuits = self.in_circuits.get(slot).copied().unwrap_or(0);
+                old_in.insert(id, (sa, circuits, fec));
+            }
         }
-        let path_slots = peers.len() * MAX_PATHS;
-        s.path_tx = vec![0; path_slots];
-        s.path_rx = vec![0; path_slots];
-        s.stats = Arc::new(SaStats {
-            outbound: tunnels.iter().map(|_| SaStat::default()).collect(),
+        let n = tunnels.len();
+        self.outbound = Vec::with_capacity(n);
+        self.out_circuits = Vec::with_capacity(n);
+        self.spread_seq = Vec::with_capacity(n);
+        self.fec_tx = Vec::with_capacity(n);
+        for (i, (t, &id)) in tunnels.iter().zip(&wanted_out).enumerate() {
+            let mut kept = if id == 0 { None } else { old_out.remove(&id) };
+            if kept.is_none() && id != 0 {
+                let built = key_of(i)
+                    .ok_or(KeyError::BadLength {
+                        expected: t.suite.keymat_len(),
+                        got: 0,
+                    })
+                    .and_then(|k| AeadKey::new(self.backend, t.suite, &k.out))
+                    .map_err(|e| key_err(t, "outbound", e));
+                match built {
+                    Ok(key) => {
+                        let sa = match t.outbound_owner(i, self.workers) {
+                            None => OutboundSa::new(
+                                t.out_spi.wrapping_add(u32::from(self.worker)),
+                                t.esn,
+                                key,
+                            )
+                            .with_sender(self.worker as u8),
+                            Some(_) => OutboundSa::new(t.out_spi, t.esn, key),
+                        };
+                        kept = Some((sa, 0, 0, None));
+                    }
+                    Err(e) => {
+                        first_error.get_or_insert(e);
+                    }
+                }
+            }
+            match kept {
+                Some((sa, circuits, seq, fec)) => {
+                    self.outbound.push(Some(sa));
+                    self.out_circuits.push(circuits);
+                    self.spread_seq.push(seq);
+                    self.fec_tx.push(fec);
+                }
+                None => {
+                    self.outbound.push(None);
+                    self.out_circuits.push(0);
+                    self.spread_seq.push(0);
+                    self.fec_tx.push(None);
+                }
+            }
+        }
+        self.out_ids = wanted_out;
+        let slots = wanted_in.len();
+        self.inbound = Vec::with_capacity(slots);
+        self.in_circuits = Vec::with_capacity(slots);
+        self.fec_rx = Vec::with_capacity(slots);
+        let mut slot = 0usize;
+        for (i, t) in tunnels.iter().enumerate() {
+            for sender in 0..t.senders {
+                let id = wanted_in.get(slot).copied().unwrap_or((0, sender));
+                slot += 1;
+                let mut kept = if id.0 == 0 { None } else { old_in.remove(&id) };
+                if kept.is_none() && id.0 != 0 {
+                    let built = key_of(i)
+                        .ok_or(KeyError::BadLength {
+                            expected: t.suite.keymat_len(),
+                            got: 0,
+                        })
+                        .and_then(|k| AeadKey::new(self.backend, t.suite, &k.inbound))
+                        .map_err(|e| key_err(t, "inbound", e))
+                        .and_then(|key| {
+                            let window = if t.replay_window == 0 {
+                                Ok(ReplayWindow::disabled(t.esn))
+                            } else {
+                                ReplayWindow::new(t.replay_window, t.esn)
+                            }
+                            .map_err(|e| SaSetupError::Window {
+                                peer: t.peer.clone(),
+                                error: e.to_string(),
+                            })?;
+                            Ok(InboundSa::new(t.in_spi.wrapping_add(sender), key, window))
+                        });
+                    match built {
+                        Ok(sa) => kept = Some((sa, 0, None)),
+                        Err(e) => {
+                            first_error.get_or_insert(e);
+                        }
+                    }
+                }
+                match kept {
+                    Some((sa, circuits, fec)) => {
+                        self.inbound.push(Some(sa));
+                        self.in_circuits.push(circuits);
+                        self.fec_rx.push(fec);
+                    }
+                    None => {
+                        self.inbound.push(None);
+                        self.in_circuits.push(0);
+                        self.fec_rx.push(None);
+                    }
+                }
+            }
+        }
+        self.in_ids = wanted_in;
+        // Path counters by overlay peer (the tables keep a peer's index while it stays).
+        let peers = peers_now
+            .iter()
+            .filter(|&&p| p != NO_PEER)
+            .map(|&p| usize::from(p) + 1)
+            .max()
+            .unwrap_or(0);
+        self.tunnel_peer = peers_now;
+        let path_slots = peers * MAX_PATHS;
+        self.path_tx.resize(path_slots, 0);
+        self.path_rx.resize(path_slots, 0);
+        self.templates = vec![Template::default(); n * MAX_CIRCUITS];
+        let stats = Arc::new(SaStats {
+            outbound: (0..n).map(|_| SaStat::default()).collect(),
             inbound: (0..slots).map(|_| SaStat::default()).collect(),
             path_tx: (0..path_slots).map(|_| Counter::default()).collect(),
             path_rx: (0..path_slots).map(|_| Counter::default()).collect(),
             flows: std::sync::Mutex::default(),
         });
-        s.templates = vec![Template::default(); tunnels.len() * MAX_CIRCUITS];
-        s.fec_tx = tunnels.iter().map(|_| None).collect();
-        s.spread_seq = vec![0; tunnels.len()];
-        s.fec_rx = (0..slots).map(|_| None).collect();
-        Ok(s)
+        self.stats = stats.clone();
+        self.stats_cell.store(stats);
+        self.publish();
+        // The old SAs left in the maps are dropped here, their keys zeroed.
+        match first_error {
+            Some(e) => Err(e),
+            None => Ok(()),
+        }
     }
 
     /// The counters this worker publishes.
     pub fn stats(&self) -> Arc<SaStats> {
         self.stats.clone()
+    }
+
+    /// Where the current counters are, across SA changes (the engine keeps this).
+    pub fn stats_cell(&self) -> Arc<arc_swap::ArcSwap<SaStats>> {
+        self.stats_cell.clone()
     }
 
     /// Asks the worker, for the current packet of the burst once it is sealed, to send a
@@ -1398,7 +1588,11 @@ pub(crate) fn receive<B: PacketBuf>(
             Err(e) => return Verdict::Drop(drop_for(e)),
         }
     };
-    let Some(&(ti, sender)) = t.spis.get(&spi) else {
+    let key = SpiKey {
+        spi,
+        peer: overlay_check.map_or(0, |(_, from, _)| addr_key(from)),
+    };
+    let Some(&(ti, sender)) = t.spis.get(&key) else {
         return Verdict::Drop(DropReason::UnknownSpi);
     };
     let Some(info) = t.tunnels.get(usize::from(ti)) else {

@@ -25,6 +25,17 @@ const KEY_BA: [u8; 20] = [0x22; 20];
 /// mpls; one tunnel of `kind` to the other site over both circuits (a plain tunnel over inet
 /// only). A sends with SPIs 0x1000.., B with 0x2000...
 fn site(a: bool, kind: TunnelKind) -> Tables {
+    site_with(a, kind, |t| vec![t], 0)
+}
+
+/// [`site`], with the tunnels `tunnels` makes of the one to the other site, and the routes to
+/// the other site into tunnel `route_to`.
+fn site_with(
+    a: bool,
+    kind: TunnelKind,
+    tunnels: impl FnOnce(TunnelInfo) -> Vec<TunnelInfo>,
+    route_to: u16,
+) -> Tables {
     let (me, them, n) = if a { (0xa0, 0xb0, 1) } else { (0xb0, 0xa0, 2) };
     let other = 3 - n;
     let ports = vec![
@@ -89,8 +100,13 @@ fn site(a: bool, kind: TunnelKind) -> Tables {
         replay_window: 1024,
         first_slot: 0,
         peer_index: None,
+        out_key: 0,
+        in_key: 0,
     };
-    let tun = |circuit| TenantHop::Tunnel { tunnel: 0, circuit };
+    let tun = |circuit| TenantHop::Tunnel {
+        tunnel: route_to,
+        circuit,
+    };
     let routes = vec![
         (format!("10.{other}.0.0/24").parse().unwrap(), tun(None)),
         (format!("fd00:{other}::/64").parse().unwrap(), tun(None)),
@@ -105,7 +121,7 @@ fn site(a: bool, kind: TunnelKind) -> Tables {
         lan_ports: vec![0],
         routes,
     };
-    let mut t = Tables::new(ports, &[]).with_tenants(vec![tenant], vec![tunnel]);
+    let mut t = Tables::new(ports, &[]).with_tenants(vec![tenant], tunnels(tunnel));
     t.neighbors.insert(
         NeighborKey::new(1, format!("198.18.1.{other}").parse().unwrap()),
         mac(them, 1),
@@ -1009,7 +1025,7 @@ fn paths_without_traffic_or_an_sla_class_are_probed_at_the_idle_interval() {
     let ta = site(true, TunnelKind::Overlay);
     let mut fa = context(&ta, true, 0, 1);
     let mut p = prober(&ta, true);
-    p.watch_traffic(vec![fa.sas.stats()]);
+    p.watch_traffic(vec![fa.sas.stats_cell()]);
     const S: u64 = 1_000_000_000;
     p.update_activity(&ta, S);
     assert!(p.monitor(0, 0).unwrap().active(), "at start: active");
@@ -1124,4 +1140,162 @@ fn the_probe_worker_publishes_which_sla_classes_each_path_meets() {
     assert_eq!(ta.board.peers[0].paths[0].sla_met.get(), 1, "inet meets it");
     assert_eq!(ta.board.peers[0].paths[1].sla_met.get(), 0, "mpls: no RTT");
     assert_eq!(ta.board.class_paths(0, 0).0, 0, "so voice goes on inet");
+}
+
+fn keyset(out: &[u8], inbound: &[u8]) -> Option<Arc<TunnelKeys>> {
+    Some(Arc::new(TunnelKeys {
+        out: Zeroizing::new(out.to_vec()),
+        inbound: Zeroizing::new(inbound.to_vec()),
+    }))
+}
+
+/// The ESP sequence number of an overlay frame.
+fn esp_seq(wire: &[u8]) -> u32 {
+    let o = overlay::parse_outer(wire).unwrap();
+    let esp = &wire[o.esp_range.start..];
+    u32::from_be_bytes([esp[4], esp[5], esp[6], esp[7]])
+}
+
+#[test]
+fn new_generations_keep_live_sas_and_rekeys_are_make_before_break() {
+    const KEY_NEW: [u8; 20] = [0x33; 20];
+    let ids = |mut t: TunnelInfo, out: u64, inb: u64| {
+        t.out_key = out;
+        t.in_key = inb;
+        t
+    };
+    // Generation 1: one tunnel each way, keys in the tables, SAs from `sync`.
+    let mut ta = site_with(true, TunnelKind::Overlay, |t| vec![ids(t, 10, 11)], 0);
+    ta.keys = vec![keyset(&KEY_AB, &KEY_BA)];
+    let mut tb = site_with(false, TunnelKind::Overlay, |t| vec![ids(t, 12, 13)], 0);
+    tb.keys = vec![keyset(&KEY_BA, &KEY_AB)];
+    let mut fa = Context {
+        sas: SaState::empty(0, 1, Backend::AwsLc).unwrap(),
+        ..Context::default()
+    };
+    let mut fb = Context {
+        sas: SaState::empty(0, 1, Backend::AwsLc).unwrap(),
+        ..Context::default()
+    };
+    assert!(fa.sas.sync(&ta));
+    assert!(fb.sas.sync(&tb));
+    assert!(!fb.sas.sync(&tb), "the same generation changes nothing");
+    let inner = udp4("10.1.0.2", "10.2.0.2", 64, 100, true);
+    for seq in 1..=3 {
+        let (port, wire) = seal_at_a(&ta, &mut fa, &inner);
+        assert_eq!(esp_seq(&wire), seq);
+        assert_eq!(run(&tb, &mut fb, port, &wire).0, Verdict::Forward(0));
+    }
+
+    // Generation 2 at A: another peer's tunnel comes first, ours moves to index 1 with the
+    // same key ids: the SA is kept, its sequence numbers go on.
+    let decoy = |t: &TunnelInfo| {
+        let mut d = t.clone();
+        d.peer = "c".into();
+        d.loopbacks = Some(("10.255.0.1".parse().unwrap(), "10.255.0.9".parse().unwrap()));
+        d.out_spi = 0x7000;
+        d.in_spi = 0x7100;
+        d.out_key = 90;
+        d.in_key = 91;
+        d
+    };
+    let mut ta2 = site_with(
+        true,
+        TunnelKind::Overlay,
+        |t| vec![decoy(&t), ids(t, 10, 11)],
+        1,
+    );
+    ta2.generation = 2;
+    ta2.keys = vec![keyset(&[0x44; 20], &[0x55; 20]), keyset(&KEY_AB, &KEY_BA)];
+    fa.sas.sync(&ta2);
+    let (port, wire) = seal_at_a(&ta2, &mut fa, &inner);
+    assert_eq!(esp_seq(&wire), 4, "the moved SA kept its counter");
+    // B, generation 2: the inbound SA of A's next key is installed before A uses it.
+    let new_inbound = |t: &TunnelInfo| {
+        let mut n = t.clone();
+        n.out_spi = 0; // inbound only
+        n.in_spi = 0x3000;
+        n.out_key = 0;
+        n.in_key = 23;
+        n
+    };
+    let mut tb2 = site_with(
+        false,
+        TunnelKind::Overlay,
+        |t| {
+            let n = new_inbound(&t);
+            vec![ids(t, 12, 13), n]
+        },
+        0,
+    );
+    tb2.generation = 2;
+    tb2.keys = vec![keyset(&KEY_BA, &KEY_AB), keyset(&[], &KEY_NEW)];
+    assert!(fb.sas.sync(&tb2), "new inbound slots");
+    assert_eq!(run(&tb2, &mut fb, port, &wire).0, Verdict::Forward(0));
+    assert_eq!(
+        run(&tb2, &mut fb, port, &wire).0,
+        Verdict::Drop(DropReason::Replay),
+        "the kept inbound SA kept its replay window"
+    );
+    // A packet sealed with the old key and delayed on the way.
+    let (late_port, late) = seal_at_a(&ta2, &mut fa, &inner);
+    let (late2_port, late2) = seal_at_a(&ta2, &mut fa, &inner);
+
+    // Generation 3 at A: it sends with the new key and SPI.
+    let mut ta3 = site_with(
+        true,
+        TunnelKind::Overlay,
+        |t| {
+            let mut t = ids(t, 20, 11);
+            t.out_spi = 0x3000;
+            vec![decoy(&t), t]
+        },
+        1,
+    );
+    ta3.generation = 3;
+    ta3.keys = vec![keyset(&[0x44; 20], &[0x55; 20]), keyset(&KEY_NEW, &KEY_BA)];
+    fa.sas.sync(&ta3);
+    let (port, wire) = seal_at_a(&ta3, &mut fa, &inner);
+    let o = overlay::parse_outer(&wire).unwrap();
+    assert_eq!((o.spi, esp_seq(&wire)), (0x3000, 1), "a new SA starts at 1");
+    assert_eq!(run(&tb2, &mut fb, port, &wire).0, Verdict::Forward(0));
+    // The old SA is still there for what was on its way.
+    assert_eq!(run(&tb2, &mut fb, late_port, &late).0, Verdict::Forward(0));
+    // B, generation 3: the grace period is over, the old inbound SA goes.
+    let mut tb3 = site_with(false, TunnelKind::Overlay, |t| vec![new_inbound(&t)], 0);
+    tb3.generation = 3;
+    tb3.keys = vec![keyset(&[], &KEY_NEW)];
+    fb.sas.sync(&tb3);
+    assert_eq!(
+        run(&tb3, &mut fb, late2_port, &late2).0,
+        Verdict::Drop(DropReason::UnknownSpi)
+    );
+    let (port, wire) = seal_at_a(&ta3, &mut fa, &inner);
+    assert_eq!(run(&tb3, &mut fb, port, &wire).0, Verdict::Forward(0));
+}
+
+#[test]
+fn an_spi_is_looked_up_with_the_peer_it_came_from() {
+    // B has two peers that both send with SPI 0x1000: the packet finds the SA of its sender.
+    let (ta, _) = (site(true, TunnelKind::Overlay), ());
+    let mut fa = context(&ta, true, 0, 1);
+    let other_peer = |t: &TunnelInfo| {
+        let mut o = t.clone();
+        o.peer = "c".into();
+        o.loopbacks = Some(("10.255.0.2".parse().unwrap(), "10.255.0.9".parse().unwrap()));
+        o.out_spi = 0x5000;
+        o
+    };
+    let mut tb = site_with(false, TunnelKind::Overlay, |t| vec![other_peer(&t), t], 1);
+    // Peer c's tunnel (index 0) has A's SPI but another key.
+    tb.keys = vec![keyset(&[0x66; 20], &[0x77; 20]), keyset(&KEY_BA, &KEY_AB)];
+    let mut fb = Context {
+        sas: SaState::empty(0, 1, Backend::AwsLc).unwrap(),
+        ..Context::default()
+    };
+    fb.sas.sync(&tb);
+    assert_eq!(tb.spis.len(), 2 * SENDERS as usize);
+    let inner = udp4("10.1.0.2", "10.2.0.2", 64, 100, true);
+    let (port, wire) = seal_at_a(&ta, &mut fa, &inner);
+    assert_eq!(run(&tb, &mut fb, port, &wire).0, Verdict::Forward(0));
 }

@@ -99,6 +99,23 @@ impl Reorders {
         self.held = self.held + b.held() - before;
     }
 
+    /// Releases everything held, in order per buffer (the inbound slots are about to change).
+    fn release_all(&mut self, tx: &mut [Burst], cfg: &WorkerConfig, c: &WorkerCounters) {
+        if self.held == 0 {
+            return;
+        }
+        for b in self.bufs.iter_mut().flatten() {
+            b.flush(|(m, p)| enqueue(tx, cfg, c, p, m));
+        }
+        self.held = 0;
+    }
+
+    /// One buffer per inbound slot (made when first needed).
+    fn resize(&mut self, slots: usize) {
+        self.bufs.clear();
+        self.bufs.resize_with(slots, || None);
+    }
+
     /// Gives up the gaps that waited too long.
     fn poll(&mut self, tx: &mut [Burst], cfg: &WorkerConfig, c: &WorkerCounters) {
         if self.held == 0 {
@@ -216,6 +233,11 @@ pub fn run(mut cfg: WorkerConfig, pool: Arc<Mempool>, shared: WorkerShared) {
 
     while !shared.stop.load(Ordering::Relaxed) {
         let tables = shared.tables.load();
+        // New SAs (learned peers, rekeys) take effect here, between bursts.
+        if fx.sas.sync(&tables) {
+            reorders.release_all(&mut tx, &cfg, c);
+            reorders.resize(fx.sas.inbound_slots());
+        }
         let mut seen = receive_handoffs(
             &tables,
             &mut fx,

@@ -574,6 +574,8 @@ fn two_workers_one_inbound_sa_owner_and_handoff() {
             replay_window: 1024,
             first_slot: 0,
             peer_index: None,
+            out_key: 0,
+            in_key: 0,
         }
     };
     let keys = |me: u8| {

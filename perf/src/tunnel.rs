@@ -429,6 +429,8 @@ fn tunnel_info(kind: TunnelKind, us: bool) -> TunnelInfo {
         replay_window: if us { 0 } else { 1024 },
         first_slot: 0,
         peer_index: None,
+        out_key: 0,
+        in_key: 0,
     }
 }
 

@@ -52,6 +52,8 @@ fn site(me: u8) -> Tables {
                 replay_window: 1024,
                 first_slot: 0,
                 peer_index: None,
+                out_key: 0,
+                in_key: 0,
             }
         })
         .collect();
