@@ -16,7 +16,7 @@ use crate::error::DataplaneError;
 use crate::esp::Backend;
 use crate::lcore;
 use crate::mempool::Mempool;
-use crate::multipath::{ProbeKeys, Prober};
+use crate::multipath::{probe_keys, Prober};
 use crate::pathmon::MonitorConfig;
 use crate::port::{LinkStatus, Port, PortConfig, PortStats};
 use crate::route::{NextHop, RouteEntry, TenantHop};
@@ -71,36 +71,6 @@ pub struct EngineSpec {
     pub probe_port: u16,
     /// Steering policies, tried in order.
     pub policies: Vec<crate::policy::Policy>,
-}
-
-/// The base keys of each overlay peer's probes: the keys of its tunnel whose tenant has the
-/// lowest VNI (both ends pick the same SA, so one's `out` is the other's `inbound`).
-fn probe_keys(t: &Tables, keys: &[TunnelKeys]) -> Vec<ProbeKeys> {
-    (0..t.peers.len())
-        .map(|pi| {
-            let best = t
-                .tunnels
-                .iter()
-                .enumerate()
-                .filter(|(_, x)| x.peer_index == Some(pi as u16))
-                .min_by_key(|(_, x)| {
-                    t.tenants
-                        .get(usize::from(x.tenant))
-                        .map_or(u32::MAX, |tn| tn.vni)
-                })
-                .and_then(|(i, _)| keys.get(i));
-            match best {
-                Some(k) => ProbeKeys {
-                    out: k.out.clone(),
-                    inbound: k.inbound.clone(),
-                },
-                None => ProbeKeys {
-                    out: Default::default(),
-                    inbound: Default::default(),
-                },
-            }
-        })
-        .collect()
 }
 
 /// Device names are virtual devices when they name a vdev driver.
@@ -283,8 +253,31 @@ pub struct Engine {
     stop: Arc<AtomicBool>,
     /// When the SAs were installed (static keys: at start).
     sa_installed: std::time::Instant,
+    /// What the configuration gave, from which every generation with learned tunnels is
+    /// built again ([`set_overlay`](Self::set_overlay)).
+    base: Base,
     // Dropped last: every mbuf must be back in the pool first.
     pool: Arc<Mempool>,
+}
+
+/// The configured part of the tables.
+#[derive(Debug, Default)]
+struct Base {
+    ports: Vec<PortInfo>,
+    routes: Vec<(IpNet, NextHop)>,
+    tenants: Vec<TenantSpec>,
+    tunnels: Vec<TunnelInfo>,
+    keys: Vec<Option<Arc<TunnelKeys>>>,
+    policies: Vec<crate::policy::Policy>,
+}
+
+/// What the control plane learned of the other appliances: tunnels with their keys (key ids
+/// set, unique per key and direction, never reused), and the tenants' routes into them.
+#[derive(Debug, Default, Clone)]
+pub struct LearnedOverlay {
+    pub tunnels: Vec<(TunnelInfo, Arc<TunnelKeys>)>,
+    /// (tenant index, prefix, index into `tunnels`).
+    pub routes: Vec<(u16, IpNet, u16)>,
 }
 
 impl Engine {
@@ -312,6 +305,7 @@ impl Engine {
             workers: Vec::new(),
             stop: Arc::new(AtomicBool::new(false)),
             sa_installed: std::time::Instant::now(),
+            base: Base::default(),
             pool,
         };
         let mut infos: Vec<PortInfo> = Vec::new();
@@ -369,11 +363,21 @@ impl Engine {
             infos.push(info);
             engine.ports.push(port);
         }
+        engine.base = Base {
+            ports: infos.clone(),
+            routes: spec.routes.clone(),
+            tenants: spec.tenants.clone(),
+            tunnels: spec.tunnels.clone(),
+            keys: Vec::new(),
+            policies: spec.policies.clone(),
+        };
         let mut tables = Tables::new(infos, &spec.routes).with_policies(
             spec.tenants,
             spec.tunnels,
             spec.policies,
         );
+        // The configured tunnels with the key ids the tables gave them.
+        engine.base.tunnels = tables.tunnels.clone();
         for &(port, ip, mac) in &spec.static_neighbors {
             tables.neighbors.insert(NeighborKey::new(port, ip), mac);
         }
@@ -396,8 +400,15 @@ impl Engine {
             );
         }
         tables.probe_port = spec.probe_port;
-        let mut prober = if spec.probe_port != 0 && !tables.peers.is_empty() {
-            let keys = probe_keys(&tables, &spec.tunnel_keys);
+        // The workers set up the SAs of later generations from the keys in the tables.
+        tables.keys = spec
+            .tunnel_keys
+            .into_iter()
+            .map(|k| Some(Arc::new(k)))
+            .collect();
+        // A prober even with no peer yet: peers learned later are probed too.
+        let mut prober = if spec.probe_port != 0 {
+            let keys = probe_keys(&tables);
             let mut p = Prober::new(
                 &tables.peers,
                 keys,
@@ -414,12 +425,7 @@ impl Engine {
         } else {
             None
         };
-        // The workers set up the SAs of later generations from the keys in the tables.
-        tables.keys = spec
-            .tunnel_keys
-            .into_iter()
-            .map(|k| Some(Arc::new(k)))
-            .collect();
+        engine.base.keys = tables.keys.clone();
         engine.publisher = Arc::new(TablePublisher::new(tables));
         let port_ids: Vec<u16> = engine
             .phys_of
@@ -476,6 +482,52 @@ impl Engine {
 
     pub fn publisher(&self) -> &Arc<TablePublisher> {
         &self.publisher
+    }
+
+    /// Publishes a generation with the configured tunnels and routes and `learned` after them
+    /// (the configured ones keep their places, so their SAs never move). The workers take the
+    /// new SAs between bursts; those whose key ids stay keep their state. The paths' board
+    /// stays while the overlay peers and their paths stay the same.
+    pub fn set_overlay(&self, learned: &LearnedOverlay) {
+        let current = self.publisher.snapshot();
+        let first = self.base.tunnels.len();
+        let mut tenants = self.base.tenants.clone();
+        for &(tn, prefix, ti) in &learned.routes {
+            if let Some(t) = tenants.get_mut(usize::from(tn)) {
+                t.routes.push((
+                    prefix,
+                    TenantHop::Tunnel {
+                        tunnel: (first + usize::from(ti)) as u16,
+                        circuit: None,
+                    },
+                ));
+            }
+        }
+        let mut tunnels = self.base.tunnels.clone();
+        let mut keys = self.base.keys.clone();
+        for (t, k) in &learned.tunnels {
+            tunnels.push(t.clone());
+            keys.push(Some(k.clone()));
+        }
+        let mut next = Tables::new(self.base.ports.clone(), &self.base.routes).with_policies(
+            tenants,
+            tunnels,
+            self.base.policies.clone(),
+        );
+        next.keys = keys;
+        next.neighbors = current.neighbors.clone();
+        next.probe_port = current.probe_port;
+        let same_peers = next.peers.len() == current.peers.len()
+            && next
+                .peers
+                .iter()
+                .zip(&current.peers)
+                .all(|(a, b)| a.name == b.name && a.paths == b.paths);
+        if same_peers {
+            next.board = current.board.clone();
+        }
+        next.overlay_version = current.overlay_version + 1;
+        self.publisher.publish(next);
     }
 
     /// Merges the neighbors the workers learned into a new table generation; returns how many

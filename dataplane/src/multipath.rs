@@ -35,6 +35,7 @@ use crate::policy::{self, PathFigures, NO_PATH};
 use crate::probe::{self, Kind, Probe};
 use crate::tables::{NeighborKey, Tables};
 use crate::tunnel::CircuitInfo;
+use crate::tunnel::TunnelInfo;
 use crate::wire::{ethernet, ipv4, ipv6, udp};
 
 /// Paths per peer (a mask of them is a `u32`).
@@ -380,31 +381,92 @@ pub fn retarget(t: &Tables, ti: usize, ci: usize, d: &mut [u8]) -> Option<u16> {
 /// The keys of one peer's probes: ours (derived for our epoch) and the peer's (derived for
 /// the epoch its probes carry, when first seen).
 struct PeerKeys {
-    tx: AeadKey,
+    /// `None`: no usable key (a peer not keyed yet); its paths are not probed.
+    tx: Option<AeadKey>,
+    /// The base the tx key came from (a new base, after a rekey, makes a new tx key).
+    tx_base: Zeroizing<Vec<u8>>,
     counter: u64,
-    rx_base: Zeroizing<Vec<u8>>,
-    rx: Option<(u32, AeadKey)>,
-    /// When the last rx key was derived: a new epoch is accepted at most every 100 ms, so a
+    /// The bases a peer's probes may use: those of its live inbound SAs (during a rekey there
+    /// are two or more, make-before-break like the SAs themselves).
+    rx: Vec<RxKey>,
+}
+
+struct RxKey {
+    base: Zeroizing<Vec<u8>>,
+    key: Option<(u32, AeadKey)>,
+    /// When the key was last derived: a new epoch is accepted at most every 100 ms, so a
     /// stream of forged epochs cannot make us run HKDF per packet.
-    rx_derived_at: u64,
+    derived_at: u64,
+}
+
+impl RxKey {
+    fn new(base: Zeroizing<Vec<u8>>) -> Self {
+        Self {
+            base,
+            key: None,
+            derived_at: 0,
+        }
+    }
 }
 
 struct ProbePeer {
+    name: String,
     keys: PeerKeys,
     monitors: Vec<PathMonitor>,
 }
 
-/// The base keying material of a peer's probes, each way: the ESP key || salt of one of its
-/// SAs (the engine takes the SA of the tenant with the lowest VNI, which both ends agree on).
+/// The base keying material of a peer's probes: the ESP key || salt of one of its SAs each
+/// way (see [`probe_keys`]); inbound, every live one.
 pub struct ProbeKeys {
     pub out: Zeroizing<Vec<u8>>,
-    pub inbound: Zeroizing<Vec<u8>>,
+    pub inbound: Vec<Zeroizing<Vec<u8>>>,
+}
+
+/// The probe keys of each overlay peer of `t`: those of its tunnels of the tenant with the
+/// lowest VNI, which both ends agree on; outbound, the sending tunnel's; inbound, every
+/// tunnel's (the sending one first).
+pub fn probe_keys(t: &Tables) -> Vec<ProbeKeys> {
+    (0..t.peers.len())
+        .map(|pi| {
+            let vni = |x: &TunnelInfo| {
+                t.tenants
+                    .get(usize::from(x.tenant))
+                    .map_or(u32::MAX, |tn| tn.vni)
+            };
+            let mine = || {
+                t.tunnels
+                    .iter()
+                    .enumerate()
+                    .filter(move |(_, x)| x.peer_index == Some(pi as u16))
+            };
+            let lowest = mine().map(|(_, x)| vni(x)).min();
+            let mut out = Zeroizing::new(Vec::new());
+            let mut inbound = Vec::new();
+            for (i, x) in mine().filter(|(_, x)| Some(vni(x)) == lowest) {
+                let Some(Some(k)) = t.keys.get(i) else {
+                    continue;
+                };
+                if x.sends() && out.is_empty() {
+                    out = k.out.clone();
+                    inbound.insert(0, k.inbound.clone());
+                } else {
+                    inbound.push(k.inbound.clone());
+                }
+            }
+            ProbeKeys { out, inbound }
+        })
+        .collect()
 }
 
 /// Path monitoring as worker 0 runs it.
 pub struct Prober {
     peers: Vec<ProbePeer>,
+    /// Each peer's paths, as the monitors follow them (to match them up in `sync`).
+    paths_of: Vec<Vec<CircuitInfo>>,
     board: Arc<PathBoard>,
+    cfg: MonitorConfig,
+    /// The tables' `overlay_version` the peers were last taken from.
+    overlay_version: u64,
     backend: Backend,
     epoch: u32,
     clock: Instant,
@@ -475,19 +537,22 @@ impl Prober {
         let mut out = Vec::new();
         for (p, k) in peers.iter().zip(keys) {
             out.push(ProbePeer {
+                name: p.name.clone(),
                 keys: PeerKeys {
-                    tx: probe::derive_key(backend, &k.out, epoch)?,
+                    tx: Some(probe::derive_key(backend, &k.out, epoch)?),
+                    tx_base: k.out,
                     counter: 0,
-                    rx_base: k.inbound,
-                    rx: None,
-                    rx_derived_at: 0,
+                    rx: k.inbound.into_iter().map(RxKey::new).collect(),
                 },
                 monitors: p.paths.iter().map(|_| PathMonitor::new(cfg)).collect(),
             });
         }
         Ok(Prober {
             peers: out,
+            paths_of: peers.iter().map(|p| p.paths.clone()).collect(),
             board,
+            cfg,
+            overlay_version: 0,
             backend,
             epoch,
             clock,
@@ -609,7 +674,11 @@ impl Prober {
                     echoed_ns: 0,
                 };
                 peer.keys.counter += 1;
-                let sent = request_frame(t, path, self.port, &probe, &peer.keys.tx, &mut frame)
+                let sent = peer
+                    .keys
+                    .tx
+                    .as_ref()
+                    .and_then(|key| request_frame(t, path, self.port, &probe, key, &mut frame))
                     .is_some_and(|(port, len)| send(port, &frame[..len]));
                 if !sent {
                     m.on_send_failed(seq);
@@ -720,19 +789,118 @@ impl Prober {
         }
     }
 
-    /// The peer's key for `epoch`, derived when the epoch is new (rate-limited).
-    fn rx_key(&mut self, peer: usize, epoch: u32, now: u64) -> Option<&AeadKey> {
+    /// Opens a probe of peer `peer` sent under `epoch` with the first of the peer's inbound
+    /// bases whose key verifies it (each key derived when its epoch is new, rate-limited).
+    fn open(&mut self, peer: usize, epoch: u32, body: &[u8], now: u64) -> Option<Probe> {
         let backend = self.backend;
         let k = &mut self.peers.get_mut(peer)?.keys;
-        if k.rx.as_ref().is_none_or(|(e, _)| *e != epoch) {
-            if k.rx.is_some() && now.saturating_sub(k.rx_derived_at) < 100_000_000 {
-                return None;
+        for rx in &mut k.rx {
+            if rx.key.as_ref().is_none_or(|(e, _)| *e != epoch) {
+                if rx.key.is_some() && now.saturating_sub(rx.derived_at) < 100_000_000 {
+                    continue;
+                }
+                let Ok(key) = probe::derive_key(backend, &rx.base, epoch) else {
+                    continue;
+                };
+                rx.key = Some((epoch, key));
+                rx.derived_at = now;
             }
-            let key = probe::derive_key(backend, &k.rx_base, epoch).ok()?;
-            k.rx = Some((epoch, key));
-            k.rx_derived_at = now;
+            if let Some(Ok(msg)) = rx.key.as_ref().map(|(_, key)| Probe::read(key, body)) {
+                return Some(msg);
+            }
         }
-        k.rx.as_ref().map(|(_, key)| key)
+        None
+    }
+
+    /// Follows the overlay peers of a new table generation (worker 0 calls this once per
+    /// burst; it returns at once unless the peers or their keys changed): a peer that stays
+    /// keeps its monitors for the paths that stay, and its probe counter unless its key
+    /// changed; new peers and paths start unknown; the states go to the tables' board.
+    pub fn sync(&mut self, t: &Tables) {
+        if t.overlay_version == self.overlay_version {
+            return;
+        }
+        self.overlay_version = t.overlay_version;
+        let keys = probe_keys(t);
+        let mut old: Vec<Option<ProbePeer>> = std::mem::take(&mut self.peers)
+            .into_iter()
+            .map(Some)
+            .collect();
+        let old_paths = std::mem::take(&mut self.paths_of);
+        let mut last_packets = Vec::new();
+        let mut last_busy = Vec::new();
+        for (spec, k) in t.peers.iter().zip(keys) {
+            let prev = old
+                .iter()
+                .position(|p| p.as_ref().is_some_and(|p| p.name == spec.name))
+                .and_then(|i| old.get_mut(i).and_then(Option::take).map(|p| (i, p)));
+            let mut monitors = Vec::new();
+            let mut packets = Vec::new();
+            let mut busy = Vec::new();
+            let (mut kept_monitors, kept_paths, kept_traffic, kept_keys) = match prev {
+                Some((i, p)) => (
+                    p.monitors.into_iter().map(Some).collect::<Vec<_>>(),
+                    old_paths.get(i).cloned().unwrap_or_default(),
+                    (
+                        self.last_packets.get(i).cloned().unwrap_or_default(),
+                        self.last_busy.get(i).cloned().unwrap_or_default(),
+                    ),
+                    Some(p.keys),
+                ),
+                None => (Vec::new(), Vec::new(), (Vec::new(), Vec::new()), None),
+            };
+            for c in &spec.paths {
+                let at = kept_paths
+                    .iter()
+                    .position(|o: &CircuitInfo| o.port == c.port && o.remote == c.remote);
+                match at.and_then(|j| kept_monitors.get_mut(j).and_then(Option::take)) {
+                    Some(m) => {
+                        let j = at.unwrap_or(0);
+                        monitors.push(m);
+                        packets.push(kept_traffic.0.get(j).copied().unwrap_or(0));
+                        busy.push(kept_traffic.1.get(j).copied().unwrap_or(0));
+                    }
+                    None => {
+                        monitors.push(PathMonitor::new(self.cfg));
+                        packets.push(0);
+                        busy.push(0);
+                    }
+                }
+            }
+            let keys = match kept_keys {
+                Some(mut pk) if *pk.tx_base == *k.out => {
+                    pk.rx = k.inbound.into_iter().map(RxKey::new).collect();
+                    pk
+                }
+                // A new key (or a new peer): a new tx key and counter. A peer with no usable
+                // key yet (not keyed) is not probed until it has one.
+                _ => PeerKeys {
+                    tx: probe::derive_key(self.backend, &k.out, self.epoch).ok(),
+                    tx_base: k.out,
+                    counter: 0,
+                    rx: k.inbound.into_iter().map(RxKey::new).collect(),
+                },
+            };
+            self.peers.push(ProbePeer {
+                name: spec.name.clone(),
+                keys,
+                monitors,
+            });
+            last_packets.push(packets);
+            last_busy.push(busy);
+            self.paths_of.push(spec.paths.clone());
+        }
+        self.last_packets = last_packets;
+        self.last_busy = last_busy;
+        self.board = t.board.clone();
+        let now = self.now();
+        for (pi, p) in self.peers.iter().enumerate() {
+            for (ci, m) in p.monitors.iter().enumerate() {
+                publish_state(&self.board, pi, ci, m.state(), now);
+            }
+        }
+        self.publish();
+        self.next_wake = 0;
     }
 }
 
@@ -891,10 +1059,7 @@ pub(crate) fn receive_probe<B: PacketBuf>(
     let Some(epoch) = probe::peek_epoch(body) else {
         return Verdict::Drop(DropReason::ProbeRejected);
     };
-    let Some(key) = prober.rx_key(usize::from(peer), epoch, now) else {
-        return Verdict::Drop(DropReason::ProbeRejected);
-    };
-    let Ok(msg) = Probe::read(key, body) else {
+    let Some(msg) = prober.open(usize::from(peer), epoch, body, now) else {
         return Verdict::Drop(DropReason::ProbeRejected);
     };
     match msg.kind {
@@ -925,6 +1090,9 @@ pub(crate) fn receive_probe<B: PacketBuf>(
             let Some(pp) = prober.peers.get_mut(usize::from(peer)) else {
                 return Verdict::Drop(DropReason::ProbeRejected);
             };
+            let Some(tx) = pp.keys.tx.as_ref() else {
+                return Verdict::Drop(DropReason::ProbeRejected);
+            };
             let reply = msg.reply(prober.epoch, pp.keys.counter, now, 0, false);
             pp.keys.counter += 1;
             let Some(ours) = t.ports.get(usize::from(ingress.port)) else {
@@ -938,7 +1106,7 @@ pub(crate) fn receive_probe<B: PacketBuf>(
                 src,
                 prober.port,
                 &reply,
-                &pp.keys.tx,
+                tx,
                 &mut frame,
             ) else {
                 return Verdict::Drop(DropReason::NoBuffer);

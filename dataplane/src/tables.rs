@@ -163,8 +163,12 @@ pub struct Tables {
     pub path_of: FastMap<NeighborKey, (u16, u8)>,
     /// UDP port of path probes (0: no probing).
     pub probe_port: u16,
-    /// The paths' published state (the same board in every generation).
+    /// The paths' published state (the same board in every generation while the overlay
+    /// peers stay the same).
     pub board: Arc<PathBoard>,
+    /// Changes whenever the overlay peers, their paths or their keys change (the prober
+    /// follows it).
+    pub overlay_version: u64,
     /// Steering policies, in the order they are tried.
     pub policies: Vec<Policy>,
     /// The underlay next hops of the tunnels' circuits: the only neighbors learned on an
@@ -210,6 +214,7 @@ impl Tables {
             path_of: FastMap::default(),
             probe_port: 0,
             board: Arc::default(),
+            overlay_version: 0,
             policies: Vec::new(),
             circuit_hops: FastMap::default(),
         }

@@ -742,7 +742,7 @@ fn prober(t: &Tables, a: bool) -> Box<crate::multipath::Prober> {
     };
     let keys = vec![crate::multipath::ProbeKeys {
         out: Zeroizing::new(out.to_vec()),
-        inbound: Zeroizing::new(inbound.to_vec()),
+        inbound: vec![Zeroizing::new(inbound.to_vec())],
     }];
     Box::new(
         crate::multipath::Prober::new(

@@ -238,6 +238,9 @@ pub fn run(mut cfg: WorkerConfig, pool: Arc<Mempool>, shared: WorkerShared) {
             reorders.release_all(&mut tx, &cfg, c);
             reorders.resize(fx.sas.inbound_slots());
         }
+        if let Some(prober) = fx.prober.as_deref_mut() {
+            prober.sync(&tables);
+        }
         let mut seen = receive_handoffs(
             &tables,
             &mut fx,

@@ -716,3 +716,119 @@ fn two_workers_one_inbound_sa_owner_and_handoff() {
     );
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// Tunnels learned after the start (as the BGP control plane hands them over) reach the
+/// workers through the published tables: each worker sets up its SAs between bursts, a rekey
+/// replaces the outbound SA and keeps the old inbound one while it is listed, and the paths
+/// of a learned peer get monitors.
+#[test]
+fn learned_tunnels_reach_the_workers_and_rekeys_replace_their_sas() {
+    use std::sync::Arc;
+
+    use sdwan_dataplane::engine::LearnedOverlay;
+    use sdwan_dataplane::esp::Suite;
+    use sdwan_dataplane::tunnel::{CircuitInfo, TenantSpec, TunnelInfo, TunnelKeys, TunnelKind};
+    use zeroize::Zeroizing;
+
+    eal();
+    let dir = tmpdir("learned");
+    pcapfile::write(&dir.join("empty.pcap"), &[]).unwrap();
+    let d = dir.display();
+    let mut s = spec(
+        "learned",
+        format!("net_pcap_l0,rx_pcap={d}/empty.pcap,tx_pcap={d}/lan.pcap"),
+        format!("net_pcap_l1,rx_pcap={d}/empty.pcap,tx_pcap={d}/wan.pcap"),
+        vec![(1, IpAddr::V4(Ipv4Addr::new(198, 18, 1, 2)), PEER_MAC)],
+    );
+    s.tenants = vec![TenantSpec {
+        name: "blue".into(),
+        vni: 77,
+        lan_ports: vec![0],
+        routes: Vec::new(),
+    }];
+    s.probe_port = 4793;
+    let engine = Engine::start(s).unwrap();
+    assert!(engine.sas().is_empty());
+    let tunnel = |out_spi: u32, in_spi: u32, out_key: u64, in_key: u64| TunnelInfo {
+        peer: "10.255.0.2".into(),
+        tenant: 0,
+        kind: TunnelKind::Overlay,
+        loopbacks: Some((
+            IpAddr::V4(Ipv4Addr::new(10, 255, 0, 1)),
+            IpAddr::V4(Ipv4Addr::new(10, 255, 0, 2)),
+        )),
+        circuits: vec![CircuitInfo {
+            port: 1,
+            local: IpAddr::V4(Ipv4Addr::new(198, 18, 1, 1)),
+            remote: IpAddr::V4(Ipv4Addr::new(198, 18, 1, 2)),
+            transport: "internet".into(),
+            trusted: false,
+        }],
+        out_spi,
+        in_spi,
+        senders: 16,
+        suite: Suite::Aes128Gcm,
+        esn: true,
+        replay_window: 1024,
+        first_slot: 0,
+        peer_index: None,
+        out_key,
+        in_key,
+    };
+    let keys = |b: u8| {
+        Arc::new(TunnelKeys {
+            out: Zeroizing::new(vec![b; 20]),
+            inbound: Zeroizing::new(vec![b + 1; 20]),
+        })
+    };
+    let spis = |e: &Engine, dir: &str| {
+        let mut v: Vec<u32> = e
+            .sas()
+            .iter()
+            .filter(|s| s.direction == dir)
+            .map(|s| s.spi)
+            .collect();
+        v.sort_unstable();
+        v
+    };
+    // A peer is learned: one tunnel, routes of the tenant into it.
+    engine.set_overlay(&LearnedOverlay {
+        tunnels: vec![(tunnel(0x5000, 0x6000, 1, 2), keys(0x10))],
+        routes: vec![(0, "10.2.0.0/24".parse().unwrap(), 0)],
+    });
+    wait_for("the worker's SAs", || {
+        spis(&engine, "out") == [0x5000] && spis(&engine, "in") == [0x6000]
+    });
+    assert!(engine
+        .tenant_routes()
+        .iter()
+        .any(|r| r.entry.prefix.to_string() == "10.2.0.0/24"));
+    wait_for("a monitor on the learned peer's path", || {
+        engine
+            .paths()
+            .iter()
+            .any(|p| p.peer == "10.255.0.2" && p.probes_sent > 0)
+    });
+    // Rekey: a new outbound SA; the old inbound one stays as an inbound-only tunnel.
+    let mut old_in = tunnel(0, 0x6000, 0, 2);
+    old_in.out_spi = 0;
+    engine.set_overlay(&LearnedOverlay {
+        tunnels: vec![
+            (tunnel(0x5100, 0x6100, 3, 4), keys(0x20)),
+            (old_in, keys(0x10)),
+        ],
+        routes: vec![(0, "10.2.0.0/24".parse().unwrap(), 0)],
+    });
+    wait_for("the new SAs, and the old inbound one", || {
+        spis(&engine, "out") == [0x5100] && spis(&engine, "in") == [0x6000, 0x6100]
+    });
+    // The peer is withdrawn: its SAs and routes go.
+    engine.set_overlay(&LearnedOverlay::default());
+    wait_for("no SA left", || engine.sas().is_empty());
+    assert!(!engine
+        .tenant_routes()
+        .iter()
+        .any(|r| r.entry.prefix.to_string() == "10.2.0.0/24"));
+    engine.shutdown();
+    let _ = std::fs::remove_dir_all(&dir);
+}
