@@ -2,4 +2,5 @@
 //! machine, the RIB and route reflection. Everything here is sans-IO: bytes and events in,
 //! bytes and actions out; `sdwand` owns the sockets and the clock.
 
+pub mod transport;
 pub mod wire;
