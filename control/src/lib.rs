@@ -4,3 +4,4 @@
 pub mod api;
 pub mod bgp;
 pub mod mgmt;
+pub mod sites;
