@@ -212,6 +212,32 @@ pub(crate) fn prefixes<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<IpNet>, D:
         .collect()
 }
 
+/// One element of `tenants[].advertise`: a network address (host bits clear).
+struct Advertised(IpNet);
+
+impl<'de> Deserialize<'de> for Advertised {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        let net = parse_net("prefix", &s).map_err(D::Error::custom)?;
+        if net.addr() != net.network() {
+            return Err(D::Error::custom(format!(
+                "prefix {s:?} has host bits set (did you mean {}?)",
+                net.trunc()
+            )));
+        }
+        Ok(Advertised(net))
+    }
+}
+
+/// `tenants[].advertise`: errors at the element; an empty value is an empty list.
+pub(crate) fn advertise<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<IpNet>, D::Error> {
+    Ok(Option::<Vec<Advertised>>::deserialize(d)?
+        .unwrap_or_default()
+        .into_iter()
+        .map(|a| a.0)
+        .collect())
+}
+
 pub(crate) fn mtu<'de, D: Deserializer<'de>>(d: D) -> Result<u16, D::Error> {
     int_in(d, 576, 9000)
 }

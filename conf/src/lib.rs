@@ -346,7 +346,7 @@ pub struct Tenant {
     pub route_target: Option<RouteTarget>,
     /// Prefixes BGP announces for the tenant besides its LAN ports' connected subnets (only
     /// with `bgp`); network addresses, unique.
-    #[serde(default, deserialize_with = "de::prefixes")]
+    #[serde(default, deserialize_with = "de::advertise")]
     pub advertise: Vec<ipnet::IpNet>,
 }
 
