@@ -17,8 +17,11 @@
 //! - it is stricter by default where a config loader should be: duplicate mapping keys are an
 //!   error (with the second key's location), a null is not silently an empty list (this crate
 //!   accepts an empty value, explicitly, only for the optional sections `dpdk`, `workers`,
-//!   `management`, `routes`, and for `ports`, which must then still be non-empty), and a second
-//!   YAML document is an error with a location rather than without one;
+//!   `management`, `routes`, the lists and sections inside `bgp` and `tenants[].advertise`,
+//!   and for `ports`, which must then still be non-empty unless the appliance is a pure route
+//!   reflector; an empty `bgp.listen` or `bgp.route_reflector` turns the feature on with its
+//!   defaults, an empty `bgp` is an error: its `asn` is missing), and a second YAML document
+//!   is an error with a location rather than without one;
 //! - it is actively developed.
 //!
 //! Its cost is a minimum Rust version of 1.89, which the workspace declares (the toolchain in use
@@ -42,6 +45,9 @@
 //! or the port's own address; a MAC override may not be multicast or all-zero; EAL arguments,
 //! device strings and the socket path, which go to C, may not hold NUL (devices: no white
 //! space, a name of at most 63 bytes); the socket path fits `sun_path` (107 bytes).
+//!
+//! The `bgp` section, its defaults and how to read resolved values are described in [`Bgp`]
+//! (module `bgp.rs`); TCP-MD5 passwords are [`Secret`]s like SA keys.
 
 use std::fmt;
 use std::net::IpAddr;
