@@ -4,7 +4,7 @@
 //! through an element wrapper for the same reason (the location is the element's).
 
 use std::fmt;
-use std::net::IpAddr;
+use std::net::{IpAddr, Ipv4Addr};
 use std::path::PathBuf;
 
 use ipnet::IpNet;
@@ -210,6 +210,32 @@ pub(crate) fn prefixes<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<IpNet>, D:
             Ok(net)
         })
         .collect()
+}
+
+/// One element of `tenants[].advertise`: a network address (host bits clear).
+struct Advertised(IpNet);
+
+impl<'de> Deserialize<'de> for Advertised {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        let net = parse_net("prefix", &s).map_err(D::Error::custom)?;
+        if net.addr() != net.network() {
+            return Err(D::Error::custom(format!(
+                "prefix {s:?} has host bits set (did you mean {}?)",
+                net.trunc()
+            )));
+        }
+        Ok(Advertised(net))
+    }
+}
+
+/// `tenants[].advertise`: errors at the element; an empty value is an empty list.
+pub(crate) fn advertise<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<IpNet>, D::Error> {
+    Ok(Option::<Vec<Advertised>>::deserialize(d)?
+        .unwrap_or_default()
+        .into_iter()
+        .map(|a| a.0)
+        .collect())
 }
 
 pub(crate) fn mtu<'de, D: Deserializer<'de>>(d: D) -> Result<u16, D::Error> {
@@ -553,6 +579,255 @@ pub(crate) fn key<'de, D: Deserializer<'de>>(d: D) -> Result<Option<crate::Secre
     match text.as_deref() {
         None => Ok(None),
         Some(s) => parse_key_hex(s).map(Some).map_err(D::Error::custom),
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// BGP
+
+/// An AS number: 1..=4294967295, not `AS_TRANS`.
+pub(crate) fn asn<'de, D: Deserializer<'de>>(d: D) -> Result<u32, D::Error> {
+    let v: u32 = int_in(d, 1, i128::from(u32::MAX))?;
+    if v == crate::Bgp::AS_TRANS {
+        return Err(D::Error::custom(
+            "AS 23456 is AS_TRANS (RFC 6793), which stands for a 4-byte AS and is never an AS \
+             of its own",
+        ));
+    }
+    Ok(v)
+}
+
+pub(crate) fn opt_asn<'de, D: Deserializer<'de>>(d: D) -> Result<Option<u32>, D::Error> {
+    asn(d).map(Some)
+}
+
+/// A BGP identifier (`router_id`, `cluster_id`): IPv4, not 0.0.0.0.
+pub(crate) fn router_id<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Ipv4Addr>, D::Error> {
+    let s = String::deserialize(d)?;
+    let a: IpAddr = s.parse().map_err(|e| {
+        D::Error::custom(format!(
+            "invalid BGP identifier {s:?}: {e} (expected an IPv4 address, e.g. 10.255.0.1)"
+        ))
+    })?;
+    match a {
+        IpAddr::V4(a) if a.is_unspecified() => Err(D::Error::custom(
+            "the BGP identifier 0.0.0.0 is not valid (RFC 6286)",
+        )),
+        IpAddr::V4(a) => Ok(Some(a)),
+        IpAddr::V6(_) => Err(D::Error::custom(format!(
+            "invalid BGP identifier {s:?}: a BGP identifier is an IPv4 address"
+        ))),
+    }
+}
+
+/// 0 (no keepalives) or 3..=65535 (RFC 4271 4.2).
+pub(crate) fn hold_time<'de, D: Deserializer<'de>>(d: D) -> Result<u16, D::Error> {
+    let v: u16 = int_in(d, 0, 65_535)?;
+    if v == 1 || v == 2 {
+        return Err(D::Error::custom(format!(
+            "hold time {v} is not allowed: 0 (no keepalives) or 3..=65535 (RFC 4271 4.2)"
+        )));
+    }
+    Ok(v)
+}
+
+pub(crate) fn opt_hold_time<'de, D: Deserializer<'de>>(d: D) -> Result<Option<u16>, D::Error> {
+    hold_time(d).map(Some)
+}
+
+pub(crate) fn connect_retry_s<'de, D: Deserializer<'de>>(d: D) -> Result<u32, D::Error> {
+    int_in(d, 1, 3600)
+}
+
+/// The restart time of RFC 4724 is a 12-bit field.
+pub(crate) fn graceful_restart_s<'de, D: Deserializer<'de>>(d: D) -> Result<u16, D::Error> {
+    int_in(d, 0, 4095)
+}
+
+pub(crate) fn rotate_s<'de, D: Deserializer<'de>>(d: D) -> Result<u32, D::Error> {
+    int_in(d, 10, 2_592_000)
+}
+
+pub(crate) fn grace_s<'de, D: Deserializer<'de>>(d: D) -> Result<u32, D::Error> {
+    int_in(d, 1, 3600)
+}
+
+pub(crate) fn switch_after_s<'de, D: Deserializer<'de>>(d: D) -> Result<u32, D::Error> {
+    int_in(d, 1, 600)
+}
+
+pub(crate) fn tcp_port<'de, D: Deserializer<'de>>(d: D) -> Result<u16, D::Error> {
+    int_in(d, 1, 65_535)
+}
+
+pub(crate) fn opt_tcp_port<'de, D: Deserializer<'de>>(d: D) -> Result<Option<u16>, D::Error> {
+    tcp_port(d).map(Some)
+}
+
+/// One id of `bgp.transports`.
+struct TransportId(u8);
+
+impl<'de> Deserialize<'de> for TransportId {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        int_in(d, 1, 255).map(TransportId)
+    }
+}
+
+/// One name of `bgp.transports`.
+struct TransportName(String);
+
+impl<'de> Deserialize<'de> for TransportName {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        check_ident("transport name", &s, 32).map_err(D::Error::custom)?;
+        Ok(TransportName(s))
+    }
+}
+
+/// `bgp.transports`: a mapping of transport names to ids, kept in document order (an empty
+/// value is an empty mapping).
+pub(crate) fn transport_ids<'de, D: Deserializer<'de>>(
+    d: D,
+) -> Result<Vec<crate::BgpTransport>, D::Error> {
+    struct Transports(Vec<crate::BgpTransport>);
+    impl<'de> Deserialize<'de> for Transports {
+        fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+            struct V;
+            impl<'de> Visitor<'de> for V {
+                type Value = Transports;
+                fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                    f.write_str("a mapping of transport names to ids (internet: 1)")
+                }
+                fn visit_map<A: de::MapAccess<'de>>(
+                    self,
+                    mut m: A,
+                ) -> Result<Transports, A::Error> {
+                    let mut v = Vec::new();
+                    while let Some(TransportName(name)) = m.next_key()? {
+                        let TransportId(id) = m.next_value()?;
+                        v.push(crate::BgpTransport { name, id });
+                    }
+                    Ok(Transports(v))
+                }
+            }
+            d.deserialize_map(V)
+        }
+    }
+    Ok(Option::<Transports>::deserialize(d)?
+        .map(|t| t.0)
+        .unwrap_or_default())
+}
+
+/// The listening address: any address but multicast and broadcast (0.0.0.0 or `::` listen
+/// on all).
+pub(crate) fn listen_address<'de, D: Deserializer<'de>>(d: D) -> Result<IpAddr, D::Error> {
+    let s = String::deserialize(d)?;
+    let a: IpAddr = s.parse().map_err(|e| {
+        D::Error::custom(format!(
+            "invalid listen address {s:?}: {e} (expected an IPv4 or IPv6 address without prefix \
+             length)"
+        ))
+    })?;
+    if a.is_multicast() || matches!(a, IpAddr::V4(v4) if v4.is_broadcast()) {
+        return Err(D::Error::custom(format!(
+            "invalid listen address {s:?}: a multicast or broadcast address"
+        )));
+    }
+    Ok(a)
+}
+
+pub(crate) fn neighbor_address<'de, D: Deserializer<'de>>(d: D) -> Result<IpAddr, D::Error> {
+    let s = String::deserialize(d)?;
+    unicast("neighbor address", &s).map_err(D::Error::custom)
+}
+
+pub(crate) fn local_address<'de, D: Deserializer<'de>>(d: D) -> Result<Option<IpAddr>, D::Error> {
+    let s = String::deserialize(d)?;
+    unicast("local address", &s)
+        .map(Some)
+        .map_err(D::Error::custom)
+}
+
+/// TCP-MD5 keys are at most 80 bytes (`TCP_MD5SIG_MAXKEYLEN`).
+pub(crate) const MAX_PASSWORD_BYTES: usize = 80;
+
+/// The length rule of a TCP-MD5 password; the message never shows it.
+pub(crate) fn check_password_len(len: usize) -> Result<(), String> {
+    if len == 0 || len > MAX_PASSWORD_BYTES {
+        return Err(format!(
+            "a TCP-MD5 password is 1 to {MAX_PASSWORD_BYTES} bytes; {len} given (the password \
+             is not shown)"
+        ));
+    }
+    Ok(())
+}
+
+/// An inline TCP-MD5 password: a string of 1..=80 bytes. No error repeats the value, whatever
+/// its type.
+pub(crate) fn password<'de, D: Deserializer<'de>>(d: D) -> Result<Option<crate::Secret>, D::Error> {
+    struct V;
+    fn not_text<E: de::Error>() -> E {
+        E::custom("a password is a string (quote it; the value is not shown)")
+    }
+    impl<'de> Visitor<'de> for V {
+        type Value = crate::Secret;
+        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str("a password string")
+        }
+        fn visit_str<E: de::Error>(self, v: &str) -> Result<crate::Secret, E> {
+            check_password_len(v.len()).map_err(E::custom)?;
+            Ok(crate::Secret::new(v.as_bytes().to_vec()))
+        }
+        fn visit_string<E: de::Error>(self, v: String) -> Result<crate::Secret, E> {
+            let v = zeroize::Zeroizing::new(v);
+            self.visit_str(&v)
+        }
+        fn visit_bool<E: de::Error>(self, _: bool) -> Result<crate::Secret, E> {
+            Err(not_text())
+        }
+        fn visit_i64<E: de::Error>(self, _: i64) -> Result<crate::Secret, E> {
+            Err(not_text())
+        }
+        fn visit_u64<E: de::Error>(self, _: u64) -> Result<crate::Secret, E> {
+            Err(not_text())
+        }
+        fn visit_i128<E: de::Error>(self, _: i128) -> Result<crate::Secret, E> {
+            Err(not_text())
+        }
+        fn visit_u128<E: de::Error>(self, _: u128) -> Result<crate::Secret, E> {
+            Err(not_text())
+        }
+        fn visit_f64<E: de::Error>(self, _: f64) -> Result<crate::Secret, E> {
+            Err(not_text())
+        }
+        fn visit_char<E: de::Error>(self, v: char) -> Result<crate::Secret, E> {
+            self.visit_str(v.encode_utf8(&mut [0; 4]))
+        }
+        fn visit_bytes<E: de::Error>(self, _: &[u8]) -> Result<crate::Secret, E> {
+            Err(not_text())
+        }
+        fn visit_unit<E: de::Error>(self) -> Result<crate::Secret, E> {
+            Err(not_text())
+        }
+    }
+    d.deserialize_str(V).map(Some)
+}
+
+/// An optional section whose presence turns something on: absent is `None`, present (even
+/// empty: `route_reflector:`) is `Some`, with defaults for what it leaves out.
+pub(crate) fn present_section<'de, D, T>(d: D) -> Result<Option<T>, D::Error>
+where
+    D: Deserializer<'de>,
+    T: Deserialize<'de> + Default,
+{
+    Ok(Some(Option::<T>::deserialize(d)?.unwrap_or_default()))
+}
+
+/// The `bgp` section: present but empty is an error (its `asn` is missing).
+pub(crate) fn bgp<'de, D: Deserializer<'de>>(d: D) -> Result<Option<crate::bgp::RawBgp>, D::Error> {
+    match Option::<crate::bgp::RawBgp>::deserialize(d)? {
+        Some(b) => Ok(Some(b)),
+        None => Err(D::Error::missing_field("asn")),
     }
 }
 

@@ -17,8 +17,11 @@
 //! - it is stricter by default where a config loader should be: duplicate mapping keys are an
 //!   error (with the second key's location), a null is not silently an empty list (this crate
 //!   accepts an empty value, explicitly, only for the optional sections `dpdk`, `workers`,
-//!   `management`, `routes`, and for `ports`, which must then still be non-empty), and a second
-//!   YAML document is an error with a location rather than without one;
+//!   `management`, `routes`, the lists and sections inside `bgp` and `tenants[].advertise`,
+//!   and for `ports`, which must then still be non-empty unless the appliance is a pure route
+//!   reflector; an empty `bgp.listen` or `bgp.route_reflector` turns the feature on with its
+//!   defaults, an empty `bgp` is an error: its `asn` is missing), and a second YAML document
+//!   is an error with a location rather than without one;
 //! - it is actively developed.
 //!
 //! Its cost is a minimum Rust version of 1.89, which the workspace declares (the toolchain in use
@@ -42,6 +45,9 @@
 //! or the port's own address; a MAC override may not be multicast or all-zero; EAL arguments,
 //! device strings and the socket path, which go to C, may not hold NUL (devices: no white
 //! space, a name of at most 63 bytes); the socket path fits `sun_path` (107 bytes).
+//!
+//! The `bgp` section, its defaults and how to read resolved values are described in [`Bgp`]
+//! (module `bgp.rs`); TCP-MD5 passwords are [`Secret`]s like SA keys.
 
 use std::fmt;
 use std::net::IpAddr;
@@ -49,9 +55,15 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
+mod bgp;
 mod de;
 mod locate;
 mod validate;
+
+pub use bgp::{
+    Bgp, BgpGroup, BgpKeys, BgpListen, BgpNeighbor, BgpTransport, ResolvedNeighbor, RouteReflector,
+    RouteTarget, RouteTargetError,
+};
 
 /// Largest configuration file accepted (bytes). Real files are a few KiB.
 pub const MAX_CONFIG_BYTES: usize = 1 << 20;
@@ -89,7 +101,8 @@ pub struct Config {
     pub workers: Workers,
     /// Optional section; the socket defaults to `/run/sdwand/<node.name>.sock`.
     pub management: Management,
-    /// At least one.
+    /// At least one, except on a pure route reflector (with `bgp.route_reflector`), which may
+    /// have none.
     pub ports: Vec<Port>,
     /// Optional, default empty. Routes of the underlay (the global table: WAN circuits and
     /// LAN ports that belong to no tenant).
@@ -97,6 +110,8 @@ pub struct Config {
     /// Optional, default empty. Each tenant has its own LAN ports and routing table.
     pub tenants: Vec<Tenant>,
     /// Optional, default empty. Other appliances (overlay) and third-party IPsec gateways.
+    /// With `bgp`, a static overlay peer takes precedence over what BGP learns about the same
+    /// appliance (its SAs are kept, learned keys are not used for it).
     pub peers: Vec<Peer>,
     /// Optional section; defaults apply. Probing of the paths to overlay peers.
     pub path_monitor: PathMonitor,
@@ -105,6 +120,9 @@ pub struct Config {
     /// Optional, default empty. Application steering: the first policy whose tenant and match
     /// fit a packet decides how it travels; other traffic follows its route.
     pub policies: Vec<Policy>,
+    /// Optional: the BGP speaker (edge discovery, per-tenant keys, route reflection). See
+    /// [`Bgp`] and [`Config::bgp_neighbors`].
+    pub bgp: Option<Bgp>,
 }
 
 /// An SLA class: what a path must offer a policy's traffic. Latency is the path's round-trip
@@ -327,6 +345,15 @@ pub struct Tenant {
     /// next hop on one of the tenant's LAN ports (`port`, optional `via`).
     #[serde(default, deserialize_with = "de::null_as_default")]
     pub routes: Vec<TenantRoute>,
+    /// The tenant's route target (only with `bgp`): `65000:1001`, `4200000001:7` or
+    /// `192.0.2.1:7` ([`RouteTarget`]), unique among tenants. Resolved when `bgp` is set:
+    /// default `<bgp.asn>:<vni>` ([`RouteTarget::default_for`]); `None` without `bgp`.
+    #[serde(default)]
+    pub route_target: Option<RouteTarget>,
+    /// Prefixes BGP announces for the tenant besides its LAN ports' connected subnets (only
+    /// with `bgp`); network addresses, unique.
+    #[serde(default, deserialize_with = "de::advertise")]
+    pub advertise: Vec<ipnet::IpNet>,
 }
 
 /// A route in a tenant's table.
@@ -787,6 +814,8 @@ struct RawConfig {
     sla_classes: Vec<SlaClass>,
     #[serde(default, deserialize_with = "de::null_as_default")]
     policies: Vec<Policy>,
+    #[serde(default, deserialize_with = "de::bgp")]
+    bgp: Option<bgp::RawBgp>,
 }
 
 #[derive(Default, Deserialize)]
@@ -802,6 +831,7 @@ impl From<RawConfig> for Config {
             Some(socket) => Management { socket },
             None => Management::default_for(&raw.node.name),
         };
+        let loopback = raw.node.loopback;
         Config {
             node: raw.node,
             dpdk: raw.dpdk,
@@ -814,6 +844,7 @@ impl From<RawConfig> for Config {
             path_monitor: raw.path_monitor,
             sla_classes: raw.sla_classes,
             policies: raw.policies,
+            bgp: raw.bgp.map(|b| b.resolve(loopback)),
         }
     }
 }
@@ -855,7 +886,10 @@ pub fn parse(text: &str, file: &Path) -> Result<Config, ConfigError> {
         let (at, path) = locate::locate_any(text, &issue.paths);
         return Err(invalid(at, path.to_string(), issue.message));
     }
-    if let Err(issue) = read_key_files(&mut config, file) {
+    resolve_route_targets(&mut config);
+    if let Err(issue) =
+        read_key_files(&mut config, file).and_then(|()| read_password_files(&mut config, file))
+    {
         let (at, path) = locate::locate_any(text, &issue.paths);
         return Err(invalid(at, path.to_string(), issue.message));
     }
@@ -864,6 +898,82 @@ pub fn parse(text: &str, file: &Path) -> Result<Config, ConfigError> {
 
 /// Largest key file accepted (bytes).
 const MAX_KEY_FILE_BYTES: u64 = 4096;
+
+/// With `bgp`, every tenant gets its route target (validation checked that the default fits).
+fn resolve_route_targets(config: &mut Config) {
+    let Some(asn) = config.bgp.as_ref().map(|b| b.asn) else {
+        return;
+    };
+    for t in &mut config.tenants {
+        if t.route_target.is_none() {
+            t.route_target = RouteTarget::default_for(asn, t.vni);
+        }
+    }
+}
+
+/// Reads a secret file of at most [`MAX_KEY_FILE_BYTES`]; `what` names it in errors.
+fn read_secret_file(path: &Path, what: &str) -> Result<zeroize::Zeroizing<Vec<u8>>, String> {
+    use std::io::Read;
+    let mut bytes = zeroize::Zeroizing::new(Vec::with_capacity(MAX_KEY_FILE_BYTES as usize + 1));
+    std::fs::File::open(path)
+        .and_then(|f| f.take(MAX_KEY_FILE_BYTES + 1).read_to_end(&mut bytes))
+        .map_err(|e| format!("cannot read {what} {}: {e}", path.display()))?;
+    if bytes.len() as u64 > MAX_KEY_FILE_BYTES {
+        return Err(format!(
+            "{what} {} is longer than {MAX_KEY_FILE_BYTES} bytes",
+            path.display()
+        ));
+    }
+    Ok(bytes)
+}
+
+/// Reads every `password_file` of `bgp.groups` and `bgp.neighbors` (relative to the
+/// configuration file's folder) into `password`: the file's bytes less one final line break
+/// (LF or CRLF).
+fn read_password_files(config: &mut Config, file: &Path) -> Result<(), validate::Issue> {
+    let Some(b) = config.bgp.as_mut() else {
+        return Ok(());
+    };
+    let base = file.parent().unwrap_or(Path::new("."));
+    let groups = b
+        .groups
+        .iter_mut()
+        .map(|g| (&g.password_file, &mut g.password));
+    let neighbors = b
+        .neighbors
+        .iter_mut()
+        .map(|n| (&n.password_file, &mut n.password));
+    let lists = [
+        ("groups", groups.collect::<Vec<_>>()),
+        ("neighbors", neighbors.collect()),
+    ];
+    for (list, entries) in lists {
+        for (i, (rel, password)) in entries.into_iter().enumerate() {
+            let Some(rel) = rel else { continue };
+            let fail = |m: String| validate::Issue {
+                paths: vec![locate::FieldPath::root()
+                    .key("bgp")
+                    .key(list)
+                    .index(i)
+                    .key("password_file")],
+                message: m,
+            };
+            let path = base.join(rel);
+            let mut bytes = read_secret_file(&path, "password file").map_err(fail)?;
+            for end in [b"\r\n".as_slice(), b"\n"] {
+                if bytes.ends_with(end) {
+                    let n = bytes.len() - end.len();
+                    bytes.truncate(n);
+                    break;
+                }
+            }
+            de::check_password_len(bytes.len())
+                .map_err(|m| fail(format!("password file {}: {m}", path.display())))?;
+            *password = Some(Secret::new(bytes.to_vec()));
+        }
+    }
+    Ok(())
+}
 
 /// Reads every `key_file` (relative to the configuration file's folder) into `key`.
 fn read_key_files(config: &mut Config, file: &Path) -> Result<(), validate::Issue> {

@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use std::net::IpAddr;
 
 use crate::locate::FieldPath;
-use crate::{Config, Encapsulation, PeerType, PortRole, Sa, SteeringMode};
+use crate::{Bgp, Config, Encapsulation, PeerType, PortRole, RouteTarget, Sa, SteeringMode};
 
 /// A validation failure. `paths` lists where to point, best first: the first one present in
 /// the document is reported (a field may be absent because it took its default).
@@ -33,7 +33,8 @@ pub(crate) fn validate(c: &Config) -> Result<(), Issue> {
     peers(c)?;
     path_monitor(c)?;
     policies(c)?;
-    tenant_routes(c)
+    tenant_routes(c)?;
+    bgp(c)
 }
 
 /// SLA classes have unique names; a policy names a known tenant, SLA class and WAN ports,
@@ -213,10 +214,13 @@ fn workers(c: &Config) -> Result<(), Issue> {
 
 fn ports(c: &Config) -> Result<(), Issue> {
     let port = |i: usize| root().key("ports").index(i);
-    if c.ports.is_empty() {
+    let reflector = c.bgp.as_ref().is_some_and(|b| b.route_reflector.is_some());
+    if c.ports.is_empty() && !reflector {
         return Err(issue(
             root().key("ports"),
-            "at least one port is required".into(),
+            "at least one port is required (only a pure route reflector, with \
+             bgp.route_reflector, has none)"
+                .into(),
         ));
     }
     let mut names: HashMap<&str, usize> = HashMap::new();
@@ -794,6 +798,274 @@ fn tenant_routes(c: &Config) -> Result<(), Issue> {
                 }
             }
         }
+    }
+    Ok(())
+}
+
+fn names_or_none<'a>(names: impl Iterator<Item = &'a str>) -> String {
+    let v: Vec<&str> = names.collect();
+    if v.is_empty() {
+        "none".into()
+    } else {
+        v.join(", ")
+    }
+}
+
+/// The `bgp` section, and what it changes elsewhere: WAN transports need an id, tenants get
+/// route targets and may advertise prefixes.
+fn bgp(c: &Config) -> Result<(), Issue> {
+    let Some(b) = &c.bgp else {
+        for (i, t) in c.tenants.iter().enumerate() {
+            for (field, set) in [
+                ("route_target", t.route_target.is_some()),
+                ("advertise", !t.advertise.is_empty()),
+            ] {
+                if set {
+                    return Err(issue(
+                        root().key("tenants").index(i).key(field),
+                        format!("{field} applies with the bgp section, which is not configured"),
+                    ));
+                }
+            }
+        }
+        return Ok(());
+    };
+    let at = || root().key("bgp");
+    if b.router_id.is_unspecified() {
+        let why = match c.node.loopback {
+            None => "its default, node.loopback, is not set".to_string(),
+            Some(l) => format!("its default, node.loopback, is {l}, not IPv4"),
+        };
+        return Err(issue(
+            at().key("router_id"),
+            format!("a router ID is required: {why}"),
+        ));
+    }
+    for (k, t) in b.transports.iter().enumerate() {
+        if let Some(o) = b.transports[..k].iter().find(|o| o.id == t.id) {
+            return Err(issue(
+                at().key("transports").key(&t.name),
+                format!("id {} is already transport {:?}'s", t.id, o.name),
+            ));
+        }
+    }
+    for (i, p) in c.ports.iter().enumerate() {
+        let tr = p.transport_domain();
+        if p.role == PortRole::Wan && b.transport_id(tr).is_none() {
+            return Err(Issue {
+                paths: vec![
+                    root().key("ports").index(i).key("transport"),
+                    root().key("ports").index(i).key("name"),
+                ],
+                message: format!(
+                    "transport {tr:?} of WAN port {:?} has no id in bgp.transports (ids are \
+                     given for: {})",
+                    p.name,
+                    names_or_none(b.transports.iter().map(|t| t.name.as_str()))
+                ),
+            });
+        }
+    }
+    let k = &b.keys;
+    for (field, v) in [("grace_s", k.grace_s), ("switch_after_s", k.switch_after_s)] {
+        if v >= k.rotate_s {
+            return Err(Issue {
+                paths: vec![
+                    at().key("keys").key(field),
+                    at().key("keys").key("rotate_s"),
+                ],
+                message: format!(
+                    "{field} ({v} s) must be shorter than rotate_s ({} s)",
+                    k.rotate_s
+                ),
+            });
+        }
+    }
+    let mut groups = HashMap::new();
+    for (i, g) in b.groups.iter().enumerate() {
+        let at = at().key("groups").index(i);
+        if let Some(j) = groups.insert(g.name.as_str(), i) {
+            return Err(issue(
+                at.key("name"),
+                format!("group {:?} is defined twice (also bgp.groups[{j}])", g.name),
+            ));
+        }
+        session(
+            c,
+            b,
+            &at,
+            g.route_reflector_client,
+            g.tenants.as_deref(),
+            (g.password.is_some(), g.password_file.is_some()),
+        )?;
+    }
+    let interfaces = c.interfaces();
+    for (i, n) in b.neighbors.iter().enumerate() {
+        let at = || root().key("bgp").key("neighbors").index(i);
+        let a = n.address;
+        if let Some(j) = b.neighbors[..i].iter().position(|o| o.address == a) {
+            return Err(issue(
+                at().key("address"),
+                format!("neighbor {a} is already bgp.neighbors[{j}]"),
+            ));
+        }
+        if c.node.loopback == Some(a) {
+            return Err(issue(
+                at().key("address"),
+                format!("{a} is node.loopback itself"),
+            ));
+        }
+        if let Some(x) = interfaces
+            .iter()
+            .find(|x| x.addresses.iter().any(|n| n.addr() == a))
+        {
+            return Err(issue(
+                at().key("address"),
+                format!("{a} is an address of port {:?} itself", x.name),
+            ));
+        }
+        if let Some(g) = &n.group {
+            if !groups.contains_key(g.as_str()) {
+                return Err(issue(
+                    at().key("group"),
+                    format!(
+                        "unknown group {g:?} (groups are: {})",
+                        names_or_none(b.groups.iter().map(|g| g.name.as_str()))
+                    ),
+                ));
+            }
+        }
+        if let Some(l) = n.local_address {
+            if l.is_ipv4() != a.is_ipv4() {
+                return Err(issue(
+                    at().key("local_address"),
+                    format!(
+                        "local address {l} is {} but the neighbor's address {a} is {}",
+                        family(l),
+                        family(a)
+                    ),
+                ));
+            }
+            if l == a {
+                return Err(issue(
+                    at().key("local_address"),
+                    format!("local address {l} is the neighbor's address itself"),
+                ));
+            }
+        }
+        if n.passive {
+            if n.port.is_some() {
+                return Err(issue(
+                    at().key("port"),
+                    "port is where we connect to; a passive neighbor is only accepted".into(),
+                ));
+            }
+            if b.listen.is_none() {
+                return Err(issue(
+                    at().key("passive"),
+                    "a passive neighbor needs bgp.listen (where its session is accepted)".into(),
+                ));
+            }
+        }
+        session(
+            c,
+            b,
+            &at(),
+            n.route_reflector_client == Some(true),
+            n.tenants.as_deref(),
+            (n.password.is_some(), n.password_file.is_some()),
+        )?;
+    }
+    let mut targets: HashMap<RouteTarget, usize> = HashMap::new();
+    for (i, t) in c.tenants.iter().enumerate() {
+        let tenant = || root().key("tenants").index(i);
+        let Some(rt) = t
+            .route_target
+            .or_else(|| RouteTarget::default_for(b.asn, t.vni))
+        else {
+            return Err(Issue {
+                paths: vec![tenant().key("vni"), tenant()],
+                message: format!(
+                    "the default route target {}:{} does not fit: after a 4-byte AS the number \
+                     is 0..=65535; give the tenant a route_target",
+                    b.asn, t.vni
+                ),
+            });
+        };
+        if let Some(j) = targets.insert(rt, i) {
+            let default = if t.route_target.is_none() {
+                " (the default, <bgp.asn>:<vni>)"
+            } else {
+                ""
+            };
+            return Err(Issue {
+                paths: vec![tenant().key("route_target"), tenant().key("vni")],
+                message: format!(
+                    "route target {rt}{default} is already tenant {:?}'s",
+                    c.tenants[j].name
+                ),
+            });
+        }
+        for (k, p) in t.advertise.iter().enumerate() {
+            if let Some(j) = t.advertise[..k].iter().position(|o| o == p) {
+                return Err(issue(
+                    tenant().key("advertise").index(k),
+                    format!("prefix {p} is already advertise[{j}]"),
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// What groups and neighbors share: reflector clients only on a reflector, known tenants, one
+/// password source.
+fn session(
+    c: &Config,
+    b: &Bgp,
+    at: &FieldPath,
+    route_reflector_client: bool,
+    tenants: Option<&[String]>,
+    (password, password_file): (bool, bool),
+) -> Result<(), Issue> {
+    if route_reflector_client && b.route_reflector.is_none() {
+        return Err(issue(
+            at.clone().key("route_reflector_client"),
+            "route_reflector_client needs bgp.route_reflector (this sdwand reflects no routes)"
+                .into(),
+        ));
+    }
+    if let Some(ts) = tenants {
+        if ts.is_empty() {
+            return Err(issue(
+                at.clone().key("tenants"),
+                "at least one tenant (leave tenants out for all of them)".into(),
+            ));
+        }
+        for (k, name) in ts.iter().enumerate() {
+            let here = || at.clone().key("tenants").index(k);
+            if !c.tenants.iter().any(|t| &t.name == name) {
+                return Err(issue(
+                    here(),
+                    format!(
+                        "unknown tenant {name:?} (tenants are: {})",
+                        names_or_none(c.tenants.iter().map(|t| t.name.as_str()))
+                    ),
+                ));
+            }
+            if let Some(j) = ts[..k].iter().position(|o| o == name) {
+                return Err(issue(
+                    here(),
+                    format!("tenant {name:?} is already tenants[{j}]"),
+                ));
+            }
+        }
+    }
+    if password && password_file {
+        return Err(issue(
+            at.clone().key("password_file"),
+            "give either password or password_file, not both".into(),
+        ));
     }
     Ok(())
 }

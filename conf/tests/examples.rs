@@ -3,7 +3,7 @@
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 
-use sdwan_conf::{load, Dpdk, PeerType, PortRole, Suite, Workers};
+use sdwan_conf::{load, Dpdk, PeerType, PortRole, RouteTarget, Suite, Workers};
 
 fn file(rel: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join(rel)
@@ -338,4 +338,184 @@ routes:
     assert_eq!(c.management.socket, Path::new("/run/sdwand/n1.sock"));
     assert_eq!(c.ports[0].addresses, [net("fd00:9::1/64")]);
     assert_eq!(c.routes[0].via, None);
+}
+
+#[test]
+fn branch_bgp_example() {
+    let c = load(&file("examples/branch-bgp.yaml")).unwrap();
+    assert_eq!(c.node.name, "branch-nantes-01");
+    let wan: Vec<_> = c
+        .interfaces()
+        .into_iter()
+        .filter(|i| i.role == PortRole::Wan)
+        .map(|i| (i.name, i.transport, i.trusted))
+        .collect();
+    assert_eq!(
+        wan,
+        [
+            ("fiber".to_string(), "internet".to_string(), false),
+            ("mpls".to_string(), "mpls".to_string(), true)
+        ]
+    );
+    assert!(c.peers.is_empty(), "peers are learned");
+    let b = c.bgp.as_ref().unwrap();
+    assert_eq!(b.asn, 65000);
+    assert_eq!(
+        b.router_id,
+        std::net::Ipv4Addr::new(10, 255, 30, 1),
+        "node.loopback"
+    );
+    assert_eq!(
+        (b.hold_time_s, b.connect_retry_s, b.graceful_restart_s),
+        (90, 5, 120)
+    );
+    assert_eq!(
+        (b.transport_id("internet"), b.transport_id("mpls")),
+        (Some(1), Some(2))
+    );
+    assert_eq!(b.keys.suite, Suite::Aes256Gcm16);
+    assert_eq!(
+        (
+            b.keys.rotate_s,
+            b.keys.grace_s,
+            b.keys.switch_after_s,
+            b.keys.replay_window
+        ),
+        (3600, 30, 5, 1024)
+    );
+    assert_eq!((&b.listen, &b.route_reflector), (&None, &None));
+    assert!(b.groups.is_empty());
+    // Route targets: given, and the default <asn>:<vni>.
+    let rts: Vec<_> = c.tenants.iter().map(|t| t.route_target).collect();
+    assert_eq!(
+        rts,
+        [
+            Some(RouteTarget::As2 {
+                asn: 65000,
+                local: 1001
+            }),
+            Some(RouteTarget::As2 {
+                asn: 65000,
+                local: 2001
+            })
+        ]
+    );
+    assert_eq!(c.tenants[0].advertise, [net("10.31.0.0/16")]);
+    assert!(c.tenants[1].advertise.is_empty());
+    // The one neighbor, the reflector, resolved.
+    let n = c.bgp_neighbors();
+    assert_eq!(n.len(), 1);
+    let n = &n[0];
+    assert_eq!(n.address, ip("192.0.2.10").unwrap());
+    assert_eq!((n.remote_as, n.port, n.hold_time_s), (65000, 179, 30));
+    assert_eq!(n.local_address, ip("203.0.113.34"));
+    assert!(!n.passive && !n.route_reflector_client);
+    assert_eq!(n.tenants, ["corp", "guest"], "all tenants");
+    // The password was read from keys/, without its line break, and never shows.
+    let pw = n.password.as_ref().unwrap();
+    assert_eq!(pw.expose(), b"example-nantes-Xq3v9");
+    let shown = format!("{c:?}{n:?}") + &serde_json::to_string(&c).unwrap();
+    assert!(!shown.contains("example-nantes"), "a password is shown");
+}
+
+#[test]
+fn reflector_example() {
+    let c = load(&file("examples/reflector.yaml")).unwrap();
+    assert!(c.ports.is_empty(), "a pure reflector has no ports");
+    assert!(c.tenants.iter().all(|t| t.lan_ports.is_empty()));
+    let b = c.bgp.as_ref().unwrap();
+    assert_eq!(b.router_id, std::net::Ipv4Addr::new(10, 255, 0, 100));
+    assert_eq!(
+        b.route_reflector.as_ref().unwrap().cluster_id,
+        std::net::Ipv4Addr::new(10, 255, 0, 100)
+    );
+    let l = b.listen.as_ref().unwrap();
+    assert_eq!((l.address, l.port), (ip("0.0.0.0").unwrap(), 179));
+    let groups: Vec<_> = b
+        .groups
+        .iter()
+        .map(|g| (g.name.as_str(), g.tenants.clone().unwrap()))
+        .collect();
+    assert_eq!(
+        groups,
+        [
+            ("corp-sites", vec!["corp".to_string()]),
+            ("guest-sites", vec!["guest".to_string()])
+        ]
+    );
+    // Route targets match the edge's (same AS, same VNIs).
+    let edge = load(&file("examples/branch-bgp.yaml")).unwrap();
+    let rts = |c: &sdwan_conf::Config| -> Vec<_> {
+        c.tenants
+            .iter()
+            .map(|t| (t.name.clone(), t.route_target))
+            .collect()
+    };
+    assert_eq!(rts(&c), rts(&edge));
+    let n = c.bgp_neighbors();
+    let summary: Vec<_> = n
+        .iter()
+        .map(|n| {
+            (
+                n.address.to_string(),
+                n.group.as_deref().unwrap(),
+                n.remote_as,
+                n.hold_time_s,
+                n.route_reflector_client,
+                n.passive,
+                n.tenants.join(","),
+            )
+        })
+        .collect();
+    assert_eq!(
+        summary,
+        [
+            (
+                "198.51.100.21".into(),
+                "corp-sites",
+                65000,
+                30,
+                true,
+                true,
+                "corp".into()
+            ),
+            (
+                "198.51.100.22".into(),
+                "corp-sites",
+                65000,
+                30,
+                true,
+                true,
+                "corp".into()
+            ),
+            (
+                "198.51.100.41".into(),
+                "guest-sites",
+                65000,
+                90,
+                true,
+                true,
+                "guest".into()
+            ),
+            (
+                "203.0.113.34".into(),
+                "corp-sites",
+                65000,
+                30,
+                true,
+                true,
+                "corp,guest".into()
+            ),
+        ]
+    );
+    // Passwords: the group's, or the neighbor's own (the same file as the edge's).
+    assert_eq!(
+        n[0].password.as_ref().unwrap().expose(),
+        b"example-corp-7hTz2"
+    );
+    assert_eq!(
+        n[2].password.as_ref().unwrap().expose(),
+        b"example-guest-Lp4w8"
+    );
+    assert_eq!(n[3].password, edge.bgp_neighbors()[0].password);
 }

@@ -145,6 +145,36 @@ fn mutated_examples_never_panic() {
 }
 
 #[test]
+fn mutated_bgp_examples_never_panic() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let mut rng = Rng(0x0b69_5eed_1234_abcd);
+    let (mut rejected, mut total) = (0, 0);
+    for file in ["examples/branch-bgp.yaml", "examples/reflector.yaml"] {
+        let text = std::fs::read_to_string(dir.join(file)).unwrap();
+        for _ in 0..300 {
+            let mut m = text.clone();
+            for _ in 0..1 + rng.below(3) {
+                m = mutate(&mut rng, &m);
+            }
+            check_one(&m);
+            total += 1;
+            // Beside the example, so that its password files are found.
+            rejected += parse(&m, &dir.join(file)).is_err() as usize;
+        }
+    }
+    assert!(rejected > total / 4, "only {rejected} of {total} rejected");
+    for text in [
+        "node: {name: a}\nbgp:",
+        "node: {name: a}\nbgp: {asn: 1, route_reflector: ~, transports: ~, neighbors: [~]}",
+        "node: {name: a}\nbgp: {asn: 1, transports: {[a]: 1}}",
+        "node: {name: a}\nbgp: {asn: 1, groups: [{name: g, password: !!binary aGVsbG8=}]}",
+        "node: {name: a}\ntenants: [{name: t, vni: 1, route_target: \"4294967295L:65535\"}]",
+    ] {
+        check_one(text);
+    }
+}
+
+#[test]
 fn odd_inputs_never_panic() {
     for text in [
         "",
