@@ -223,7 +223,9 @@ mod tests {
     fn encap(addrs: &[(&str, u8)], key: u8, generation: u32) -> TunnelEncap {
         let circuits: Vec<WanCircuitAdvert> = addrs
             .iter()
-            .map(|(a, t)| WanCircuitAdvert::new(a.parse().unwrap(), *t, [key; 32], 3600, generation))
+            .map(|(a, t)| {
+                WanCircuitAdvert::new(a.parse().unwrap(), *t, [key; 32], 3600, generation)
+            })
             .collect();
         TunnelEncap::sdwan_edge(&circuits)
     }
@@ -232,7 +234,12 @@ mod tests {
     fn underlay_and_prefixes_join_by_loopback_and_route_target() {
         let mut s = Sites::default();
         let lo: IpAddr = "10.255.0.2".parse().unwrap();
-        s.underlay(1, lo, &[BLUE], &encap(&[("198.18.1.2", 1), ("198.18.2.2", 2)], 7, 5));
+        s.underlay(
+            1,
+            lo,
+            &[BLUE],
+            &encap(&[("198.18.1.2", 1), ("198.18.2.2", 2)], 7, 5),
+        );
         s.prefix(2, "10.2.0.0/24".parse().unwrap(), lo, &[BLUE]);
         s.prefix(3, "10.9.0.0/24".parse().unwrap(), lo, &[RED]);
         let blue = s.get(&SiteKey { node: lo, rt: BLUE }).unwrap();
@@ -241,7 +248,10 @@ mod tests {
         assert_eq!(blue.key.unwrap().generation, 5);
         assert_eq!(blue.key.unwrap().public, [7; 32]);
         assert_eq!(
-            blue.prefixes.iter().map(|p| p.to_string()).collect::<Vec<_>>(),
+            blue.prefixes
+                .iter()
+                .map(|p| p.to_string())
+                .collect::<Vec<_>>(),
             ["10.2.0.0/24"]
         );
         // Red has a prefix but no underlay route yet: not usable.

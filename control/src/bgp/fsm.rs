@@ -162,7 +162,9 @@ impl Fsm {
 
     /// What was negotiated, while Established.
     pub fn session(&self) -> Option<&Session> {
-        self.session.as_ref().filter(|_| self.state == State::Established)
+        self.session
+            .as_ref()
+            .filter(|_| self.state == State::Established)
     }
 
     /// The earliest time [`poll`](Self::poll) has something to do.
@@ -212,7 +214,7 @@ impl Fsm {
         ) {
             self.send(now, &Message::Notification(n), &mut out);
         }
-        self.to_idle(now, "administratively stopped".into(), false, &mut out);
+        self.go_idle(now, "administratively stopped".into(), false, &mut out);
         self.retry_deadline = None;
         out
     }
@@ -257,7 +259,7 @@ impl Fsm {
             self.state,
             State::OpenSent | State::OpenConfirm | State::Established
         ) {
-            self.to_idle(now, format!("connection closed: {why}"), true, &mut out);
+            self.go_idle(now, format!("connection closed: {why}"), true, &mut out);
         }
         out
     }
@@ -302,7 +304,7 @@ impl Fsm {
         if self.hold_deadline.is_some_and(|d| now >= d) {
             let n = Notification::new(code::HOLD_TIMER_EXPIRED, 0, Vec::new());
             self.send(now, &Message::Notification(n), &mut out);
-            self.to_idle(now, "hold timer expired".into(), true, &mut out);
+            self.go_idle(now, "hold timer expired".into(), true, &mut out);
         }
         if self.keepalive_deadline.is_some_and(|d| now >= d) {
             self.send(now, &Message::Keepalive, &mut out);
@@ -348,19 +350,18 @@ impl Fsm {
         match (self.state, m) {
             (_, Received::Notification(n)) => {
                 let why = format!("NOTIFICATION received: {n}");
-                self.to_idle(now, why, true, out);
+                self.go_idle(now, why, true, out);
             }
             (State::OpenSent, Received::Open(remote)) => {
                 if let Err(n) = self.check_open(&remote) {
                     let why = format!("OPEN refused: {n}");
                     self.send(now, &Message::Notification(n), out);
-                    self.to_idle(now, why, true, out);
+                    self.go_idle(now, why, true, out);
                     return;
                 }
                 let session = Session::negotiate(&self.local_open, &remote);
-                self.hold = Duration::from_secs(u64::from(
-                    self.local_open.hold_time.min(remote.hold_time),
-                ));
+                self.hold =
+                    Duration::from_secs(u64::from(self.local_open.hold_time.min(remote.hold_time)));
                 self.session = Some(session);
                 self.send(now, &Message::Keepalive, out);
                 self.state = State::OpenConfirm;
@@ -406,7 +407,7 @@ impl Fsm {
                     state.name()
                 );
                 self.send(now, &Message::Notification(n), out);
-                self.to_idle(now, why, true, out);
+                self.go_idle(now, why, true, out);
             }
         }
     }
@@ -444,7 +445,7 @@ impl Fsm {
     fn fail(&mut self, now: Instant, e: &DecodeError, out: &mut Vec<Action>) {
         let why = format!("sent NOTIFICATION: {e}");
         self.send(now, &Message::Notification(e.notification().clone()), out);
-        self.to_idle(now, why, true, out);
+        self.go_idle(now, why, true, out);
     }
 
     fn send(&mut self, now: Instant, m: &Message, out: &mut Vec<Action>) -> bool {
@@ -469,7 +470,7 @@ impl Fsm {
         }
     }
 
-    fn to_idle(&mut self, now: Instant, why: String, restart: bool, out: &mut Vec<Action>) {
+    fn go_idle(&mut self, now: Instant, why: String, restart: bool, out: &mut Vec<Action>) {
         let was = self.state;
         if matches!(
             was,
@@ -514,5 +515,215 @@ impl Fsm {
         self.jitter ^= self.jitter << 17;
         let cut = (self.jitter % 1000) as u32;
         base - base * cut / 4000
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::bgp::wire::open::Capability;
+    use crate::bgp::wire::Family;
+
+    fn open(asn: u32, id: [u8; 4], hold: u16) -> Open {
+        Open::new(
+            asn,
+            hold,
+            Ipv4Addr::from(id),
+            vec![
+                Capability::Multiprotocol(Family::IPV4_VPN),
+                Capability::RouteRefresh,
+            ],
+        )
+    }
+
+    fn fsm(asn_expected: u32, id: [u8; 4], passive: bool, hold: u16) -> Fsm {
+        Fsm::new(
+            SessionConfig {
+                remote_as: asn_expected,
+                router_id: Ipv4Addr::from(id),
+                passive,
+                hold_time: hold,
+                connect_retry: Duration::from_secs(5),
+            },
+            open(65000, id, hold),
+            u64::from(u32::from_be_bytes(id)),
+        )
+    }
+
+    fn sent(actions: &[Action]) -> Vec<u8> {
+        actions
+            .iter()
+            .filter_map(|a| match a {
+                Action::Send(b) => Some(b.clone()),
+                _ => None,
+            })
+            .flatten()
+            .collect()
+    }
+
+    /// Drives A (active) and B (passive) to Established.
+    fn established(hold: u16) -> (Fsm, Fsm, Instant) {
+        let t0 = Instant::now();
+        let mut a = fsm(65000, [10, 0, 0, 1], false, hold);
+        let mut b = fsm(65000, [10, 0, 0, 2], true, hold);
+        assert_eq!(a.start(t0), vec![Action::Connect]);
+        assert!(b.start(t0).is_empty());
+        assert_eq!(b.state(), State::Active);
+        assert!(b.accepts());
+        let a_open = a.connected(t0);
+        let b_open = b.connected(t0);
+        assert_eq!((a.state(), b.state()), (State::OpenSent, State::OpenSent));
+        let a_ka = a.received(t0, &sent(&b_open));
+        let b_ka = b.received(t0, &sent(&a_open));
+        assert_eq!(
+            (a.state(), b.state()),
+            (State::OpenConfirm, State::OpenConfirm)
+        );
+        let a_up = a.received(t0, &sent(&b_ka));
+        let b_up = b.received(t0, &sent(&a_ka));
+        assert!(a_up.iter().any(|x| matches!(x, Action::Up { .. })));
+        assert!(b_up.iter().any(|x| matches!(x, Action::Up { .. })));
+        assert_eq!(
+            (a.state(), b.state()),
+            (State::Established, State::Established)
+        );
+        (a, b, t0)
+    }
+
+    #[test]
+    fn two_speakers_reach_established_and_keep_it_with_keepalives() {
+        let (mut a, mut b, t0) = established(9);
+        assert_eq!(a.session().unwrap().families, vec![Family::IPV4_VPN]);
+        // Keepalives every hold/3 = 3 s keep the other side's hold timer from firing.
+        let mut now = t0;
+        for _ in 0..10 {
+            now += Duration::from_secs(3);
+            let ka = a.poll(now);
+            assert!(!sent(&ka).is_empty(), "A sends a keepalive every 3 s");
+            assert!(b.received(now, &sent(&ka)).is_empty());
+            let kb = b.poll(now);
+            a.received(now, &sent(&kb));
+        }
+        assert_eq!(b.state(), State::Established);
+    }
+
+    #[test]
+    fn hold_timer_expiry_sends_notification_4_and_goes_down() {
+        let (_, mut b, t0) = established(9);
+        let out = b.poll(t0 + Duration::from_secs(10));
+        let bytes = sent(&out);
+        assert_eq!(bytes[18], 3, "a NOTIFICATION");
+        assert_eq!(bytes[19], code::HOLD_TIMER_EXPIRED);
+        assert!(out.iter().any(|x| matches!(x, Action::Down { .. })));
+        assert!(out.contains(&Action::Close));
+        assert_eq!(b.state(), State::Idle);
+        assert_eq!(b.stats.dropped, 1);
+        // It listens again after the retry interval (passive).
+        b.poll(t0 + Duration::from_secs(60));
+        assert_eq!(b.state(), State::Active);
+    }
+
+    #[test]
+    fn a_peer_with_the_wrong_as_is_refused_with_open_error_2_2() {
+        let t0 = Instant::now();
+        let mut a = fsm(65001, [10, 0, 0, 1], false, 90); // expects 65001, the peer is 65000
+        let b_open = {
+            let mut b = fsm(65000, [10, 0, 0, 2], true, 90);
+            b.start(t0);
+            b.connected(t0)
+        };
+        a.start(t0);
+        a.connected(t0);
+        let out = a.received(t0, &sent(&b_open));
+        let n = sent(&out);
+        assert_eq!((n[18], n[19], n[20]), (3, 2, 2));
+        assert_eq!(a.state(), State::Idle);
+        assert!(a.last_error.as_deref().unwrap().contains("OPEN refused"));
+    }
+
+    #[test]
+    fn the_same_router_id_and_a_one_second_hold_time_are_refused() {
+        let t0 = Instant::now();
+        for (id, hold, sub) in [
+            ([10, 0, 0, 1], 90, open_subcode::BAD_BGP_IDENTIFIER),
+            ([10, 0, 0, 2], 1, open_subcode::UNACCEPTABLE_HOLD_TIME),
+        ] {
+            let mut a = fsm(65000, [10, 0, 0, 1], false, 90);
+            a.start(t0);
+            a.connected(t0);
+            let bytes = Message::Open(open(65000, id, hold))
+                .encode(&Session::all_families(true))
+                .unwrap();
+            let n = sent(&a.received(t0, &bytes));
+            assert_eq!((n[19], n[20]), (code::OPEN_MESSAGE, sub));
+        }
+    }
+
+    #[test]
+    fn garbage_and_unexpected_messages_get_the_right_notification() {
+        // A broken marker: Message Header Error / Connection Not Synchronized.
+        let (mut a, _, t0) = established(90);
+        let n = sent(&a.received(t0, &[0u8; 19]));
+        assert_eq!((n[19], n[20]), (1, 1));
+        assert_eq!(a.state(), State::Idle);
+        // An OPEN in Established: FSM error 5/3 (RFC 6608).
+        let (mut a, _, t0) = established(90);
+        let bytes = Message::Open(open(65000, [10, 0, 0, 2], 90))
+            .encode(&Session::all_families(true))
+            .unwrap();
+        let n = sent(&a.received(t0, &bytes));
+        assert_eq!(
+            (n[19], n[20]),
+            (code::FSM, fsm_subcode::UNEXPECTED_IN_ESTABLISHED)
+        );
+    }
+
+    #[test]
+    fn messages_split_across_reads_are_reassembled() {
+        let (mut a, mut b, t0) = established(90);
+        let u = Update::end_of_rib(Family::IPV4_VPN);
+        let bytes = sent(&a.send_update(t0, &u));
+        let (x, y) = bytes.split_at(7);
+        assert!(b.received(t0, x).is_empty());
+        let out = b.received(t0, y);
+        assert!(matches!(out.as_slice(), [Action::Update(_)]));
+        assert_eq!(b.stats.updates_received, 1);
+    }
+
+    #[test]
+    fn stop_sends_an_administrative_shutdown_with_its_reason() {
+        let (mut a, mut b, t0) = established(90);
+        let out = a.stop(t0, "maintenance");
+        let n = sent(&out);
+        assert_eq!(
+            (n[19], n[20]),
+            (code::CEASE, cease_subcode::ADMINISTRATIVE_SHUTDOWN)
+        );
+        assert!(out.iter().any(|x| matches!(x, Action::Down { .. })));
+        let down = b.received(t0, &n);
+        assert!(down
+            .iter()
+            .any(|x| matches!(x, Action::Down { reason } if reason.contains("maintenance"))));
+        // A stopped session stays down.
+        assert!(a.poll(t0 + Duration::from_secs(600)).is_empty());
+        assert_eq!(a.state(), State::Idle);
+    }
+
+    #[test]
+    fn connect_retries_back_off_with_jitter() {
+        let t0 = Instant::now();
+        let mut a = fsm(65000, [10, 0, 0, 1], false, 90);
+        a.start(t0);
+        let mut now = t0;
+        let mut gaps = Vec::new();
+        for _ in 0..6 {
+            a.connect_failed(now, "refused");
+            let next = a.next_deadline().unwrap();
+            gaps.push(next - now);
+            now = next;
+            assert_eq!(a.poll(now), vec![Action::Connect]);
+        }
+        assert!(gaps[0] <= Duration::from_secs(10) && gaps[0] > Duration::from_secs(7));
+        assert!(gaps[5] <= Duration::from_secs(40) && gaps[5] >= Duration::from_secs(30));
     }
 }

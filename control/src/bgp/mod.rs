@@ -2,5 +2,7 @@
 //! machine, the RIB and route reflection. Everything here is sans-IO: bytes and events in,
 //! bytes and actions out; `sdwand` owns the sockets and the clock.
 
+pub mod fsm;
+pub mod rib;
 pub mod transport;
 pub mod wire;
