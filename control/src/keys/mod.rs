@@ -4,14 +4,19 @@
 //!
 //! Edges learn each other's per-tenant public keys through BGP (seed 000: Versa's model, no
 //! IKE between edges). Each pair of edges derives, per tenant and direction, the AES-GCM
-//! keying material and the SPI base of an overlay SA ([`derive`]); both edges compute the
+//! keying material and the SPI base of an overlay SA ([`derive_pair`]); both edges compute the
 //! same two directions from their own view. The [`KeyManager`] decides which SAs the data
 //! plane holds at every moment so that rekeying loses no packet. The rules, the derivation
 //! (with its exact `info` layout) and the defaults are in `docs/keys.md`.
 //!
-//! - [`derive`]: the pure derivation (X25519, HKDF-SHA256), and the local key pair type.
+//! - [`mod@derive`]: the pure derivation (X25519, HKDF-SHA256), and the local key pair type.
+//! - [`manager`]: the state machine.
 
 pub mod derive;
+pub mod manager;
+
+#[cfg(test)]
+mod sim;
 
 use std::fmt;
 use std::net::IpAddr;
@@ -20,6 +25,7 @@ use std::time::Duration;
 use zeroize::Zeroizing;
 
 pub use derive::{derive_pair, KeyPair, PairKeys, SaContext, PUBLIC_KEY_LEN};
+pub use manager::KeyManager;
 
 /// The AEAD suites of the overlay SAs (the names of `swanctl` proposals; RFC 4106 with a
 /// 16-byte ICV).
