@@ -4,5 +4,6 @@
 
 pub mod fsm;
 pub mod rib;
+pub mod speaker;
 pub mod transport;
 pub mod wire;

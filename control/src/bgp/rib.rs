@@ -344,6 +344,16 @@ impl Rib {
         }
     }
 
+    /// The peer asked for our routes again (ROUTE-REFRESH): it is sent its whole table.
+    pub fn resend(&mut self, id: PeerId) {
+        if let Some(p) = self.peers.get_mut(&id) {
+            if p.session.is_some() {
+                p.full_sync = true;
+                p.adj_out.clear();
+            }
+        }
+    }
+
     /// Withdraws one of our routes.
     pub fn withdraw_local(&mut self, key: &RouteKey) {
         if self.local.remove(key).is_some() {

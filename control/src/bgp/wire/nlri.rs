@@ -689,7 +689,7 @@ mod tests {
         }
         b.extend(b.clone());
         let v = decode_list(Family::IPV4_SDWAN, &b, false).unwrap();
-        assert_eq!(v, [Nlri::SdWan(n.clone()), Nlri::SdWan(n.clone())]);
+        assert_eq!(v, [Nlri::SdWan(n), Nlri::SdWan(n)]);
         assert_eq!(Nlri::SdWan(n).encoded_len() * 2, b.len());
     }
 

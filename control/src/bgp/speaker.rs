@@ -1,0 +1,911 @@
+//! The BGP speaker of `sdwand`, sans-IO: the sessions ([`Fsm`]), the [`Rib`], and (on an
+//! edge) what turns routes into overlay state: the [`Sites`] table and the [`KeyManager`].
+//! The owner does the I/O (sockets, clock) and carries out the [`Io`] it returns; it reads
+//! [`Speaker::sites`] and [`Speaker::keys`] when [`Speaker::take_overlay_changed`] says so.
+//!
+//! What an edge advertises, per tenant (docs/bgp.md):
+//! - its client prefixes as VPN-IPv4/VPN-IPv6 routes: RD `loopback:N` (N = the tenant's place
+//!   in the configuration, from 1), the tenant's Route Target, next hop = the loopback;
+//! - its underlay, in two forms carrying the same Tunnel Encapsulation attribute (tunnel type
+//!   25: one tunnel TLV per WAN circuit with the Extended Port, the tenant's X25519 public key
+//!   and its generation as IPsec SA id): an SD-WAN NLRI of SAFI 74 per circuit (Port-Local-ID
+//!   = the circuit's index, color = the VNI, node = the loopback) to peers that negotiated
+//!   SAFI 74; and the loopback's VPN host route (the same RD and Route Target) to every peer,
+//!   which a reflector that does not know SAFI 74 (FRR 8.4) reflects unchanged.
+
+use std::collections::{BTreeSet, HashMap};
+use std::net::{IpAddr, Ipv4Addr};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use ipnet::IpNet;
+
+use super::fsm::{Action, Fsm, SessionConfig, State};
+use super::rib::{LocChange, Path, PeerId, PeerPolicy, Rib, RibConfig, RouteKey, LOCAL};
+use super::wire::attributes::{AsPath, Origin};
+use super::wire::extcomm::ExtCommunity;
+use super::wire::nlri::Label;
+use super::wire::open::{Capability, GrFamily, GracefulRestart};
+use super::wire::rd::RouteDistinguisher;
+use super::wire::sdwan::SdWanNlri;
+use super::wire::tunnel_encap::{TunnelEncap, WanCircuitAdvert};
+use super::wire::{AttrValue, Family, Open, PathAttribute};
+use crate::keys::{KeyEvent, KeyManager};
+use crate::sites::{Rt, Sites};
+
+/// One neighbor.
+#[derive(Debug, Clone)]
+pub struct NeighborConfig {
+    pub address: IpAddr,
+    pub port: u16,
+    pub local_address: Option<IpAddr>,
+    pub remote_as: u32,
+    pub passive: bool,
+    pub hold_time: u16,
+    /// TCP-MD5 key (the owner sets it on the sockets).
+    pub md5: Option<Arc<zeroize::Zeroizing<Vec<u8>>>>,
+    /// A reflector's client.
+    pub client: bool,
+    /// Route Targets the neighbor may send and receive (`None`: all).
+    pub allowed: Option<Vec<Rt>>,
+}
+
+/// A tenant this edge advertises.
+#[derive(Debug, Clone)]
+pub struct TenantConfig {
+    pub rt: Rt,
+    pub vni: u32,
+    /// Its client prefixes.
+    pub prefixes: Vec<IpNet>,
+}
+
+/// One of this edge's WAN circuits.
+#[derive(Debug, Clone)]
+pub struct CircuitConfig {
+    pub address: IpAddr,
+    pub transport: u8,
+}
+
+#[derive(Debug, Clone)]
+pub struct SpeakerConfig {
+    pub asn: u32,
+    pub router_id: Ipv4Addr,
+    /// The edge's loopback (none on a pure reflector).
+    pub loopback: Option<IpAddr>,
+    pub connect_retry: Duration,
+    /// Graceful restart time we announce and honour; 0: off.
+    pub graceful_restart: u16,
+    /// `Some`: reflector with this cluster id.
+    pub cluster_id: Option<Ipv4Addr>,
+    pub neighbors: Vec<NeighborConfig>,
+    pub tenants: Vec<TenantConfig>,
+    pub circuits: Vec<CircuitConfig>,
+    /// How long keys are announced for (the rotation period), for the public key sub-TLV.
+    pub key_duration_s: u32,
+}
+
+/// What the owner must do.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Io {
+    /// Open a connection to the neighbor; report `connected` or `connect_failed`.
+    Connect(PeerId),
+    Send(PeerId, Vec<u8>),
+    Close(PeerId),
+    /// Something for the log.
+    Log(String),
+}
+
+/// The families every speaker announces.
+pub const FAMILIES: [Family; 4] = [
+    Family::IPV4_VPN,
+    Family::IPV6_VPN,
+    Family::IPV4_SDWAN,
+    Family::IPV6_SDWAN,
+];
+
+/// Per neighbor: its session and the graceful-restart time it announced.
+#[derive(Debug)]
+struct Neighbor {
+    cfg: NeighborConfig,
+    fsm: Fsm,
+    /// The neighbor's restart time, when it announced graceful restart.
+    restart: Option<Duration>,
+}
+
+pub struct Speaker {
+    cfg: SpeakerConfig,
+    neighbors: Vec<Neighbor>,
+    rib: Rib,
+    sites: Sites,
+    keys: Option<KeyManager>,
+    route_ids: HashMap<RouteKey, u64>,
+    next_route_id: u64,
+    overlay_changed: bool,
+    /// Local routes advertised, to withdraw what is no longer wanted.
+    advertised: BTreeSet<RouteKey>,
+}
+
+impl std::fmt::Debug for Speaker {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Speaker")
+            .field("neighbors", &self.neighbors.len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Speaker {
+    /// A speaker with `keys` (an edge) or without (a pure reflector). The sessions start with
+    /// [`start`](Self::start).
+    pub fn new(cfg: SpeakerConfig, keys: Option<KeyManager>) -> Self {
+        let mut caps: Vec<Capability> = FAMILIES
+            .iter()
+            .map(|f| Capability::Multiprotocol(*f))
+            .collect();
+        caps.push(Capability::RouteRefresh);
+        if cfg.graceful_restart > 0 {
+            caps.push(Capability::GracefulRestart(GracefulRestart {
+                flags: 0,
+                restart_time: cfg.graceful_restart.min(4095),
+                families: FAMILIES
+                    .iter()
+                    .map(|f| GrFamily {
+                        family: *f,
+                        // The data plane keeps forwarding while the control plane restarts.
+                        flags: GrFamily::FORWARDING_PRESERVED,
+                    })
+                    .collect(),
+            }));
+        }
+        let mut rib = Rib::new(RibConfig {
+            router_id: cfg.router_id,
+            cluster_id: cfg.cluster_id,
+            local_as: cfg.asn,
+        });
+        let neighbors = cfg
+            .neighbors
+            .iter()
+            .enumerate()
+            .map(|(i, n)| {
+                rib.add_peer(
+                    i,
+                    PeerPolicy {
+                        router_id: Ipv4Addr::UNSPECIFIED,
+                        address: n.address,
+                        client: n.client,
+                        allowed: n.allowed.as_ref().map(|v| v.iter().copied().collect()),
+                    },
+                );
+                let seed = u64::from(u32::from(cfg.router_id)) << 16 ^ i as u64;
+                Neighbor {
+                    cfg: n.clone(),
+                    fsm: Fsm::new(
+                        SessionConfig {
+                            remote_as: n.remote_as,
+                            router_id: cfg.router_id,
+                            passive: n.passive,
+                            hold_time: n.hold_time,
+                            connect_retry: cfg.connect_retry,
+                        },
+                        Open::new(cfg.asn, n.hold_time, cfg.router_id, caps.clone()),
+                        seed,
+                    ),
+                    restart: None,
+                }
+            })
+            .collect();
+        Speaker {
+            cfg,
+            neighbors,
+            rib,
+            sites: Sites::default(),
+            keys,
+            route_ids: HashMap::new(),
+            next_route_id: 1,
+            overlay_changed: false,
+            advertised: BTreeSet::new(),
+        }
+    }
+
+    /// Starts every session and originates our routes.
+    pub fn start(&mut self, now: Instant) -> Vec<Io> {
+        let mut io = Vec::new();
+        if let Some(k) = &mut self.keys {
+            for t in &self.cfg.tenants {
+                if let Err(e) = k.add_tenant(t.vni, now) {
+                    io.push(Io::Log(format!("tenant VNI {}: no key: {e}", t.vni)));
+                }
+            }
+        }
+        self.originate();
+        for i in 0..self.neighbors.len() {
+            let a = self.neighbors[i].fsm.start(now);
+            self.actions(i, a, now, &mut io);
+        }
+        self.flush(now, &mut io);
+        io
+    }
+
+    /// Stops every session (Cease / Administrative Shutdown).
+    pub fn stop(&mut self, now: Instant, reason: &str) -> Vec<Io> {
+        let mut io = Vec::new();
+        for i in 0..self.neighbors.len() {
+            let a = self.neighbors[i].fsm.stop(now, reason);
+            self.actions(i, a, now, &mut io);
+        }
+        io
+    }
+
+    pub fn connected(&mut self, peer: PeerId, now: Instant) -> Vec<Io> {
+        self.event(peer, now, |f| f.connected(now))
+    }
+
+    pub fn connect_failed(&mut self, peer: PeerId, now: Instant, why: &str) -> Vec<Io> {
+        self.event(peer, now, |f| f.connect_failed(now, why))
+    }
+
+    pub fn closed(&mut self, peer: PeerId, now: Instant, why: &str) -> Vec<Io> {
+        self.event(peer, now, |f| f.closed(now, why))
+    }
+
+    pub fn received(&mut self, peer: PeerId, now: Instant, bytes: &[u8]) -> Vec<Io> {
+        self.event(peer, now, |f| f.received(now, bytes))
+    }
+
+    /// The neighbor that a connection from `addr` belongs to, if it may connect now.
+    pub fn accepts(&self, addr: IpAddr) -> Option<PeerId> {
+        self.neighbors
+            .iter()
+            .position(|n| n.cfg.address == addr && n.fsm.accepts())
+    }
+
+    /// Timers of the sessions, the RIB and the keys.
+    pub fn poll(&mut self, now: Instant) -> Vec<Io> {
+        let mut io = Vec::new();
+        for i in 0..self.neighbors.len() {
+            let a = self.neighbors[i].fsm.poll(now);
+            self.actions(i, a, now, &mut io);
+        }
+        self.rib.poll(now);
+        self.key_events(now, &mut io);
+        self.flush(now, &mut io);
+        io
+    }
+
+    /// The earliest time [`poll`](Self::poll) has something to do.
+    pub fn next_deadline(&self) -> Option<Instant> {
+        self.neighbors
+            .iter()
+            .filter_map(|n| n.fsm.next_deadline())
+            .chain(self.rib.next_deadline())
+            .chain(self.keys.as_ref().and_then(KeyManager::next_deadline))
+            .min()
+    }
+
+    /// The data plane saw an authenticated packet on an inbound SA (rekey confirmation).
+    pub fn inbound_seen(&mut self, peer: IpAddr, vni: u32, spi: u32, now: Instant) -> Vec<Io> {
+        let mut io = Vec::new();
+        if let Some(k) = &mut self.keys {
+            k.inbound_seen(peer, vni, spi, now);
+        }
+        self.key_events(now, &mut io);
+        self.flush(now, &mut io);
+        io
+    }
+
+    /// Whether the sites or the keys changed since the last call (the owner then publishes
+    /// new overlay tables).
+    pub fn take_overlay_changed(&mut self) -> bool {
+        std::mem::take(&mut self.overlay_changed)
+    }
+
+    pub fn sites(&self) -> &Sites {
+        &self.sites
+    }
+
+    pub fn keys(&self) -> Option<&KeyManager> {
+        self.keys.as_ref()
+    }
+
+    pub fn rib(&self) -> &Rib {
+        &self.rib
+    }
+
+    pub fn config(&self) -> &SpeakerConfig {
+        &self.cfg
+    }
+
+    /// Per neighbor: its configuration and session.
+    pub fn sessions(&self) -> impl Iterator<Item = (PeerId, &NeighborConfig, &Fsm)> {
+        self.neighbors
+            .iter()
+            .enumerate()
+            .map(|(i, n)| (i, &n.cfg, &n.fsm))
+    }
+
+    pub fn neighbor(&self, peer: PeerId) -> Option<&NeighborConfig> {
+        self.neighbors.get(peer).map(|n| &n.cfg)
+    }
+
+    /// The tenant (VNI) of a Route Target we know.
+    pub fn vni_of(&self, rt: &Rt) -> Option<u32> {
+        self.cfg.tenants.iter().find(|t| &t.rt == rt).map(|t| t.vni)
+    }
+
+    fn event(
+        &mut self,
+        peer: PeerId,
+        now: Instant,
+        f: impl FnOnce(&mut Fsm) -> Vec<Action>,
+    ) -> Vec<Io> {
+        let mut io = Vec::new();
+        if let Some(n) = self.neighbors.get_mut(peer) {
+            let a = f(&mut n.fsm);
+            self.actions(peer, a, now, &mut io);
+        }
+        self.flush(now, &mut io);
+        io
+    }
+
+    fn actions(&mut self, peer: PeerId, actions: Vec<Action>, now: Instant, io: &mut Vec<Io>) {
+        for a in actions {
+            match a {
+                Action::Connect => io.push(Io::Connect(peer)),
+                Action::Send(b) => io.push(Io::Send(peer, b)),
+                Action::Close => io.push(Io::Close(peer)),
+                Action::Up { session, remote } => {
+                    let restart = remote.capabilities().find_map(|c| match c {
+                        Capability::GracefulRestart(g) => {
+                            Some(Duration::from_secs(u64::from(g.restart_time)))
+                        }
+                        _ => None,
+                    });
+                    if let Some(n) = self.neighbors.get_mut(peer) {
+                        n.restart = restart.filter(|_| self.cfg.graceful_restart > 0);
+                    }
+                    io.push(Io::Log(format!(
+                        "neighbor {} up (AS {}, id {}, families {})",
+                        self.neighbors
+                            .get(peer)
+                            .map_or_else(String::new, |n| n.cfg.address.to_string()),
+                        remote.asn(),
+                        remote.bgp_id,
+                        session
+                            .families
+                            .iter()
+                            .map(|f| f.to_string())
+                            .collect::<Vec<_>>()
+                            .join(" ")
+                    )));
+                    self.rib.peer_up(peer, session, remote.bgp_id);
+                }
+                Action::Down { reason } => {
+                    let keep = self.neighbors.get(peer).and_then(|n| n.restart);
+                    io.push(Io::Log(format!(
+                        "neighbor {} down: {reason}{}",
+                        self.neighbors
+                            .get(peer)
+                            .map_or_else(String::new, |n| n.cfg.address.to_string()),
+                        if keep.is_some() {
+                            " (its routes are kept as stale: graceful restart)"
+                        } else {
+                            ""
+                        }
+                    )));
+                    self.rib.peer_down(peer, keep, now);
+                }
+                Action::Update(u) => {
+                    if let Some(m) = &u.treat_as_withdraw {
+                        io.push(Io::Log(format!("UPDATE from peer {peer}: {m}: its routes are treated as withdrawn (RFC 7606)")));
+                    }
+                    for m in &u.discarded {
+                        io.push(Io::Log(format!("UPDATE from peer {peer}: {m}")));
+                    }
+                    self.rib.receive(peer, &u);
+                }
+                Action::RouteRefresh(_) => self.rib.resend(peer),
+            }
+        }
+    }
+
+    /// Recomputes the Loc-RIB, feeds the site table and the keys, and sends the UPDATEs.
+    fn flush(&mut self, now: Instant, io: &mut Vec<Io>) {
+        // Rounds: a key event may re-originate routes, which changes the RIB again.
+        for _ in 0..4 {
+            let (changes, out) = self.rib.flush();
+            for (peer, updates) in out {
+                for u in updates {
+                    if let Some(n) = self.neighbors.get_mut(peer) {
+                        for a in n.fsm.send_update(now, &u) {
+                            if let Action::Send(b) = a {
+                                io.push(Io::Send(peer, b));
+                            }
+                        }
+                    }
+                }
+            }
+            if changes.is_empty() {
+                break;
+            }
+            for c in changes {
+                self.learn(c);
+            }
+            let changed = self.sites.take_changed();
+            if !changed.is_empty() {
+                self.overlay_changed = true;
+            }
+            if let Some(keys) = &mut self.keys {
+                for k in changed {
+                    let Some(vni) = self
+                        .cfg
+                        .tenants
+                        .iter()
+                        .find(|t| t.rt == k.rt)
+                        .map(|t| t.vni)
+                    else {
+                        continue;
+                    };
+                    match self.sites.get(&k).and_then(|s| s.key) {
+                        Some(key) => {
+                            if let Err(e) =
+                                keys.peer_key(k.node, vni, key.generation, &key.public, now)
+                            {
+                                io.push(Io::Log(format!(
+                                    "site {} VNI {vni}: key refused: {e}",
+                                    k.node
+                                )));
+                            }
+                        }
+                        None => keys.peer_gone(k.node, vni, now),
+                    }
+                }
+            }
+            self.key_events(now, io);
+        }
+    }
+
+    fn key_events(&mut self, now: Instant, io: &mut Vec<Io>) {
+        let Some(keys) = &mut self.keys else {
+            return;
+        };
+        let mut readvertise = false;
+        for e in keys.poll(now) {
+            match e {
+                KeyEvent::SasChanged { .. } => self.overlay_changed = true,
+                KeyEvent::Advertise { .. } => readvertise = true,
+                KeyEvent::RotationFailed { tenant, error } => io.push(Io::Log(format!(
+                    "tenant VNI {tenant}: key rotation failed: {error}"
+                ))),
+            }
+        }
+        if readvertise {
+            self.originate();
+        }
+    }
+
+    /// A Loc-RIB change into the site table (routes from others only).
+    fn learn(&mut self, c: LocChange) {
+        let (key, path) = match c {
+            LocChange::Best(k, p) => (k, Some(p)),
+            LocChange::Gone(k) => (k, None),
+        };
+        let id = *self.route_ids.entry(key).or_insert_with(|| {
+            self.next_route_id += 1;
+            self.next_route_id
+        });
+        let Some(path) = path.filter(|p| p.from != LOCAL && Some(p.next_hop) != self.cfg.loopback)
+        else {
+            self.sites.withdraw(id);
+            self.route_ids.remove(&key);
+            return;
+        };
+        let rts = path.route_targets();
+        match key {
+            RouteKey::SdWan(n) => match path.tunnel_encap() {
+                Some(encap) => self.sites.underlay(id, n.node, &rts, encap),
+                None => self.sites.withdraw(id),
+            },
+            RouteKey::Vpn { prefix, .. } => {
+                let host = prefix.prefix_len() == prefix.max_prefix_len();
+                match path.tunnel_encap() {
+                    // The fallback form: the loopback's host route with the underlay.
+                    Some(encap) if host && prefix.addr() == path.next_hop => {
+                        self.sites.underlay(id, path.next_hop, &rts, encap)
+                    }
+                    _ => self.sites.prefix(id, prefix, path.next_hop, &rts),
+                }
+            }
+        }
+    }
+
+    /// Our routes, per tenant: the client prefixes, and the underlay in both forms.
+    fn originate(&mut self) {
+        let Some(loopback) = self.cfg.loopback else {
+            return;
+        };
+        let mut want = BTreeSet::new();
+        for (i, t) in self.cfg.tenants.iter().enumerate() {
+            let number = u16::try_from(i + 1).unwrap_or(u16::MAX);
+            let rd = match loopback {
+                IpAddr::V4(a) => RouteDistinguisher::Ipv4 { addr: a, number },
+                IpAddr::V6(_) => RouteDistinguisher::Ipv4 {
+                    addr: self.cfg.router_id,
+                    number,
+                },
+            };
+            let label = Label::new(t.vni & 0xf_ffff, true);
+            let base = vec![
+                PathAttribute::new(AttrValue::Origin(Origin::Igp)),
+                PathAttribute::new(AttrValue::AsPath(AsPath::sequence(Vec::new()))),
+                PathAttribute::new(AttrValue::LocalPref(100)),
+                PathAttribute::new(AttrValue::ExtCommunities(vec![ExtCommunity::from_bytes(
+                    t.rt,
+                )])),
+            ];
+            let client = Arc::new(base.clone());
+            for p in &t.prefixes {
+                let key = RouteKey::Vpn {
+                    rd,
+                    prefix: p.trunc(),
+                };
+                self.rib.originate(
+                    key,
+                    Path {
+                        attributes: client.clone(),
+                        next_hop: loopback,
+                        labels: vec![label],
+                        from: LOCAL,
+                        stale: false,
+                    },
+                );
+                want.insert(key);
+            }
+            // The underlay, with the tenant's current key.
+            let Some((generation, public)) = self.keys.as_ref().and_then(|k| k.local_key(t.vni))
+            else {
+                continue;
+            };
+            let advert = |c: &CircuitConfig, egress: bool| {
+                let mut a = WanCircuitAdvert::new(
+                    c.address,
+                    c.transport,
+                    public,
+                    self.cfg.key_duration_s,
+                    generation,
+                );
+                a.egress_endpoint = egress.then_some(loopback);
+                a
+            };
+            for (ci, c) in self.cfg.circuits.iter().enumerate() {
+                let key = RouteKey::SdWan(SdWanNlri {
+                    port_local_id: ci as u32,
+                    color: t.vni,
+                    node: loopback,
+                });
+                let mut attrs = base.clone();
+                attrs.push(PathAttribute::new(AttrValue::TunnelEncap(
+                    TunnelEncap::sdwan_edge(&[advert(c, false)]),
+                )));
+                self.rib.originate(
+                    key,
+                    Path {
+                        attributes: Arc::new(attrs),
+                        next_hop: loopback,
+                        labels: Vec::new(),
+                        from: LOCAL,
+                        stale: false,
+                    },
+                );
+                want.insert(key);
+            }
+            if !self.cfg.circuits.is_empty() {
+                let adverts: Vec<WanCircuitAdvert> =
+                    self.cfg.circuits.iter().map(|c| advert(c, true)).collect();
+                let mut attrs = base.clone();
+                attrs.push(PathAttribute::new(AttrValue::TunnelEncap(
+                    TunnelEncap::sdwan_edge(&adverts),
+                )));
+                let host = IpNet::from(loopback);
+                let key = RouteKey::Vpn { rd, prefix: host };
+                self.rib.originate(
+                    key,
+                    Path {
+                        attributes: Arc::new(attrs),
+                        next_hop: loopback,
+                        labels: vec![label],
+                        from: LOCAL,
+                        stale: false,
+                    },
+                );
+                want.insert(key);
+            }
+        }
+        for old in self
+            .advertised
+            .difference(&want)
+            .copied()
+            .collect::<Vec<_>>()
+        {
+            self.rib.withdraw_local(&old);
+        }
+        self.advertised = want;
+    }
+
+    /// `show bgp summary`'s `State/PfxRcd`: Established's received count, else the state.
+    pub fn state_of(&self, peer: PeerId) -> State {
+        self.neighbors
+            .get(peer)
+            .map_or(State::Idle, |n| n.fsm.state())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::keys::{KeyConfig, Suite, SystemRandom};
+    use crate::sites::SiteKey;
+    use std::collections::VecDeque;
+
+    const BLUE: Rt = [0, 2, 0xfd, 0xe8, 0, 0, 0x03, 0xe9];
+    const RED: Rt = [0, 2, 0xfd, 0xe8, 0, 0, 0x03, 0xea];
+    const RR: [u8; 4] = [10, 254, 0, 100];
+
+    fn addr(a: [u8; 4]) -> IpAddr {
+        IpAddr::V4(Ipv4Addr::from(a))
+    }
+
+    fn neighbor(
+        a: [u8; 4],
+        passive: bool,
+        client: bool,
+        allowed: Option<Vec<Rt>>,
+    ) -> NeighborConfig {
+        NeighborConfig {
+            address: addr(a),
+            port: 179,
+            local_address: None,
+            remote_as: 65000,
+            passive,
+            hold_time: 9,
+            md5: None,
+            client,
+            allowed,
+        }
+    }
+
+    /// Edge `n` (loopback 10.255.0.n, control address 10.254.0.n) in `tenants`.
+    fn edge(n: u8, tenants: &[(Rt, u32)]) -> Speaker {
+        let loopback = addr([10, 255, 0, n]);
+        let cfg = SpeakerConfig {
+            asn: 65000,
+            router_id: Ipv4Addr::new(10, 255, 0, n),
+            loopback: Some(loopback),
+            connect_retry: Duration::from_secs(1),
+            graceful_restart: 120,
+            cluster_id: None,
+            neighbors: vec![neighbor(RR, false, false, None)],
+            tenants: tenants
+                .iter()
+                .map(|&(rt, vni)| TenantConfig {
+                    rt,
+                    vni,
+                    prefixes: vec![format!("10.{n}.{}.0/24", vni % 256).parse().unwrap()],
+                })
+                .collect(),
+            circuits: vec![
+                CircuitConfig {
+                    address: addr([198, 18, 1, n]),
+                    transport: 1,
+                },
+                CircuitConfig {
+                    address: addr([198, 18, 2, n]),
+                    transport: 2,
+                },
+            ],
+            key_duration_s: 3600,
+        };
+        let keys =
+            KeyManager::new(KeyConfig::new(Suite::Aes128Gcm16), loopback, SystemRandom).unwrap();
+        Speaker::new(cfg, Some(keys))
+    }
+
+    /// The reflector; edge 1 is in both tenants, edge 2 in blue, edge 3 in red (`clients`
+    /// false: one that knows no neighbor yet, as after a restart before its configuration).
+    fn reflector(clients: bool) -> Speaker {
+        let neighbors = if clients {
+            vec![
+                neighbor([10, 254, 0, 1], true, true, Some(vec![BLUE, RED])),
+                neighbor([10, 254, 0, 2], true, true, Some(vec![BLUE])),
+                neighbor([10, 254, 0, 3], true, true, Some(vec![RED])),
+            ]
+        } else {
+            Vec::new()
+        };
+        Speaker::new(
+            SpeakerConfig {
+                asn: 65000,
+                router_id: Ipv4Addr::from(RR),
+                loopback: None,
+                connect_retry: Duration::from_secs(1),
+                graceful_restart: 120,
+                cluster_id: Some(Ipv4Addr::from(RR)),
+                neighbors,
+                tenants: Vec::new(),
+                circuits: Vec::new(),
+                key_duration_s: 0,
+            },
+            None,
+        )
+    }
+
+    /// Speakers on an in-memory network: speaker `i` is at 10.254.0.(its index's address).
+    struct Net {
+        nodes: Vec<(IpAddr, Speaker)>,
+        /// (node, peer) <-> (node, peer)
+        links: HashMap<(usize, PeerId), (usize, PeerId)>,
+        queue: VecDeque<(usize, Io)>,
+        now: Instant,
+    }
+
+    impl Net {
+        fn run(&mut self) {
+            let mut steps = 0;
+            while let Some((node, io)) = self.queue.pop_front() {
+                steps += 1;
+                assert!(steps < 100_000, "no quiescence");
+                match io {
+                    Io::Connect(p) => {
+                        let target = self.nodes[node].1.neighbor(p).unwrap().address;
+                        let me = self.nodes[node].0;
+                        let Some(t) = self.nodes.iter().position(|(a, _)| *a == target) else {
+                            let out = self.nodes[node]
+                                .1
+                                .connect_failed(p, self.now, "unreachable");
+                            self.push(node, out);
+                            continue;
+                        };
+                        let Some(tp) = self.nodes[t].1.accepts(me) else {
+                            let out = self.nodes[node].1.connect_failed(p, self.now, "refused");
+                            self.push(node, out);
+                            continue;
+                        };
+                        self.links.insert((node, p), (t, tp));
+                        self.links.insert((t, tp), (node, p));
+                        let out = self.nodes[node].1.connected(p, self.now);
+                        self.push(node, out);
+                        let out = self.nodes[t].1.connected(tp, self.now);
+                        self.push(t, out);
+                    }
+                    Io::Send(p, bytes) => {
+                        if let Some(&(t, tp)) = self.links.get(&(node, p)) {
+                            let out = self.nodes[t].1.received(tp, self.now, &bytes);
+                            self.push(t, out);
+                        }
+                    }
+                    Io::Close(p) => {
+                        if let Some((t, tp)) = self.links.remove(&(node, p)) {
+                            self.links.remove(&(t, tp));
+                            let out = self.nodes[t].1.closed(tp, self.now, "closed by peer");
+                            self.push(t, out);
+                        }
+                    }
+                    Io::Log(_) => {}
+                }
+            }
+        }
+
+        fn push(&mut self, node: usize, io: Vec<Io>) {
+            self.queue.extend(io.into_iter().map(|x| (node, x)));
+        }
+
+        fn advance(&mut self, by: Duration) {
+            self.now += by;
+            for i in 0..self.nodes.len() {
+                let out = self.nodes[i].1.poll(self.now);
+                self.push(i, out);
+            }
+            self.run();
+        }
+    }
+
+    fn lab() -> Net {
+        let now = Instant::now();
+        let mut net = Net {
+            nodes: vec![
+                (addr(RR), reflector(true)),
+                (addr([10, 254, 0, 1]), edge(1, &[(BLUE, 1001), (RED, 1002)])),
+                (addr([10, 254, 0, 2]), edge(2, &[(BLUE, 1001)])),
+                (addr([10, 254, 0, 3]), edge(3, &[(RED, 1002)])),
+            ],
+            links: HashMap::new(),
+            queue: VecDeque::new(),
+            now,
+        };
+        for i in 0..net.nodes.len() {
+            let out = net.nodes[i].1.start(now);
+            net.push(i, out);
+        }
+        net.run();
+        net.advance(Duration::from_millis(10));
+        net
+    }
+
+    fn site(net: &Net, node: usize, of: u8, rt: Rt) -> Option<crate::sites::TenantSite> {
+        net.nodes[node].1.sites().get(&SiteKey {
+            node: addr([10, 255, 0, of]),
+            rt,
+        })
+    }
+
+    #[test]
+    fn edges_learn_the_sites_and_keys_of_their_tenants_only() {
+        let mut net = lab();
+        for i in 1..4 {
+            assert!(net.nodes[i]
+                .1
+                .sessions()
+                .all(|(_, _, f)| f.state() == State::Established));
+        }
+        // Edge 1 (blue and red) knows edge 2 in blue and edge 3 in red, with circuits,
+        // keys and prefixes.
+        let b = site(&net, 1, 2, BLUE).expect("edge 1 knows edge 2 in blue");
+        assert!(b.usable());
+        assert_eq!(b.circuits.len(), 2);
+        assert_eq!(
+            b.prefixes.iter().map(|p| p.to_string()).collect::<Vec<_>>(),
+            ["10.2.233.0/24"]
+        );
+        assert!(site(&net, 1, 3, RED).unwrap().usable());
+        // Edge 2 knows edge 1 in blue only; edge 3 knows edge 1 in red only.
+        assert!(site(&net, 2, 1, BLUE).unwrap().usable());
+        assert_eq!(site(&net, 2, 1, RED), None);
+        assert_eq!(site(&net, 2, 3, RED), None);
+        assert!(site(&net, 3, 1, RED).unwrap().usable());
+        assert_eq!(site(&net, 3, 1, BLUE), None);
+        assert_eq!(site(&net, 3, 2, BLUE), None);
+        // The pairs derived matching SAs: edge 1's outbound to edge 2 is edge 2's inbound.
+        let k1 = net.nodes[1].1.keys().unwrap();
+        let k2 = net.nodes[2].1.keys().unwrap();
+        let s12 = k1.sas(addr([10, 255, 0, 2]), 1001).unwrap();
+        let s21 = k2.sas(addr([10, 255, 0, 1]), 1001).unwrap();
+        let out = s12.outbound.unwrap();
+        assert!(s21
+            .inbound
+            .iter()
+            .any(|i| i.spi_base == out.spi_base && i.keymat == out.keymat));
+        // Edge 2 has no SA at all with edge 3.
+        assert!(k2.sas(addr([10, 255, 0, 3]), 1002).is_none());
+        assert!(net.nodes[2].1.take_overlay_changed());
+    }
+
+    #[test]
+    fn a_reflector_restart_keeps_the_sites_as_stale_until_it_returns() {
+        let mut net = lab();
+        // The reflector goes away: every session closes.
+        let links: Vec<_> = net.links.keys().filter(|(n, _)| *n == 0).copied().collect();
+        for (n, p) in links {
+            net.push(n, vec![Io::Close(p)]);
+        }
+        net.nodes[0].1 = reflector(false);
+        net.run();
+        assert_eq!(
+            net.nodes[2].1.sessions().next().unwrap().2.state(),
+            State::Idle
+        );
+        // Graceful restart: edge 2 still knows edge 1 in blue.
+        assert!(site(&net, 2, 1, BLUE).unwrap().usable());
+        // The reflector returns with its configuration; the sessions come back.
+        net.nodes[0].1 = reflector(true);
+        let out = net.nodes[0].1.start(net.now);
+        net.push(0, out);
+        for _ in 0..40 {
+            net.advance(Duration::from_secs(1));
+        }
+        assert_eq!(
+            net.nodes[2].1.sessions().next().unwrap().2.state(),
+            State::Established
+        );
+        assert!(site(&net, 2, 1, BLUE).unwrap().usable());
+        let (_, p) = net.nodes[2].1.rib().loc_rib().next().unwrap();
+        assert!(!p.stale, "fresh again after End-of-RIB");
+    }
+}
