@@ -4,6 +4,8 @@
 //! management socket, until SIGINT or SIGTERM. Then it stops the workers, stops and closes the
 //! ports (which completes pcap captures) and exits 0.
 
+mod bgp;
+
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -385,12 +387,69 @@ fn tenants_and_tunnels(
     Ok((tenants, tunnels, keys))
 }
 
-fn run(config: &Config) -> Result<(), String> {
+fn bgp_log(m: &str) {
+    log!("bgp: {m}");
+}
+
+/// The BGP speaker with its sockets, when the configuration has a `bgp` section.
+fn start_bgp(config: &Config) -> Result<Option<bgp::BgpIo>, String> {
+    let Some(speaker) = bgp::speaker(config)? else {
+        return Ok(None);
+    };
+    let listen = config
+        .bgp
+        .as_ref()
+        .and_then(|b| b.listen.as_ref())
+        .map(|l| std::net::SocketAddr::new(l.address, l.port));
+    let mut io = bgp::BgpIo::new(speaker, listen, bgp_log)
+        .map_err(|e| format!("bgp: listen on {listen:?}: {e}"))?;
+    io.start(Instant::now());
+    log!(
+        "bgp: AS {} router id {}, {} neighbor(s){}",
+        io.speaker.config().asn,
+        io.speaker.config().router_id,
+        io.speaker.sessions().count(),
+        listen.map_or_else(String::new, |l| format!(", listening on {l}"))
+    );
+    Ok(Some(io))
+}
+
+fn install_signal_handlers() {
     // SAFETY: installs async-signal-safe handlers that only store to an atomic.
     unsafe {
         libc::signal(libc::SIGINT, on_signal as *const () as libc::sighandler_t);
         libc::signal(libc::SIGTERM, on_signal as *const () as libc::sighandler_t);
     }
+}
+
+/// A pure route reflector (`bgp.route_reflector` and no ports): BGP and the management
+/// socket, no data plane.
+fn run_reflector(config: &Config) -> Result<(), String> {
+    install_signal_handlers();
+    let server = mgmt::Server::bind(&config.management.socket).map_err(|e| e.to_string())?;
+    log!(
+        "starting node {} as a route reflector (no data plane); management socket {}",
+        config.node.name,
+        server.path().display()
+    );
+    let started = Instant::now();
+    let mut bgp = start_bgp(config)?.ok_or("a reflector needs the bgp section")?;
+    while !STOP.load(Ordering::Relaxed) {
+        let now = Instant::now();
+        bgp.run(now);
+        server.poll(|req| handle_reflector(req, config, &bgp, started));
+        std::thread::sleep(bgp.idle_for(Instant::now(), Duration::from_millis(5)));
+    }
+    log!("stopping");
+    bgp.stop(Instant::now());
+    Ok(())
+}
+
+fn run(config: &Config) -> Result<(), String> {
+    if config.ports.is_empty() {
+        return run_reflector(config);
+    }
+    install_signal_handlers();
     let server = mgmt::Server::bind(&config.management.socket).map_err(|e| e.to_string())?;
     let args = eal_args(config);
     log!(
@@ -419,6 +478,10 @@ fn run(config: &Config) -> Result<(), String> {
         server.path().display()
     );
 
+    let mut bgp = start_bgp(config)?;
+    let mut overlay = bgp::OverlayBuilder::default();
+    let mut next_sa_look = Instant::now();
+    let mut confirmed = std::collections::HashSet::new();
     while !STOP.load(Ordering::Relaxed) {
         let learned = engine.apply_neighbor_events();
         if learned > 0 {
@@ -427,11 +490,58 @@ fn run(config: &Config) -> Result<(), String> {
                 engine.generation()
             );
         }
-        server.poll(|req| handle(req, config, &engine, started));
-        std::thread::sleep(Duration::from_millis(5));
+        let now = Instant::now();
+        let mut sleep = Duration::from_millis(5);
+        if let Some(b) = bgp.as_mut() {
+            b.run(now);
+            if b.speaker.take_overlay_changed() {
+                overlay.note_keys(&b.speaker, now);
+                let learned = overlay.build(config, &b.speaker);
+                let (sites, _) = b.speaker.sites().counts();
+                engine.set_overlay(&learned);
+                log!(
+                    "overlay: {} learned tunnel(s) to {sites} site(s), {} route(s); tables now generation {}",
+                    learned.tunnels.len(),
+                    learned.routes.len(),
+                    engine.generation()
+                );
+            }
+            // Rekey confirmations: an inbound SA of new keys that carried traffic.
+            if now >= next_sa_look && !overlay.inbound.is_empty() {
+                next_sa_look = now + Duration::from_millis(200);
+                for sa in engine.sas() {
+                    if sa.direction != "in" || sa.packets == 0 {
+                        continue;
+                    }
+                    let Ok(peer) = sa.peer.parse::<std::net::IpAddr>() else {
+                        continue;
+                    };
+                    let base = sa.spi & !0xf;
+                    if let Some(&vni) = overlay.inbound.get(&(peer, base)) {
+                        if confirmed.insert((peer, base)) {
+                            b.inbound_seen(peer, vni, sa.spi, now);
+                        }
+                    }
+                }
+            }
+            sleep = b.idle_for(Instant::now(), sleep);
+        }
+        server.poll(|req| {
+            handle(
+                req,
+                config,
+                &engine,
+                started,
+                bgp.as_ref().map(|b| (b, &overlay)),
+            )
+        });
+        std::thread::sleep(sleep);
     }
 
     log!("stopping");
+    if let Some(b) = bgp.as_mut() {
+        b.stop(Instant::now());
+    }
     let totals = CounterSnapshot::sum(engine.workers().iter().map(|w| &w.counters));
     engine.shutdown();
     drop(server);
@@ -476,6 +586,7 @@ fn source_name(s: RouteSource) -> String {
     match s {
         RouteSource::Connected => "connected".into(),
         RouteSource::Static => "static".into(),
+        RouteSource::Bgp => "bgp".into(),
     }
 }
 
@@ -569,8 +680,65 @@ fn sa(s: sdwan_dataplane::engine::SaStatus) -> api::Sa {
     }
 }
 
-fn handle(req: Request, config: &Config, engine: &Engine, started: Instant) -> Response {
+/// The BGP requests (an error when BGP is not configured).
+fn handle_bgp(
+    req: Request,
+    config: &Config,
+    bgp: Option<(&bgp::BgpIo, &bgp::OverlayBuilder)>,
+) -> Response {
+    let Some((b, overlay)) = bgp else {
+        return Response::error("BGP is not configured (no bgp section)");
+    };
+    let now = Instant::now();
     let data = match req {
+        Request::ShowBgpSummary => serde_json::to_value(b.summary(now)),
+        Request::ShowBgpRoutes { tenant } => {
+            if let Some(t) = &tenant {
+                if !config.tenants.iter().any(|x| &x.name == t) {
+                    return Response::error(format!("no tenant {t:?}"));
+                }
+            }
+            serde_json::to_value(b.routes(config, tenant.as_deref()))
+        }
+        Request::ShowSites => serde_json::to_value(overlay.sites(config, &b.speaker, now)),
+        _ => return Response::error("not a BGP request"),
+    };
+    match data {
+        Ok(d) => Response::ok(d),
+        Err(e) => Response::error(e.to_string()),
+    }
+}
+
+/// A pure reflector answers the BGP requests and `show version`.
+fn handle_reflector(req: Request, config: &Config, b: &bgp::BgpIo, _started: Instant) -> Response {
+    match req {
+        Request::ShowVersion => match serde_json::to_value(api::Version {
+            version: concat!(env!("CARGO_PKG_VERSION"), " (", env!("SDWAN_GIT_REV"), ")").into(),
+            dpdk: String::new(),
+            node: config.node.name.clone(),
+        }) {
+            Ok(d) => Response::ok(d),
+            Err(e) => Response::error(e.to_string()),
+        },
+        Request::ShowBgpSummary | Request::ShowBgpRoutes { .. } | Request::ShowSites => {
+            let empty = bgp::OverlayBuilder::default();
+            handle_bgp(req, config, Some((b, &empty)))
+        }
+        _ => Response::error("a route reflector has no data plane: only show bgp and show version"),
+    }
+}
+
+fn handle(
+    req: Request,
+    config: &Config,
+    engine: &Engine,
+    started: Instant,
+    bgp: Option<(&bgp::BgpIo, &bgp::OverlayBuilder)>,
+) -> Response {
+    let data = match req {
+        Request::ShowBgpSummary | Request::ShowBgpRoutes { .. } | Request::ShowSites => {
+            return handle_bgp(req, config, bgp);
+        }
         Request::ShowInterfaces => serde_json::to_value(
             engine
                 .interfaces()

@@ -425,6 +425,147 @@ pub fn neighbors(v: &[api::Neighbor]) -> String {
     table(&["Address", "MAC", "Port"], &rows)
 }
 
+/// `show bgp summary`: FRR's columns.
+pub fn bgp_summary(s: &api::BgpSummary) -> String {
+    let mut out = format!(
+        "BGP router identifier {}, local AS number {} ({})\nBGP table version {}, {} route(s)\n\n",
+        s.router_id, s.asn, s.role, s.table_version, s.routes
+    );
+    let rows: Vec<Vec<String>> = s
+        .neighbors
+        .iter()
+        .map(|n| {
+            vec![
+                n.neighbor.clone(),
+                n.version.to_string(),
+                n.remote_as.to_string(),
+                n.msg_rcvd.to_string(),
+                n.msg_sent.to_string(),
+                n.tbl_ver.to_string(),
+                n.in_q.to_string(),
+                n.out_q.to_string(),
+                n.up_down_secs.map_or_else(|| "never".into(), age),
+                if n.state == "Established" {
+                    n.pfx_rcd.to_string()
+                } else {
+                    n.state.clone()
+                },
+                n.pfx_snt.to_string(),
+            ]
+        })
+        .collect();
+    out.push_str(&table(
+        &[
+            "Neighbor",
+            "V",
+            "AS",
+            "MsgRcvd",
+            "MsgSent",
+            "TblVer",
+            "InQ",
+            "OutQ",
+            "Up/Down",
+            "State/PfxRcd",
+            "PfxSnt",
+        ],
+        &rows,
+    ));
+    let errors: Vec<String> = s
+        .neighbors
+        .iter()
+        .filter_map(|n| {
+            n.last_error
+                .as_ref()
+                .map(|e| format!("  {}: {e}", n.neighbor))
+        })
+        .collect();
+    if !errors.is_empty() {
+        out.push_str("\nLast errors:\n");
+        out.push_str(&errors.join("\n"));
+        out.push('\n');
+    }
+    if s.treated_as_withdraw + s.attributes_discarded + s.unauthorized_routes + s.reflection_loops
+        > 0
+    {
+        out.push_str(&format!(
+            "\nRFC 7606: {} update(s) treated as withdraw, {} attribute(s) discarded; {} route(s) refused (route target not authorized), {} reflection loop(s)\n",
+            s.treated_as_withdraw, s.attributes_discarded, s.unauthorized_routes, s.reflection_loops
+        ));
+    }
+    out
+}
+
+/// `show bgp routes`.
+pub fn bgp_routes(v: &[api::BgpRoute]) -> String {
+    let rows: Vec<Vec<String>> = v
+        .iter()
+        .map(|r| {
+            vec![
+                r.family.clone(),
+                r.rd.clone().unwrap_or_else(|| "-".into()),
+                r.prefix.clone(),
+                r.next_hop.clone(),
+                r.route_targets.join(","),
+                if r.tenants.is_empty() {
+                    "-".into()
+                } else {
+                    r.tenants.join(",")
+                },
+                r.from.clone(),
+                if r.circuits.is_empty() {
+                    "-".into()
+                } else {
+                    r.circuits.join(",")
+                },
+                if r.stale {
+                    "stale".into()
+                } else {
+                    String::new()
+                },
+            ]
+        })
+        .collect();
+    table(
+        &[
+            "Family", "RD", "Prefix", "NextHop", "RT", "Tenant", "From", "Circuits", "",
+        ],
+        &rows,
+    )
+}
+
+/// `show sites`.
+pub fn sites(v: &[api::Site]) -> String {
+    let rows: Vec<Vec<String>> = v
+        .iter()
+        .map(|s| {
+            vec![
+                s.node.clone(),
+                s.tenant.clone(),
+                s.circuits
+                    .iter()
+                    .map(|c| format!("{}:{}", c.transport, c.address))
+                    .collect::<Vec<_>>()
+                    .join(","),
+                s.prefixes.len().to_string(),
+                s.key_generation
+                    .map_or_else(|| "-".into(), |g| g.to_string()),
+                s.key_age_secs.map_or_else(|| "-".into(), age),
+                s.sas
+                    .iter()
+                    .map(|x| format!("{} {:#010x}", x.direction, x.spi))
+                    .collect::<Vec<_>>()
+                    .join(", "),
+            ]
+        })
+        .collect();
+    table(
+        &[
+            "Site", "Tenant", "Circuits", "Prefixes", "KeyGen", "KeyAge", "SAs",
+        ],
+        &rows,
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

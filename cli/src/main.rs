@@ -12,7 +12,8 @@ use sdwan_control::mgmt;
 mod format;
 
 const USAGE: &str =
-    "usage: sdwan-cli [--socket PATH] show {interfaces|stats|routes|neighbors|sa [SPI]|paths|flows|policies|version} [--json]
+    "usage: sdwan-cli [--socket PATH] show {interfaces|stats|routes|neighbors|sa [SPI]|paths|flows|policies|
+                                       bgp summary|bgp routes [TENANT]|sites|version} [--json]
 
   --socket PATH  sdwand's management socket (default: $SDWAN_SOCKET, else the only
                  socket in /run/sdwand/)
@@ -56,6 +57,12 @@ fn main() -> ExitCode {
         ["show", "paths" | "path"] => Request::ShowPaths,
         ["show", "flows" | "flow"] => Request::ShowFlows,
         ["show", "policies" | "policy"] => Request::ShowPolicies,
+        ["show", "bgp", "summary"] | ["show", "bgp"] => Request::ShowBgpSummary,
+        ["show", "bgp", "routes" | "route"] => Request::ShowBgpRoutes { tenant: None },
+        ["show", "bgp", "routes" | "route", tenant] => Request::ShowBgpRoutes {
+            tenant: Some((*tenant).to_owned()),
+        },
+        ["show", "sites" | "site"] => Request::ShowSites,
         [] => return usage("no command given"),
         other => return usage(&format!("unknown command {:?}", other.join(" "))),
     };
@@ -122,6 +129,13 @@ fn main() -> ExitCode {
         }
         Request::ShowPaths => decode::<Vec<api::Path>>(response.data).map(|v| format::paths(&v)),
         Request::ShowFlows => decode::<Vec<api::Flow>>(response.data).map(|v| format::flows(&v)),
+        Request::ShowBgpSummary => {
+            decode::<api::BgpSummary>(response.data).map(|s| format::bgp_summary(&s))
+        }
+        Request::ShowBgpRoutes { .. } => {
+            decode::<Vec<api::BgpRoute>>(response.data).map(|v| format::bgp_routes(&v))
+        }
+        Request::ShowSites => decode::<Vec<api::Site>>(response.data).map(|v| format::sites(&v)),
         Request::ShowPolicies => {
             decode::<Vec<api::PolicyPaths>>(response.data).map(|v| format::policies(&v))
         }

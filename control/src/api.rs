@@ -25,6 +25,15 @@ pub enum Request {
     ShowFlows,
     /// Each policy's current paths to each peer.
     ShowPolicies,
+    /// The BGP sessions, with FRR's `show bgp summary` columns.
+    ShowBgpSummary,
+    /// The BGP routes (Loc-RIB), all or one tenant's (by name).
+    ShowBgpRoutes {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        tenant: Option<String>,
+    },
+    /// The remote sites learned through BGP: circuits, keys, SAs.
+    ShowSites,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -314,4 +323,107 @@ mod tests {
         let r: Request = serde_json::from_str(r#"{"command":"show-paths"}"#).unwrap();
         assert_eq!(r, Request::ShowPaths);
     }
+}
+
+/// `show bgp summary`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BgpSummary {
+    pub router_id: String,
+    pub asn: u32,
+    /// "edge" or "route-reflector".
+    pub role: String,
+    /// Loc-RIB version (grows with every change).
+    pub table_version: u64,
+    pub routes: usize,
+    pub neighbors: Vec<BgpNeighbor>,
+    /// RFC 7606 and authorization counters.
+    pub treated_as_withdraw: u64,
+    pub attributes_discarded: u64,
+    pub unauthorized_routes: u64,
+    pub reflection_loops: u64,
+}
+
+/// One BGP neighbor, as FRR's `show bgp summary` shows it.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BgpNeighbor {
+    pub neighbor: String,
+    pub version: u8,
+    pub remote_as: u32,
+    pub msg_rcvd: u64,
+    pub msg_sent: u64,
+    pub tbl_ver: u64,
+    pub in_q: u64,
+    pub out_q: u64,
+    /// Seconds since the session went up (Established) or down; null if never.
+    pub up_down_secs: Option<u64>,
+    /// The FSM state.
+    pub state: String,
+    pub pfx_rcd: usize,
+    pub pfx_snt: usize,
+    /// Why the session last failed or went down.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_error: Option<String>,
+    pub route_reflector_client: bool,
+    /// The tenants (Route Targets) the neighbor may send and receive; empty: all.
+    pub route_targets: Vec<String>,
+}
+
+/// One route of the Loc-RIB.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BgpRoute {
+    /// `vpnv4`, `vpnv6`, `sdwan-ipv4`, `sdwan-ipv6`.
+    pub family: String,
+    /// VPN: the Route Distinguisher.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rd: Option<String>,
+    /// VPN: the prefix; SD-WAN: `node/port-local-id/color`.
+    pub prefix: String,
+    pub next_hop: String,
+    pub route_targets: Vec<String>,
+    /// The tenants of those Route Targets (the ones this box knows).
+    pub tenants: Vec<String>,
+    pub labels: Vec<u32>,
+    /// The neighbor it came from, or `local`.
+    pub from: String,
+    pub stale: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub originator_id: Option<String>,
+    pub cluster_list: Vec<String>,
+    /// The SD-WAN circuits its Tunnel Encapsulation attribute carries (`transport:address`).
+    pub circuits: Vec<String>,
+    /// The key generation it carries (never the key).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key_generation: Option<u32>,
+}
+
+/// One remote site's tenant, as learned.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Site {
+    /// The site's loopback.
+    pub node: String,
+    pub tenant: String,
+    pub circuits: Vec<SiteCircuit>,
+    pub prefixes: Vec<String>,
+    /// The generation of the site's public key, and how long ago we learned it.
+    pub key_generation: Option<u32>,
+    pub key_age_secs: Option<u64>,
+    /// Our SAs with the site in this tenant: the sending one and every accepted one.
+    pub sas: Vec<SiteSa>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SiteCircuit {
+    pub transport: u8,
+    pub address: String,
+    pub port: u16,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SiteSa {
+    /// `out` or `in`.
+    pub direction: String,
+    /// The SPI base (the sending worker `w` uses base + w).
+    pub spi: u32,
+    pub local_generation: u32,
+    pub peer_generation: u32,
 }

@@ -491,18 +491,7 @@ impl Engine {
     pub fn set_overlay(&self, learned: &LearnedOverlay) {
         let current = self.publisher.snapshot();
         let first = self.base.tunnels.len();
-        let mut tenants = self.base.tenants.clone();
-        for &(tn, prefix, ti) in &learned.routes {
-            if let Some(t) = tenants.get_mut(usize::from(tn)) {
-                t.routes.push((
-                    prefix,
-                    TenantHop::Tunnel {
-                        tunnel: (first + usize::from(ti)) as u16,
-                        circuit: None,
-                    },
-                ));
-            }
-        }
+        let tenants = self.base.tenants.clone();
         let mut tunnels = self.base.tunnels.clone();
         let mut keys = self.base.keys.clone();
         for (t, k) in &learned.tunnels {
@@ -515,6 +504,18 @@ impl Engine {
             self.base.policies.clone(),
         );
         next.keys = keys;
+        for &(tn, prefix, ti) in &learned.routes {
+            if let Some(t) = next.tenants.get_mut(usize::from(tn)) {
+                t.routes.insert(
+                    prefix,
+                    TenantHop::Tunnel {
+                        tunnel: (first + usize::from(ti)) as u16,
+                        circuit: None,
+                    },
+                    crate::route::RouteSource::Bgp,
+                );
+            }
+        }
         next.neighbors = current.neighbors.clone();
         next.probe_port = current.probe_port;
         let same_peers = next.peers.len() == current.peers.len()

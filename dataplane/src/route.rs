@@ -38,6 +38,8 @@ pub enum TenantHop {
 pub enum RouteSource {
     Connected,
     Static,
+    /// Learned from another site through BGP.
+    Bgp,
 }
 
 /// One routing table entry as the CLI shows it.
@@ -124,6 +126,8 @@ pub struct RouteTable<H = NextHop> {
     v4: Lpm<u32, H>,
     v6: Lpm<u128, H>,
     entries: Vec<RouteEntry<H>>,
+    /// Where each prefix is in `entries` (a table of learned routes has thousands).
+    index: crate::hash::FastMap<IpNet, usize>,
 }
 
 impl<H: Copy> Default for RouteTable<H> {
@@ -132,6 +136,7 @@ impl<H: Copy> Default for RouteTable<H> {
             v4: Lpm::new(),
             v6: Lpm::new(),
             entries: Vec::new(),
+            index: Default::default(),
         }
     }
 }
@@ -141,8 +146,18 @@ impl<H: Copy> RouteTable<H> {
     /// connected route is never replaced by a static one.
     pub fn insert(&mut self, prefix: IpNet, next_hop: H, source: RouteSource) {
         let prefix = prefix.trunc();
-        if let Some(existing) = self.entries.iter_mut().find(|e| e.prefix == prefix) {
-            if existing.source == RouteSource::Connected && source != RouteSource::Connected {
+        if let Some(existing) = self
+            .index
+            .get(&prefix)
+            .and_then(|&i| self.entries.get_mut(i))
+        {
+            // Connected beats configured beats learned.
+            let rank = |s: RouteSource| match s {
+                RouteSource::Connected => 0,
+                RouteSource::Static => 1,
+                RouteSource::Bgp => 2,
+            };
+            if rank(source) > rank(existing.source) {
                 return;
             }
             *existing = RouteEntry {
@@ -151,6 +166,7 @@ impl<H: Copy> RouteTable<H> {
                 source,
             };
         } else {
+            self.index.insert(prefix, self.entries.len());
             self.entries.push(RouteEntry {
                 prefix,
                 next_hop,

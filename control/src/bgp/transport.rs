@@ -142,6 +142,74 @@ pub fn connect(
     Ok(stream)
 }
 
+/// Starts a connection to `peer` without waiting: the stream is non-blocking; it is
+/// connected once [`connect_done`] says so.
+pub fn start_connect(
+    peer: SocketAddr,
+    local: Option<IpAddr>,
+    md5: Option<&[u8]>,
+) -> io::Result<TcpStream> {
+    let fd = new_socket(peer.ip())?;
+    if let Some(key) = md5 {
+        set_md5(fd.as_raw_fd(), peer.ip(), key)?;
+    }
+    if let Some(local) = local {
+        let (addr, len) = sockaddr(SocketAddr::new(local, 0));
+        // SAFETY: `addr` is a valid socket address of length `len`.
+        let rc = unsafe {
+            libc::bind(
+                fd.as_raw_fd(),
+                (&addr as *const libc::sockaddr_storage).cast(),
+                len,
+            )
+        };
+        if rc != 0 {
+            return Err(io::Error::last_os_error());
+        }
+    }
+    set_nonblocking(fd.as_raw_fd(), true)?;
+    let (addr, len) = sockaddr(peer);
+    // SAFETY: as above.
+    let rc = unsafe {
+        libc::connect(
+            fd.as_raw_fd(),
+            (&addr as *const libc::sockaddr_storage).cast(),
+            len,
+        )
+    };
+    if rc != 0 {
+        let e = io::Error::last_os_error();
+        if e.raw_os_error() != Some(libc::EINPROGRESS) {
+            return Err(e);
+        }
+    }
+    let stream = TcpStream::from(fd);
+    stream.set_nodelay(true)?;
+    Ok(stream)
+}
+
+/// Whether a connection [`start_connect`] began is up (`Ok(true)`), still in progress
+/// (`Ok(false)`) or failed (`Err`).
+pub fn connect_done(stream: &TcpStream) -> io::Result<bool> {
+    let mut pfd = libc::pollfd {
+        fd: stream.as_raw_fd(),
+        events: libc::POLLOUT,
+        revents: 0,
+    };
+    // SAFETY: one valid pollfd, no wait.
+    let n = unsafe { libc::poll(&mut pfd, 1, 0) };
+    if n < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    if n == 0 {
+        return Ok(false);
+    }
+    if let Some(e) = stream.take_error()? {
+        return Err(e);
+    }
+    stream.peer_addr().map(|_| true)
+}
+
 /// A listening socket on `addr` (address reuse on, so a restart can bind at once).
 pub fn listen(addr: SocketAddr) -> io::Result<TcpListener> {
     let fd = new_socket(addr.ip())?;
