@@ -37,6 +37,9 @@ PACKAGES=(
     user-mode-linux # a Linux kernel with XFRM (ESP) for tests/interop_xfrm.sh; the host has none
     kmod            # modprobe of the guest kernel's modules (tests/interop/uml.sh)
     tshark          # decrypts the ESP on the interop test's wire with the keys
+    frr             # FRR 8.4 bgpd: the route reflector of tests/lab_bgp.sh
+    exabgp          # ExaBGP 4.2: JSON log of what a reflector sends (tests/lab_bgp.sh), and
+                    # `exabgp --decode`, the oracle of control/tests/exabgp_decode.rs
     # --- lint ---
     shellcheck      # shellcheck scripts/*.sh tests/*.sh
 )

@@ -277,7 +277,12 @@ impl Speaker {
             .iter()
             .filter_map(|n| n.fsm.next_deadline())
             .chain(self.rib.next_deadline())
-            .chain(self.keys.as_ref().and_then(KeyManager::next_deadline))
+            .chain(
+                self.keys
+                    .as_ref()
+                    .filter(|_| self.any_established())
+                    .and_then(KeyManager::next_deadline),
+            )
             .min()
     }
 
@@ -464,6 +469,12 @@ impl Speaker {
     }
 
     fn key_events(&mut self, now: Instant, io: &mut Vec<Io>) {
+        // With no session up, a new key could not be advertised, and a peer that never learns
+        // it cannot take the traffic we would switch to it: the key timers wait (the routes
+        // and SAs we have stay as they are) until a session is back.
+        if !self.any_established() {
+            return;
+        }
         let Some(keys) = &mut self.keys else {
             return;
         };
@@ -628,6 +639,12 @@ impl Speaker {
             self.rib.withdraw_local(&old);
         }
         self.advertised = want;
+    }
+
+    fn any_established(&self) -> bool {
+        self.neighbors
+            .iter()
+            .any(|n| n.fsm.state() == State::Established)
     }
 
     /// `show bgp summary`'s `State/PfxRcd`: Established's received count, else the state.
