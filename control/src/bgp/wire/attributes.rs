@@ -571,6 +571,12 @@ pub(crate) fn decode_value(t: u8, value: &[u8], session: &Session) -> Result<Dec
                 }
                 let before = path.segments.len();
                 path.segments.retain(|s| !s.kind.is_confed());
+                if path.segments.is_empty() {
+                    // Nothing left: an empty AS4_PATH would itself be malformed.
+                    return Err(discard(
+                        "AS4_PATH of AS_CONFED segments only (RFC 6793 §6)".into(),
+                    ));
+                }
                 let note = (path.segments.len() != before)
                     .then(|| "AS_CONFED segments removed from AS4_PATH (RFC 6793 §6)".to_owned());
                 return Ok(Decoded {

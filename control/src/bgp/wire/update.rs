@@ -21,7 +21,8 @@
 //! - §3 b, §3 i, §5.3: the field lengths must add up and the Withdrawn Routes and NLRI fields
 //!   must parse, else nothing can be withdrawn reliably: session reset (3/1, 3/10).
 //! - §4: an attribute header or value that overruns the attributes is treat-as-withdraw; the
-//!   Total Path Attribute Length still locates the NLRI.
+//!   Total Path Attribute Length still locates the NLRI. If the one that overruns is an MP
+//!   attribute its routes are lost, so that is a session reset (3/1).
 //! - §3 g: MP_REACH_NLRI or MP_UNREACH_NLRI twice is a session reset (3/1); any other
 //!   attribute repeated keeps its first copy and discards the rest.
 //! - §5.1, §3 j: the MP attributes are decoded before the others, wherever they are, so the
@@ -43,8 +44,8 @@
 //! - §3 h: several errors, the strongest wins.
 //!
 //! Under treat-as-withdraw the returned update is rewritten to a withdrawal: the NLRI field
-//! joins the Withdrawn Routes, each MP_REACH_NLRI becomes an MP_UNREACH_NLRI of its family,
-//! and the other attributes are dropped, so the RIB can process it like any other update.
+//! joins the Withdrawn Routes, each MP_REACH_NLRI becomes an MP_UNREACH_NLRI of its family
+//! (VPN routes with the withdrawal label 0x800000), and the other attributes are dropped, so the RIB can process it like any other update.
 //!
 //! What the codec cannot judge is left to the session and the RIB, which know the peer:
 //! LOCAL_PREF, ORIGINATOR_ID and CLUSTER_LIST from an external peer (discard, §7.5, §7.9,
@@ -64,7 +65,7 @@ use super::attributes::{
 use super::extcomm::{ExtCommunity, RouteTarget};
 use super::header::{self, MessageType, HEADER_LEN, MAX_MESSAGE_LEN};
 use super::mp::{MpNlri, MpReach, MpUnreach, NextHop};
-use super::nlri::{self, Family, Nlri};
+use super::nlri::{self, Family, Label, Nlri, VpnRoute};
 use super::notification::{code, update_subcode as sub};
 use super::tunnel_encap::TunnelEncap;
 use super::{DecodeError, EncodeError, Notification, Reader, Session};
@@ -403,7 +404,24 @@ impl Update {
                 AttrValue::MpUnreach(u) => u,
                 AttrValue::MpReach(r) => MpUnreach {
                     family: r.family,
-                    withdrawn: r.nlri,
+                    withdrawn: match r.nlri {
+                        // Labels mean nothing in a withdrawal (RFC 8277 §2.4): write the
+                        // compatibility value, which also reads back the same in MP_UNREACH,
+                        // where a 0x000000 entry ends the stack.
+                        MpNlri::Routes(routes) => MpNlri::Routes(
+                            routes
+                                .into_iter()
+                                .map(|n| match n {
+                                    Nlri::Vpn(v) => Nlri::Vpn(VpnRoute {
+                                        labels: vec![Label::WITHDRAW],
+                                        ..v
+                                    }),
+                                    other => other,
+                                })
+                                .collect(),
+                        ),
+                        raw => raw,
+                    },
                 },
                 _ => continue,
             };
