@@ -43,7 +43,13 @@ fn cli_bad_command_exits_2_with_usage() {
     let out = run(&sdwan_cli(), &["--help"]);
     assert_eq!(out.status.code(), Some(0));
     let help = stdout(&out);
-    for cmd in ["sa [SPI]", "bgp summary", "bgp routes [TENANT]", "sites", "version}"] {
+    for cmd in [
+        "sa [SPI]",
+        "bgp summary",
+        "bgp routes [TENANT]",
+        "sites",
+        "version}",
+    ] {
         assert!(help.contains(cmd), "{cmd} in the usage: {help}");
     }
 }

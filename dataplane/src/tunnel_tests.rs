@@ -1299,3 +1299,124 @@ fn an_spi_is_looked_up_with_the_peer_it_came_from() {
     let (port, wire) = seal_at_a(&ta, &mut fa, &inner);
     assert_eq!(run(&tb, &mut fb, port, &wire).0, Verdict::Forward(0));
 }
+
+/// A prober that takes its peers and keys from the tables (as with learned peers).
+fn synced_prober(t: &Tables) -> Box<crate::multipath::Prober> {
+    let mut p = Box::new(
+        crate::multipath::Prober::new(
+            &[],
+            Vec::new(),
+            crate::pathmon::MonitorConfig::default(),
+            4793,
+            t.board.clone(),
+            Backend::AwsLc,
+            std::time::Instant::now(),
+        )
+        .unwrap(),
+    );
+    p.sync(t);
+    p
+}
+
+/// One round of probes from `x` to `y` on every path: how many replies `x` accepted.
+fn probe_round(tx: &Tables, fx: &mut Context, ty: &Tables, fy: &mut Context) -> usize {
+    let mut requests = Vec::new();
+    let p = fx.prober.as_mut().unwrap();
+    // Every path is due at once only at the start: force a round by polling far ahead.
+    p.poll(tx, false, |port, f| {
+        requests.push((port, f.to_vec()));
+        true
+    });
+    let mut ok = 0;
+    for (port, req) in &requests {
+        let mut b = ByteBuf::new(req);
+        if process(ty, *port, &mut b, fy) != Verdict::Reply(*port) {
+            continue;
+        }
+        let reply = b.data().to_vec();
+        let mut r = ByteBuf::new(&reply);
+        if process(tx, *port, &mut r, fx) == Verdict::Consumed {
+            ok += 1;
+        }
+    }
+    ok
+}
+
+#[test]
+fn probes_follow_the_keys_of_the_tables_through_a_rekey() {
+    const KEY_NEW: [u8; 20] = [0x77; 20];
+    let ids = |mut t: TunnelInfo, out: u64, inb: u64| {
+        t.out_key = out;
+        t.in_key = inb;
+        t
+    };
+    let with = |a: bool, tunnels: Vec<TunnelInfo>, keys: Vec<Option<Arc<TunnelKeys>>>, v: u64| {
+        let mut t = site_with(a, TunnelKind::Overlay, |_| tunnels, 0);
+        t.keys = keys;
+        t.probe_port = 4793;
+        t.overlay_version = v;
+        t.generation = v;
+        t
+    };
+    let base_a = site(true, TunnelKind::Overlay).tunnels[0].clone();
+    let base_b = site(false, TunnelKind::Overlay).tunnels[0].clone();
+    let ta = with(
+        true,
+        vec![ids(base_a.clone(), 1, 2)],
+        vec![keyset(&KEY_AB, &KEY_BA)],
+        1,
+    );
+    let tb = with(
+        false,
+        vec![ids(base_b.clone(), 3, 4)],
+        vec![keyset(&KEY_BA, &KEY_AB)],
+        1,
+    );
+    let mut fa = Context {
+        sas: SaState::empty(0, 1, Backend::AwsLc).unwrap(),
+        prober: Some(synced_prober(&ta)),
+        ..Context::default()
+    };
+    let mut fb = Context {
+        sas: SaState::empty(0, 1, Backend::AwsLc).unwrap(),
+        prober: Some(synced_prober(&tb)),
+        ..Context::default()
+    };
+    fa.sas.sync(&ta);
+    fb.sas.sync(&tb);
+    assert_eq!(
+        probe_round(&ta, &mut fa, &tb, &mut fb),
+        2,
+        "both paths answered"
+    );
+    // B installs the inbound SA of A's next key (make-before-break): probes still pass.
+    let mut new_in = base_b.clone();
+    new_in.out_spi = 0;
+    new_in.in_spi = 0x3000;
+    let tb2 = with(
+        false,
+        vec![ids(base_b.clone(), 3, 4), ids(new_in, 0, 5)],
+        vec![keyset(&KEY_BA, &KEY_AB), keyset(&[], &KEY_NEW)],
+        2,
+    );
+    fb.sas.sync(&tb2);
+    fb.prober.as_mut().unwrap().sync(&tb2);
+    std::thread::sleep(std::time::Duration::from_millis(120));
+    assert_eq!(probe_round(&ta, &mut fa, &tb2, &mut fb), 2);
+    // A sends with the new key: its probes too.
+    let mut a_new = base_a.clone();
+    a_new.out_spi = 0x3000;
+    let ta2 = with(
+        true,
+        vec![ids(a_new, 6, 2)],
+        vec![keyset(&KEY_NEW, &KEY_BA)],
+        2,
+    );
+    fa.sas.sync(&ta2);
+    fa.prober.as_mut().unwrap().sync(&ta2);
+    std::thread::sleep(std::time::Duration::from_millis(120));
+    assert_eq!(probe_round(&ta2, &mut fa, &tb2, &mut fb), 2, "A's new key");
+    // And B's probes to A, keyed with B's unchanged outbound key.
+    std::thread::sleep(std::time::Duration::from_millis(120));
+    assert_eq!(probe_round(&tb2, &mut fb, &ta2, &mut fa), 2, "B to A");
+}

@@ -103,6 +103,13 @@ pub const FAMILIES: [Family; 4] = [
     Family::IPV6_SDWAN,
 ];
 
+/// The key generation marker: an extended community of the experimental, transitive type
+/// 0x80 (RFC 7153 §5.1), sub-type 0x5d, value 2 zero bytes and the generation.
+pub fn key_generation_community(generation: u32) -> ExtCommunity {
+    let g = generation.to_be_bytes();
+    ExtCommunity::from_bytes([0x80, 0x5d, 0, 0, g[0], g[1], g[2], g[3]])
+}
+
 /// Per neighbor: its session and the graceful-restart time it announced.
 #[derive(Debug)]
 struct Neighbor {
@@ -575,6 +582,15 @@ impl Speaker {
             else {
                 continue;
             };
+            // The underlay routes carry the key generation in an extended community too: a
+            // reflector that passes the Tunnel Encapsulation attribute on as an unknown one
+            // (FRR 8.4) does not see a change of that attribute alone as a new path, and
+            // would keep reflecting the old key.
+            let mut underlay_base = base.clone();
+            underlay_base[3] = PathAttribute::new(AttrValue::ExtCommunities(vec![
+                ExtCommunity::from_bytes(t.rt),
+                key_generation_community(generation),
+            ]));
             let advert = |c: &CircuitConfig, egress: bool| {
                 let mut a = WanCircuitAdvert::new(
                     c.address,
@@ -592,7 +608,7 @@ impl Speaker {
                     color: t.vni,
                     node: loopback,
                 });
-                let mut attrs = base.clone();
+                let mut attrs = underlay_base.clone();
                 attrs.push(PathAttribute::new(AttrValue::TunnelEncap(
                     TunnelEncap::sdwan_edge(&[advert(c, false)]),
                 )));
@@ -611,7 +627,7 @@ impl Speaker {
             if !self.cfg.circuits.is_empty() {
                 let adverts: Vec<WanCircuitAdvert> =
                     self.cfg.circuits.iter().map(|c| advert(c, true)).collect();
-                let mut attrs = base.clone();
+                let mut attrs = underlay_base.clone();
                 attrs.push(PathAttribute::new(AttrValue::TunnelEncap(
                     TunnelEncap::sdwan_edge(&adverts),
                 )));
@@ -892,6 +908,48 @@ mod tests {
         // Edge 2 has no SA at all with edge 3.
         assert!(k2.sas(addr([10, 255, 0, 3]), 1002).is_none());
         assert!(net.nodes[2].1.take_overlay_changed());
+    }
+
+    #[test]
+    fn a_rekey_changes_a_standard_attribute_of_the_underlay_routes() {
+        let mut net = lab();
+        let marker = |net: &Net| -> Vec<[u8; 8]> {
+            net.nodes[2]
+                .1
+                .rib()
+                .loc_rib()
+                .filter(|(k, p)| {
+                    p.from == LOCAL
+                        && matches!(k, RouteKey::Vpn { prefix, .. } if prefix.prefix_len() == 32)
+                })
+                .flat_map(|(_, p)| {
+                    p.attributes
+                        .iter()
+                        .filter_map(|a| match &a.value {
+                            AttrValue::ExtCommunities(v) => Some(v.clone()),
+                            _ => None,
+                        })
+                        .flatten()
+                        .map(|c| c.to_bytes())
+                        .filter(|b| b[0] == 0x80 && b[1] == 0x5d)
+                        .collect::<Vec<_>>()
+                })
+                .collect()
+        };
+        let before = marker(&net);
+        assert_eq!(before.len(), 1);
+        let (g, _) = net.nodes[2].1.keys().unwrap().local_key(1001).unwrap();
+        assert_eq!(before[0][4..], g.to_be_bytes());
+        // An hour and a bit later the key rotated, and so did the marker.
+        for _ in 0..80 {
+            net.advance(Duration::from_secs(60));
+        }
+        let after = marker(&net);
+        assert_ne!(before, after);
+        // And edge 1 learned edge 2's new key.
+        let (g2, _) = net.nodes[2].1.keys().unwrap().local_key(1001).unwrap();
+        assert_ne!(g, g2);
+        assert_eq!(site(&net, 1, 2, BLUE).unwrap().key.unwrap().generation, g2);
     }
 
     #[test]
