@@ -94,11 +94,14 @@ if group "release build" 2400 cargo build --release -p sdwand -p sdwan-cli -p sd
         tests/lab_multipath.sh
     group "xfrm interop" 600 env SDWAND="$TARGET/release/sdwand" CLI="$TARGET/release/sdwan-cli" \
         tests/interop_xfrm.sh
+    group "lab bgp" 400 env SDWAND="$TARGET/release/sdwand" \
+        SDWAN_CLI="$TARGET/release/sdwan-cli" tests/lab_bgp.sh
 else
     not_run "lab impair" "the release build failed"
     not_run "lab forwarding" "the release build failed"
     not_run "lab multipath" "the release build failed"
     not_run "xfrm interop" "the release build failed"
+    not_run "lab bgp" "the release build failed"
 fi
 
 PASSED=0
