@@ -481,6 +481,7 @@ fn run(config: &Config) -> Result<(), String> {
     let mut bgp = start_bgp(config)?;
     let mut overlay = bgp::OverlayBuilder::default();
     let mut next_sa_look = Instant::now();
+    let mut next_overlay = Instant::now();
     let mut confirmed = std::collections::HashSet::new();
     while !STOP.load(Ordering::Relaxed) {
         let learned = engine.apply_neighbor_events();
@@ -494,7 +495,10 @@ fn run(config: &Config) -> Result<(), String> {
         let mut sleep = Duration::from_millis(5);
         if let Some(b) = bgp.as_mut() {
             b.run(now);
-            if b.speaker.take_overlay_changed() {
+            // New overlay tables at most every 100 ms: while a reflector sends thousands of
+            // routes, one publication takes in many UPDATEs (each costs the workers a resync).
+            if now >= next_overlay && b.speaker.take_overlay_changed() {
+                next_overlay = now + Duration::from_millis(100);
                 overlay.note_keys(&b.speaker, now);
                 let learned = overlay.build(config, &b.speaker);
                 let (sites, _) = b.speaker.sites().counts();
