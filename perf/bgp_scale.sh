@@ -32,11 +32,11 @@ cargo build --release -p sdwand -p sdwan-cli -p sdwan-perf >&2
 cleanup() {
     local f
     for f in "$DIR"/*.pid "$DIR"/frr/bgpd.pid; do
-        [[ -s $f ]] && kill "$(<"$f")" 2>/dev/null
+        if [[ -s $f ]]; then kill "$(<"$f")" 2>/dev/null || true; fi
     done
     sleep 1
     for f in "$DIR"/*.pid "$DIR"/frr/bgpd.pid; do
-        [[ -s $f ]] && kill -KILL "$(<"$f")" 2>/dev/null
+        if [[ -s $f ]]; then kill -KILL "$(<"$f")" 2>/dev/null || true; fi
     done
     for n in ctl a lan wan; do ip netns del "$P-$n" 2>/dev/null || true; done
     true
