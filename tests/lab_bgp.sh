@@ -370,6 +370,8 @@ wait_for 20 "sdwand sockets" test -S "$DIR/a.sock" -a -S "$DIR/b.sock" -a -S "$D
 tenant_checks FRR
 check "FRR: the reflector holds the routes of both tenants" \
     test "$(vty 'show bgp ipv4 vpn json' | jq '[.. | objects | select(has("nexthops"))] | length')" -ge 5
+check "FRR: B learned A through the VPN host-route form alone (FRR does not carry SAFI 74)" \
+    bash -c "$SDWAN_CLI --socket $DIR/b.sock show bgp routes --json | jq -e 'all(.[]; .family != \"ipv4-sdwan\" or .from == \"local\")' >/dev/null"
 check "FRR: ExaBGP (red group) received red routes" \
     wait_for 10 "exabgp red" grep -q '65000:1002' "$DIR/exabgp-frr.json"
 check "FRR: ExaBGP (red group) never received a blue route or key" \
@@ -435,6 +437,8 @@ exabgp_start "$DIR/exabgp-sdwand.json"
 tenant_checks sdwand-RR
 check "sdwand-RR: its summary shows four established clients" \
     wait_for 20 "rr summary" bash -c "[[ \$($SDWAN_CLI --socket $DIR/rr.sock show bgp summary --json | jq '[.neighbors[] | select(.state == \"Established\")] | length') == 4 ]]"
+check "sdwand-RR: edges and the reflector speak SAFI 74: B holds A's SD-WAN NLRI (blue)" \
+    wait_for 10 "SAFI 74 at B" bash -c "$SDWAN_CLI --socket $DIR/b.sock show bgp routes --json | jq -e 'any(.[]; .family == \"ipv4-sdwan\" and .next_hop == \"10.255.0.1\" and (.route_targets | index(\"65000:1001\")))' >/dev/null"
 check "sdwand-RR: ExaBGP (red group) received red routes" \
     wait_for 10 "exabgp red" grep -q '65000:1002' "$DIR/exabgp-sdwand.json"
 check "sdwand-RR: ExaBGP (red group) never received a blue route or key" \

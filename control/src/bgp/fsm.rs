@@ -690,6 +690,78 @@ mod tests {
         assert_eq!(b.stats.updates_received, 1);
     }
 
+    /// RFC 7606 at the session: an UPDATE with a malformed attribute that the RFC treats as
+    /// withdraw (or discards) keeps the session; a broken NLRI field resets it.
+    #[test]
+    fn malformed_updates_keep_the_session_unless_the_rfc_says_reset() {
+        use crate::bgp::wire::attributes::attr_type;
+        use crate::bgp::wire::nlri::VpnRoute;
+        use crate::bgp::wire::rd::RouteDistinguisher;
+        use crate::bgp::wire::{AttrValue, Nlri, PathAttribute};
+        let (mut a, mut b, t0) = established(90);
+        let route = Nlri::Vpn(VpnRoute::new(
+            100,
+            RouteDistinguisher::As2 {
+                asn: 65000,
+                number: 1,
+            },
+            "10.1.0.0/24".parse().unwrap(),
+        ));
+        let good = Update::announce(
+            Family::IPV4_VPN,
+            "10.255.0.1".parse().unwrap(),
+            vec![
+                PathAttribute::new(AttrValue::Origin(crate::bgp::wire::attributes::Origin::Igp)),
+                PathAttribute::new(AttrValue::AsPath(
+                    crate::bgp::wire::attributes::AsPath::sequence(Vec::new()),
+                )),
+            ],
+            vec![route],
+        );
+        // ORIGIN 9: treat-as-withdraw; the session stays up and the RIB gets a withdrawal.
+        let mut bad = good.clone();
+        for x in &mut bad.attributes {
+            if x.type_code() == attr_type::ORIGIN {
+                x.value = AttrValue::Other {
+                    type_code: attr_type::ORIGIN,
+                    value: vec![9],
+                };
+            }
+        }
+        let out = b.received(t0, &sent(&a.send_update(t0, &bad)));
+        match out.as_slice() {
+            [Action::Update(u)] => {
+                assert!(u.treat_as_withdraw.is_some());
+                assert_eq!(u.update.withdrawals().len(), 1);
+                assert!(u.update.announced().is_empty());
+            }
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(b.state(), State::Established);
+        // An AGGREGATOR of the wrong length: discarded, the route stands.
+        let mut agg = good.clone();
+        agg.attributes.push(PathAttribute::new(AttrValue::Other {
+            type_code: attr_type::AGGREGATOR,
+            value: vec![1, 2, 3],
+        }));
+        let out = b.received(t0, &sent(&a.send_update(t0, &agg)));
+        match out.as_slice() {
+            [Action::Update(u)] => {
+                assert_eq!(u.discarded.len(), 1);
+                assert_eq!(u.update.announced().len(), 1);
+            }
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(b.state(), State::Established);
+        // A Withdrawn Routes length that runs past the message: session reset, 3/1.
+        let mut bytes = sent(&a.send_update(t0, &good));
+        bytes[19] = 0xff;
+        let out = b.received(t0, &bytes);
+        let n = sent(&out);
+        assert_eq!((n[19], n[20]), (code::UPDATE_MESSAGE, 1));
+        assert_eq!(b.state(), State::Idle);
+    }
+
     #[test]
     fn stop_sends_an_administrative_shutdown_with_its_reason() {
         let (mut a, mut b, t0) = established(90);
