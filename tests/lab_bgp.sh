@@ -11,8 +11,8 @@
 #            ctl0 (kernel) ─ ctl namespace bridge (10.254.0.0/24): the reflector at .100
 #            (TCP-MD5), ExaBGP at .200 (a client of the red group: what red may learn)
 #
-# Edges rotate their tenant keys every 20 s (grace 5 s, switch after 2 s), so every traffic
-# check runs across rekeys.
+# Edges rotate their tenant keys every 30 s (grace 5 s, switch after 10 s without a
+# confirmation), so the traffic checks run across rekeys.
 #
 # Environment: LAB_PREFIX (sdb), LAB_DIR (/run/sdwan-lab-bgp), SDWAND, SDWAN_CLI.
 set -euo pipefail
@@ -180,7 +180,7 @@ bgp:
   connect_retry_s: 1
   graceful_restart_s: 120
   transports: { internet: 1 }
-  keys: { rotate_s: 20, grace_s: 5, switch_after_s: 2 }
+  keys: { rotate_s: 30, grace_s: 5, switch_after_s: 10 }
   neighbors:
     - { address: 10.254.0.100, password_file: bgp.password }
 path_monitor:
@@ -221,6 +221,7 @@ router bgp 65000
  bgp cluster-id 10.254.0.100
  no bgp default ipv4-unicast
  bgp graceful-restart
+ update-delay 30
  bgp route-reflector allow-outbound-policy
  neighbor EDGES-BOTH peer-group
  neighbor EDGES-BOTH remote-as 65000
@@ -256,6 +257,9 @@ router bgp 65000
 !
 EOF
 chown -R frr:frr "$DIR/frr"
+# `update-delay 30` above: after a (re)start bgpd sends no UPDATE until every peer sent its
+# table (End-of-RIB) or 30 s passed, so edges that hold its routes as stale (graceful
+# restart) do not lose, at its first End-of-RIB, the routes of edges not reconnected yet.
 frr_start() {
     nsx "$P-ctl" /usr/lib/frr/bgpd -d -S -Z -f "$DIR/frr/bgpd.conf" -i "$DIR/frr/bgpd.pid" \
         -z "$DIR/frr/zserv.api" --vty_socket "$DIR/frr" -A 127.0.0.1 -P 0
@@ -378,7 +382,7 @@ check "FRR: ExaBGP (red group) never received a blue route or key" \
     bash -c "! grep -q -e '65000:1001' -e '10.2.0.0/24' -e '10.1.0.0/24' $DIR/exabgp-frr.json"
 
 [[ ${LAB_BGP_STOP_AFTER:-} == frr ]] && exit 0
-echo "=== rekey under a continuous stream (keys rotate every 20 s) ==="
+echo "=== rekey under a continuous stream (keys rotate every 30 s) ==="
 gen_before=$(cli b show sites --json | jq '.[] | select(.node == "10.255.0.1") | .key_generation')
 stream rekey "$P-ha1" "$P-hb" 10.2.0.2 45 200
 gen_after=$(cli b show sites --json | jq '.[] | select(.node == "10.255.0.1") | .key_generation')

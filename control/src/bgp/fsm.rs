@@ -12,7 +12,7 @@
 //! ```
 //! Simplifications, each deliberate: a neighbor is either active (we connect) or passive (we
 //! only accept), so there is no connection collision to resolve (§6.8); no DelayOpen; the
-//! connect-retry timer doubles after each failure up to 8 times its configured value (the
+//! connect-retry timer doubles after each failure up to 4 times its configured value (the
 //! "damping" §8.1.1 allows), with jitter, so a reflector that is down is not hammered.
 
 use std::net::Ipv4Addr;
@@ -100,8 +100,9 @@ pub struct Stats {
 /// Hold time while waiting for the peer's OPEN (RFC 4271 §8.2.2: "a large value").
 const OPEN_HOLD: Duration = Duration::from_secs(240);
 
-/// Most doublings of the connect-retry interval.
-const MAX_BACKOFF_SHIFT: u32 = 3;
+/// Most doublings of the connect-retry interval (4x): a reflector that comes back is
+/// reached again within a few intervals.
+const MAX_BACKOFF_SHIFT: u32 = 2;
 
 /// One BGP session with one peer.
 #[derive(Debug)]
@@ -158,6 +159,11 @@ impl Fsm {
 
     pub fn config(&self) -> &SessionConfig {
         &self.cfg
+    }
+
+    /// The OPEN sent on the next connections (the current one keeps what it sent).
+    pub fn set_local_open(&mut self, open: Open) {
+        self.local_open = open;
     }
 
     /// What was negotiated, while Established.
@@ -506,7 +512,7 @@ impl Fsm {
         (!self.hold.is_zero()).then(|| self.hold / 3)
     }
 
-    /// The connect-retry interval: doubled per failure (at most 8x), minus up to 25% jitter
+    /// The connect-retry interval: doubled per failure (at most 4x), minus up to 25% jitter
     /// (RFC 4271 §10).
     fn retry_interval(&mut self) -> Duration {
         let base = self.cfg.connect_retry * (1 << self.failures.min(MAX_BACKOFF_SHIFT));
@@ -796,6 +802,6 @@ mod tests {
             assert_eq!(a.poll(now), vec![Action::Connect]);
         }
         assert!(gaps[0] <= Duration::from_secs(10) && gaps[0] > Duration::from_secs(7));
-        assert!(gaps[5] <= Duration::from_secs(40) && gaps[5] >= Duration::from_secs(30));
+        assert!(gaps[5] <= Duration::from_secs(20) && gaps[5] >= Duration::from_secs(15));
     }
 }

@@ -206,6 +206,8 @@ struct PeerState {
     stale_until: Option<Instant>,
     /// Routes received, accepted (for `show bgp summary`).
     pub accepted: usize,
+    /// The peer sent End-of-RIB since it came up (its table is complete).
+    eor: bool,
 }
 
 /// A change of the Loc-RIB.
@@ -248,6 +250,9 @@ pub struct Rib {
     dirty: BTreeSet<RouteKey>,
     /// Bumped at every Loc-RIB change (`TblVer`).
     pub version: u64,
+    /// While set, nothing is sent (a restarting reflector waits for its peers' tables,
+    /// RFC 4724 §4.1); peers that came up meanwhile get their whole table once it is cleared.
+    pub hold: bool,
     pub stats: RibStats,
 }
 
@@ -260,6 +265,7 @@ impl Rib {
             loc: HashMap::new(),
             dirty: BTreeSet::new(),
             version: 0,
+            hold: false,
             stats: RibStats::default(),
         }
     }
@@ -280,8 +286,14 @@ impl Rib {
                 full_sync: false,
                 stale_until: None,
                 accepted: 0,
+                eor: false,
             },
         );
+    }
+
+    /// Whether peer `id` sent End-of-RIB since its session came up.
+    pub fn eor_received(&self, id: PeerId) -> bool {
+        self.peers.get(&id).is_some_and(|p| p.eor)
     }
 
     /// The session with `id` is up: it will be sent every route it may have, then
@@ -291,6 +303,7 @@ impl Rib {
             p.session = Some(session);
             p.policy.router_id = router_id;
             p.full_sync = true;
+            p.eor = false;
             p.adj_out.clear();
         }
     }
@@ -374,6 +387,7 @@ impl Rib {
             return;
         };
         if let Some(family) = u.end_of_rib_family() {
+            peer.eor = true;
             // RFC 4724 §4.2: routes still stale once the peer re-sent its table are gone.
             let stale: Vec<RouteKey> = peer
                 .adj_in
@@ -516,6 +530,9 @@ impl Rib {
         }
         if !changes.is_empty() {
             self.version += 1;
+        }
+        if self.hold {
+            return (changes, Vec::new());
         }
         let ids: Vec<PeerId> = self.peers.keys().copied().collect();
         let mut out = Vec::new();

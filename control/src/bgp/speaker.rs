@@ -103,6 +103,39 @@ pub const FAMILIES: [Family; 4] = [
     Family::IPV6_SDWAN,
 ];
 
+/// How long a restarting reflector waits for its peers' tables at most (FRR's
+/// `select-defer-time`, shorter: edges reconnect within seconds).
+pub const SELECT_DEFER: Duration = Duration::from_secs(30);
+
+/// Our capabilities: the families, route refresh, graceful restart (with the R bit while
+/// `restarting`).
+fn capabilities(cfg: &SpeakerConfig, restarting: bool) -> Vec<Capability> {
+    let mut caps: Vec<Capability> = FAMILIES
+        .iter()
+        .map(|f| Capability::Multiprotocol(*f))
+        .collect();
+    caps.push(Capability::RouteRefresh);
+    if cfg.graceful_restart > 0 {
+        caps.push(Capability::GracefulRestart(GracefulRestart {
+            flags: if restarting {
+                GracefulRestart::RESTARTING
+            } else {
+                0
+            },
+            restart_time: cfg.graceful_restart.min(4095),
+            families: FAMILIES
+                .iter()
+                .map(|f| GrFamily {
+                    family: *f,
+                    // The data plane keeps forwarding while the control plane restarts.
+                    flags: GrFamily::FORWARDING_PRESERVED,
+                })
+                .collect(),
+        }));
+    }
+    caps
+}
+
 /// The key generation marker: an extended community of the experimental, transitive type
 /// 0x80 (RFC 7153 §5.1), sub-type 0x5d, value 2 zero bytes and the generation.
 pub fn key_generation_community(generation: u32) -> ExtCommunity {
@@ -120,6 +153,9 @@ struct Neighbor {
 }
 
 pub struct Speaker {
+    /// A reflector deferring its first UPDATEs (see [`Speaker::new`]), until `defer_until`.
+    restarting: bool,
+    defer_until: Option<Instant>,
     cfg: SpeakerConfig,
     neighbors: Vec<Neighbor>,
     rib: Rib,
@@ -144,25 +180,11 @@ impl Speaker {
     /// A speaker with `keys` (an edge) or without (a pure reflector). The sessions start with
     /// [`start`](Self::start).
     pub fn new(cfg: SpeakerConfig, keys: Option<KeyManager>) -> Self {
-        let mut caps: Vec<Capability> = FAMILIES
-            .iter()
-            .map(|f| Capability::Multiprotocol(*f))
-            .collect();
-        caps.push(Capability::RouteRefresh);
-        if cfg.graceful_restart > 0 {
-            caps.push(Capability::GracefulRestart(GracefulRestart {
-                flags: 0,
-                restart_time: cfg.graceful_restart.min(4095),
-                families: FAMILIES
-                    .iter()
-                    .map(|f| GrFamily {
-                        family: *f,
-                        // The data plane keeps forwarding while the control plane restarts.
-                        flags: GrFamily::FORWARDING_PRESERVED,
-                    })
-                    .collect(),
-            }));
-        }
+        // A reflector starts as a restarting speaker (RFC 4724 §4.1): it tells its peers so
+        // (R bit) and sends nothing until every peer sent its table or the deferral ends, so
+        // that edges that kept its routes as stale do not purge them at its first End-of-RIB.
+        let restarting = cfg.cluster_id.is_some() && cfg.graceful_restart > 0;
+        let caps = capabilities(&cfg, restarting);
         let mut rib = Rib::new(RibConfig {
             router_id: cfg.router_id,
             cluster_id: cfg.cluster_id,
@@ -201,6 +223,8 @@ impl Speaker {
             })
             .collect();
         Speaker {
+            restarting,
+            defer_until: None,
             cfg,
             neighbors,
             rib,
@@ -216,6 +240,10 @@ impl Speaker {
     /// Starts every session and originates our routes.
     pub fn start(&mut self, now: Instant) -> Vec<Io> {
         let mut io = Vec::new();
+        if self.restarting {
+            self.defer_until = Some(now + SELECT_DEFER);
+            self.rib.hold = true;
+        }
         if let Some(k) = &mut self.keys {
             for t in &self.cfg.tenants {
                 if let Err(e) = k.add_tenant(t.vni, now) {
@@ -284,6 +312,7 @@ impl Speaker {
             .iter()
             .filter_map(|n| n.fsm.next_deadline())
             .chain(self.rib.next_deadline())
+            .chain(self.defer_until)
             .chain(
                 self.keys
                     .as_ref()
@@ -388,6 +417,11 @@ impl Speaker {
                             .collect::<Vec<_>>()
                             .join(" ")
                     )));
+                    // Our keys go out again with the table: the peers learn an unconfirmed
+                    // key only now, so the switch to it waits switch_after from now.
+                    if let Some(k) = &mut self.keys {
+                        k.advertised(now);
+                    }
                     self.rib.peer_up(peer, session, remote.bgp_id);
                 }
                 Action::Down { reason } => {
@@ -419,8 +453,44 @@ impl Speaker {
         }
     }
 
+    /// Ends the deferral of a restarting reflector: at its deadline, or once every neighbor
+    /// is up and sent End-of-RIB.
+    fn end_deferral(&mut self, now: Instant, io: &mut Vec<Io>) {
+        let Some(until) = self.defer_until else {
+            return;
+        };
+        let all_in = self
+            .neighbors
+            .iter()
+            .enumerate()
+            .all(|(i, n)| n.fsm.state() == State::Established && self.rib.eor_received(i));
+        if now < until && !all_in {
+            return;
+        }
+        self.defer_until = None;
+        self.rib.hold = false;
+        io.push(Io::Log(if all_in {
+            "every neighbor sent its table: reflecting".into()
+        } else {
+            format!(
+                "route selection deferral ({} s) over: reflecting",
+                SELECT_DEFER.as_secs()
+            )
+        }));
+        let caps = capabilities(&self.cfg, false);
+        for n in &mut self.neighbors {
+            n.fsm.set_local_open(Open::new(
+                self.cfg.asn,
+                n.cfg.hold_time,
+                self.cfg.router_id,
+                caps.clone(),
+            ));
+        }
+    }
+
     /// Recomputes the Loc-RIB, feeds the site table and the keys, and sends the UPDATEs.
     fn flush(&mut self, now: Instant, io: &mut Vec<Io>) {
+        self.end_deferral(now, io);
         // Rounds: a key event may re-originate routes, which changes the RIB again.
         for _ in 0..4 {
             let (changes, out) = self.rib.flush();
@@ -777,6 +847,8 @@ mod tests {
         links: HashMap<(usize, PeerId), (usize, PeerId)>,
         queue: VecDeque<(usize, Io)>,
         now: Instant,
+        /// Nodes whose connection attempts fail (a site that is down).
+        blocked: Vec<usize>,
     }
 
     impl Net {
@@ -786,6 +858,10 @@ mod tests {
                 steps += 1;
                 assert!(steps < 100_000, "no quiescence");
                 match io {
+                    Io::Connect(p) if self.blocked.contains(&node) => {
+                        let out = self.nodes[node].1.connect_failed(p, self.now, "blocked");
+                        self.push(node, out);
+                    }
                     Io::Connect(p) => {
                         let target = self.nodes[node].1.neighbor(p).unwrap().address;
                         let me = self.nodes[node].0;
@@ -852,6 +928,7 @@ mod tests {
             links: HashMap::new(),
             queue: VecDeque::new(),
             now,
+            blocked: Vec::new(),
         };
         for i in 0..net.nodes.len() {
             let out = net.nodes[i].1.start(now);
@@ -950,6 +1027,44 @@ mod tests {
         let (g2, _) = net.nodes[2].1.keys().unwrap().local_key(1001).unwrap();
         assert_ne!(g, g2);
         assert_eq!(site(&net, 1, 2, BLUE).unwrap().key.unwrap().generation, g2);
+    }
+
+    #[test]
+    fn a_restarting_reflector_waits_for_every_table_before_reflecting() {
+        let mut net = lab();
+        // The reflector restarts while edge 1 is down too.
+        let links: Vec<_> = net.links.keys().filter(|(n, _)| *n == 0).copied().collect();
+        for (n, p) in links {
+            net.push(n, vec![Io::Close(p)]);
+        }
+        net.blocked.push(1);
+        net.nodes[0].1 = reflector(true);
+        let out = net.nodes[0].1.start(net.now);
+        net.push(0, out);
+        net.run();
+        for _ in 0..10 {
+            net.advance(Duration::from_secs(1));
+        }
+        // Edge 2 is back in session, but the reflector holds everything back while edge 1's
+        // table is missing: edge 2 keeps edge 1's routes (stale) and its traffic.
+        assert_eq!(
+            net.nodes[2].1.sessions().next().unwrap().2.state(),
+            State::Established
+        );
+        assert!(site(&net, 2, 1, BLUE).unwrap().usable());
+        assert!(net.nodes[2].1.rib().loc_rib().any(|(_, p)| p.stale));
+        // The deferral ends after 30 s without edge 1: edge 2 gets End-of-RIB and lets the
+        // routes of the site that did not come back go.
+        for _ in 0..25 {
+            net.advance(Duration::from_secs(1));
+        }
+        assert_eq!(site(&net, 2, 1, BLUE), None);
+        // Edge 1 returns: edge 2 learns it again.
+        net.blocked.clear();
+        for _ in 0..20 {
+            net.advance(Duration::from_secs(1));
+        }
+        assert!(site(&net, 2, 1, BLUE).unwrap().usable());
     }
 
     #[test]

@@ -70,6 +70,9 @@ type Hook = ();
 struct LocalKey {
     generation: u32,
     created: Instant,
+    /// When the key was last sent to the network (a session came up and the whole table
+    /// went out again): the peers need the propagation time from then on.
+    advertised: Instant,
     pair: KeyPair,
 }
 
@@ -314,6 +317,7 @@ impl KeyManager {
         let current = LocalKey {
             generation: u32::from_be_bytes(start),
             created: now,
+            advertised: now,
             pair: KeyPair::generate(self.rng.as_mut())?,
         };
         let rotate_at = self.next_rotation(now);
@@ -359,6 +363,15 @@ impl KeyManager {
             .ok_or(KeyError::UnknownTenant { tenant })?;
         t.rotate_at = t.rotate_at.min(now);
         Ok(())
+    }
+
+    /// Our keys were just sent to the network again (a BGP session came up after none was):
+    /// a key not confirmed yet gets `switch_after` from now before it is sent with, since a
+    /// peer may learn it only now.
+    pub fn advertised(&mut self, now: Instant) {
+        for t in self.tenants.values_mut() {
+            t.current.advertised = t.current.advertised.max(now);
+        }
     }
 
     /// What BGP should advertise for the tenant now: (generation, public key). Its inbound
@@ -979,6 +992,7 @@ impl KeyManager {
             let key = LocalKey {
                 generation,
                 created: now,
+                advertised: now,
                 pair: KeyPair::generate(self.rng.as_mut())?,
             };
             let mut derived = Vec::new();
@@ -1045,7 +1059,7 @@ impl KeyManager {
 /// our older keys (the peer is sending, so its confirmation will come once it has the key;
 /// waiting for it avoids sending to a key the peer does not have yet).
 fn switch_deadline(pair: &Pair, t: &Tenant, cfg: &KeyConfig) -> Instant {
-    let created = t.current.created;
+    let created = t.current.created.max(t.current.advertised);
     // A peer whose SA toward our current key is blocked cannot confirm it: its traffic to
     // our older key is then no sign that it lacks the key, and must not hold us back.
     if pair.blocked(t.current.generation, pair.latest.generation, Dir::In) {
@@ -1167,6 +1181,44 @@ mod tests {
         );
         assert_eq!(a.sas(LO_B, TENANT), before);
         assert_eq!(a.peer_generations(LO_B, TENANT), vec![g]);
+    }
+
+    /// A key not confirmed yet waits `switch_after` from its last advertisement (a session
+    /// that came back after the key was made), not from its creation.
+    #[test]
+    fn a_readvertised_key_waits_switch_after_again() {
+        let t0 = Instant::now();
+        let mut a = manager(LO_A, 1, t0);
+        let b = manager(LO_B, 2, t0);
+        let (g, p) = key_of(&b);
+        a.peer_key(LO_B, TENANT, g, &p, t0).unwrap();
+        a.poll(t0);
+        let sending = |a: &KeyManager| {
+            a.sas(LO_B, TENANT)
+                .unwrap()
+                .outbound
+                .unwrap()
+                .local_generation
+        };
+        let first = sending(&a);
+        a.rekey(TENANT, t0).unwrap();
+        a.poll(t0);
+        let new = key_of(&a).0;
+        assert_ne!(new, first);
+        let sa = lab_config().switch_after;
+        // The key was made at t0 but could only be advertised at t0 + 1 h (no session).
+        let later = t0 + Duration::from_secs(3600);
+        a.advertised(later);
+        a.poll(later);
+        assert_eq!(sending(&a), first, "not switched at once");
+        a.poll(later + sa - Duration::from_millis(1));
+        assert_eq!(sending(&a), first);
+        a.poll(later + sa);
+        assert_eq!(
+            sending(&a),
+            new,
+            "switched switch_after after the advertisement"
+        );
     }
 
     /// Repeat, stale, next, jump (a restart, even to a lower number).
