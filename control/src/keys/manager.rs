@@ -156,6 +156,11 @@ struct Pair {
     last_seen_old: Option<Instant>,
     /// The peer's routes were withdrawn at this time; the pair goes after `grace`.
     withdrawn_at: Option<Instant>,
+    /// The peer was seen sending on an SA of its latest key: it has switched, so the SAs of
+    /// its previous key may go once `previous_until` came. Until then they stay (up to one
+    /// rotation period): a peer may switch late, for its own switch waits for BGP to carry
+    /// its key (after a reflector outage, from when its session came back).
+    peer_switched: bool,
 }
 
 impl Pair {
@@ -169,6 +174,7 @@ impl Pair {
             combos: Vec::new(),
             last_seen_old: None,
             withdrawn_at: None,
+            peer_switched: false,
         }
     }
 
@@ -510,6 +516,7 @@ impl KeyManager {
                     pair.sending = current;
                 }
                 pair.previous_until = pair.previous.as_ref().map(|_| at(now, keep));
+                pair.peer_switched = false;
                 pair.withdrawn_at = None;
                 let (kept, gone): (Vec<_>, Vec<_>) = std::mem::take(&mut pair.combos)
                     .into_iter()
@@ -561,14 +568,17 @@ impl KeyManager {
         if pair.withdrawn_at.is_some() {
             return;
         }
-        let Some(local) = pair
+        let Some((local, from)) = pair
             .combos
             .iter()
             .find(|c| c.inb.live().is_some_and(|sa| sa.spi_base == spi_base))
-            .map(|c| c.local)
+            .map(|c| (c.local, c.peer))
         else {
             return;
         };
+        if from == pair.latest.generation {
+            pair.peer_switched = true;
+        }
         if local == t.current.generation {
             if try_switch(pair, t, &self.cfg, now, true) {
                 self.changed.insert(key);
@@ -644,7 +654,11 @@ impl KeyManager {
                 }
                 if let (Some(prev), Some(until)) = (&pair.previous, pair.previous_until) {
                     if pair.out.is_none_or(|(_, p)| p != prev.generation) {
-                        consider(until);
+                        consider(if pair.peer_switched {
+                            until
+                        } else {
+                            at(until, self.cfg.rotate_every)
+                        });
                     }
                 }
             }
@@ -853,6 +867,7 @@ impl KeyManager {
     /// Drops the peers' previous keys whose time has come and that we no longer send to.
     fn retire_peer_previous(&mut self, tenant: u32, now: Instant) {
         let mut buried = Vec::new();
+        let rotate_every = self.cfg.rotate_every;
         for ((peer, pt), pair) in self.pairs.iter_mut() {
             if *pt != tenant {
                 continue;
@@ -860,7 +875,9 @@ impl KeyManager {
             let Some(prev) = pair.previous.as_ref().map(|k| k.generation) else {
                 continue;
             };
-            let due = pair.previous_until.is_some_and(|u| u <= now);
+            let due = pair
+                .previous_until
+                .is_some_and(|u| u <= now && (pair.peer_switched || now >= at(u, rotate_every)));
             if !due || pair.out.is_some_and(|(_, p)| p == prev) {
                 continue;
             }
@@ -1181,6 +1198,55 @@ mod tests {
         );
         assert_eq!(a.sas(LO_B, TENANT), before);
         assert_eq!(a.peer_generations(LO_B, TENANT), vec![g]);
+    }
+
+    /// The SAs of a peer's previous key stay until the peer is seen on its new key (then
+    /// `grace`), however late its switch comes, up to one rotation period.
+    #[test]
+    fn a_peers_previous_key_stays_until_the_peer_switched() {
+        let t0 = Instant::now();
+        let mut a = manager(LO_A, 1, t0);
+        let mut b = manager(LO_B, 2, t0);
+        let (g, p) = key_of(&b);
+        a.peer_key(LO_B, TENANT, g, &p, t0).unwrap();
+        let (ga, pa) = key_of(&a);
+        b.peer_key(LO_A, TENANT, ga, &pa, t0).unwrap();
+        a.poll(t0);
+        b.poll(t0);
+        // B rotates; A learns the new key at t0.
+        b.rekey(TENANT, t0).unwrap();
+        b.poll(t0);
+        let (g2, p2) = key_of(&b);
+        a.peer_key(LO_B, TENANT, g2, &p2, t0).unwrap();
+        a.poll(t0);
+        let peer_gens = |a: &KeyManager| {
+            let mut v: Vec<u32> = a
+                .sas(LO_B, TENANT)
+                .unwrap()
+                .inbound
+                .iter()
+                .map(|s| s.peer_generation)
+                .collect();
+            v.sort_unstable();
+            v.dedup();
+            v
+        };
+        let cfg = lab_config();
+        let late = t0 + cfg.switch_after + cfg.grace + Duration::from_secs(1);
+        a.poll(late);
+        assert!(peer_gens(&a).contains(&g), "kept: B has not switched yet");
+        // B's packets on its new key reach A: the old one goes after its time.
+        let spi = a
+            .sas(LO_B, TENANT)
+            .unwrap()
+            .inbound
+            .iter()
+            .find(|s| s.peer_generation == g2)
+            .unwrap()
+            .spi_base;
+        a.inbound_seen(LO_B, TENANT, spi + 3, late);
+        a.poll(late);
+        assert_eq!(peer_gens(&a), vec![g2]);
     }
 
     /// A key not confirmed yet waits `switch_after` from its last advertisement (a session
