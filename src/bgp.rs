@@ -389,6 +389,19 @@ struct KeyIdentity {
     peer_generation: u32,
 }
 
+impl KeyIdentity {
+    fn of(peer: IpAddr, vni: u32, outbound: bool, sa: &keys::DirectionSa) -> Self {
+        KeyIdentity {
+            peer,
+            vni,
+            outbound,
+            spi: sa.spi_base,
+            local_generation: sa.local_generation,
+            peer_generation: sa.peer_generation,
+        }
+    }
+}
+
 impl OverlayBuilder {
     fn id(&mut self, used: &mut HashMap<KeyIdentity, u64>, k: KeyIdentity) -> u64 {
         let id = *self.ids.entry(k).or_insert_with(|| {
@@ -502,28 +515,8 @@ impl OverlayBuilder {
                 let mut t = template.clone();
                 t.out_spi = o.spi_base;
                 t.in_spi = i.spi_base;
-                t.out_key = self.id(
-                    &mut used,
-                    KeyIdentity {
-                        peer: node,
-                        vni,
-                        outbound: true,
-                        spi: o.spi_base,
-                        local_generation: o.local_generation,
-                        peer_generation: o.peer_generation,
-                    },
-                );
-                t.in_key = self.id(
-                    &mut used,
-                    KeyIdentity {
-                        peer: node,
-                        vni,
-                        outbound: false,
-                        spi: i.spi_base,
-                        local_generation: i.local_generation,
-                        peer_generation: i.peer_generation,
-                    },
-                );
+                t.out_key = self.id(&mut used, KeyIdentity::of(node, vni, true, o));
+                t.in_key = self.id(&mut used, KeyIdentity::of(node, vni, false, i));
                 self.inbound.insert((node, i.spi_base), vni);
                 primary = Some(out.tunnels.len() as u16);
                 out.tunnels.push((
@@ -539,17 +532,7 @@ impl OverlayBuilder {
             for i in inbound.iter().skip(usize::from(first)) {
                 let mut t = template.clone();
                 t.in_spi = i.spi_base;
-                t.in_key = self.id(
-                    &mut used,
-                    KeyIdentity {
-                        peer: node,
-                        vni,
-                        outbound: false,
-                        spi: i.spi_base,
-                        local_generation: i.local_generation,
-                        peer_generation: i.peer_generation,
-                    },
-                );
+                t.in_key = self.id(&mut used, KeyIdentity::of(node, vni, false, i));
                 self.inbound.insert((node, i.spi_base), vni);
                 out.tunnels.push((
                     t,

@@ -70,75 +70,22 @@ pub fn connect(
     md5: Option<&[u8]>,
     timeout: Duration,
 ) -> io::Result<TcpStream> {
-    let fd = new_socket(peer.ip())?;
-    if let Some(key) = md5 {
-        set_md5(fd.as_raw_fd(), peer.ip(), key)?;
-    }
-    if let Some(local) = local {
-        let (addr, len) = sockaddr(SocketAddr::new(local, 0));
-        // SAFETY: `addr` is a valid socket address of length `len`.
-        let rc = unsafe {
-            libc::bind(
-                fd.as_raw_fd(),
-                (&addr as *const libc::sockaddr_storage).cast(),
-                len,
-            )
-        };
-        if rc != 0 {
-            return Err(io::Error::last_os_error());
-        }
-    }
-    set_nonblocking(fd.as_raw_fd(), true)?;
-    let (addr, len) = sockaddr(peer);
-    // SAFETY: as above.
-    let rc = unsafe {
-        libc::connect(
-            fd.as_raw_fd(),
-            (&addr as *const libc::sockaddr_storage).cast(),
-            len,
-        )
+    let stream = start_connect(peer, local, md5)?;
+    let mut pfd = libc::pollfd {
+        fd: stream.as_raw_fd(),
+        events: libc::POLLOUT,
+        revents: 0,
     };
-    if rc != 0 {
-        let e = io::Error::last_os_error();
-        if e.raw_os_error() != Some(libc::EINPROGRESS) {
-            return Err(e);
-        }
-        let mut pfd = libc::pollfd {
-            fd: fd.as_raw_fd(),
-            events: libc::POLLOUT,
-            revents: 0,
-        };
-        let ms = timeout.as_millis().min(i32::MAX as u128) as libc::c_int;
-        // SAFETY: one valid pollfd.
-        let n = unsafe { libc::poll(&mut pfd, 1, ms) };
-        if n == 0 {
-            return Err(io::Error::new(io::ErrorKind::TimedOut, "connect timed out"));
-        }
-        if n < 0 {
-            return Err(io::Error::last_os_error());
-        }
-        let mut err: libc::c_int = 0;
-        let mut len = mem::size_of::<libc::c_int>() as libc::socklen_t;
-        // SAFETY: `err` and `len` are valid for SO_ERROR.
-        let rc = unsafe {
-            libc::getsockopt(
-                fd.as_raw_fd(),
-                libc::SOL_SOCKET,
-                libc::SO_ERROR,
-                (&mut err as *mut libc::c_int).cast(),
-                &mut len,
-            )
-        };
-        if rc != 0 {
-            return Err(io::Error::last_os_error());
-        }
-        if err != 0 {
-            return Err(io::Error::from_raw_os_error(err));
-        }
+    let ms = timeout.as_millis().min(i32::MAX as u128) as libc::c_int;
+    // SAFETY: one valid pollfd.
+    let n = unsafe { libc::poll(&mut pfd, 1, ms) };
+    if n < 0 {
+        return Err(io::Error::last_os_error());
     }
-    set_nonblocking(fd.as_raw_fd(), false)?;
-    let stream = TcpStream::from(fd);
-    stream.set_nodelay(true)?;
+    if !connect_done(&stream)? {
+        return Err(io::Error::new(io::ErrorKind::TimedOut, "connect timed out"));
+    }
+    stream.set_nonblocking(false)?;
     Ok(stream)
 }
 

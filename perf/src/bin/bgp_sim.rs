@@ -123,9 +123,9 @@ fn updates(a: &Args, session: &sdwan_control::bgp::wire::Session) -> Result<Vec<
         let mut advert = WanCircuitAdvert::new(IpAddr::V4(circuit), 1, *key.public(), 3600, 1);
         advert.egress_endpoint = Some(IpAddr::V4(loopback));
         let mut attrs = base(Some(key_generation_community(1)));
-        attrs.push(PathAttribute::new(AttrValue::TunnelEncap(TunnelEncap::sdwan_edge(&[
-            advert,
-        ]))));
+        attrs.push(PathAttribute::new(AttrValue::TunnelEncap(
+            TunnelEncap::sdwan_edge(&[advert]),
+        )));
         let host = Nlri::Vpn(VpnRoute::new(
             a.vni & 0xf_ffff,
             rd,
@@ -147,7 +147,9 @@ fn updates(a: &Args, session: &sdwan_control::bgp::wire::Session) -> Result<Vec<
                 Nlri::Vpn(VpnRoute::new(
                     a.vni & 0xf_ffff,
                     rd,
-                    format!("{}/24", Ipv4Addr::from(net)).parse().expect("a /24"),
+                    format!("{}/24", Ipv4Addr::from(net))
+                        .parse()
+                        .expect("a /24"),
                 ))
             })
             .collect();
