@@ -26,7 +26,7 @@ use std::time::{Duration, Instant};
 use ipnet::IpNet;
 
 use super::wire::attributes::attr_type;
-use super::wire::nlri::{Label, VpnRoute};
+use super::wire::nlri::{Label, RtConstraint, VpnRoute};
 use super::wire::rd::RouteDistinguisher;
 use super::wire::sdwan::SdWanNlri;
 use super::wire::{AttrValue, Family, Nlri, PathAttribute, Session, Update, UpdateOutcome};
@@ -50,6 +50,9 @@ pub enum RouteKey {
     },
     /// An SD-WAN NLRI (SAFI 74).
     SdWan(SdWanNlri),
+    /// A Route Target membership (RFC 4684, AFI 1 SAFI 132): the peer wants the VPN and
+    /// SD-WAN routes of that Route Target.
+    Rtc(RtConstraint),
 }
 
 impl RouteKey {
@@ -62,6 +65,7 @@ impl RouteKey {
             RouteKey::Vpn { .. } => Family::IPV6_VPN,
             RouteKey::SdWan(n) if n.node.is_ipv4() => Family::IPV4_SDWAN,
             RouteKey::SdWan(_) => Family::IPV6_SDWAN,
+            RouteKey::Rtc(_) => Family::IPV4_RT_CONSTRAINT,
         }
     }
 
@@ -76,6 +80,7 @@ impl RouteKey {
                 v.labels.clone(),
             )),
             Nlri::SdWan(s) => Some((RouteKey::SdWan(*s), Vec::new())),
+            Nlri::RtConstraint(r) => Some((RouteKey::Rtc(*r), Vec::new())),
             _ => None,
         }
     }
@@ -88,6 +93,7 @@ impl RouteKey {
                 prefix: *prefix,
             }),
             RouteKey::SdWan(s) => Nlri::SdWan(*s),
+            RouteKey::Rtc(r) => Nlri::RtConstraint(*r),
         }
     }
 
@@ -95,6 +101,7 @@ impl RouteKey {
         match self {
             RouteKey::Vpn { rd, prefix } => Nlri::Vpn(VpnRoute::withdrawal(*rd, *prefix)),
             RouteKey::SdWan(s) => Nlri::SdWan(*s),
+            RouteKey::Rtc(r) => Nlri::RtConstraint(*r),
         }
     }
 }
@@ -204,10 +211,15 @@ struct PeerState {
     full_sync: bool,
     /// Graceful restart: its stale routes go at this time.
     stale_until: Option<Instant>,
+    /// RFC 4684: the peer negotiated Route Target constraint and sent its End-of-RIB for it,
+    /// so what it is sent follows its memberships (before that, nothing is sent to it).
+    rtc_complete: bool,
+    /// Our End-of-RIB for the memberships went to the peer.
+    rtc_eor_sent: bool,
     /// Routes received, accepted (for `show bgp summary`).
     pub accepted: usize,
-    /// The peer sent End-of-RIB since it came up (its table is complete).
-    eor: bool,
+    /// The families whose End-of-RIB the peer sent since it came up.
+    eor: BTreeSet<Family>,
 }
 
 /// A change of the Loc-RIB.
@@ -285,15 +297,17 @@ impl Rib {
                 session: None,
                 full_sync: false,
                 stale_until: None,
+                rtc_complete: false,
+                rtc_eor_sent: false,
                 accepted: 0,
-                eor: false,
+                eor: BTreeSet::new(),
             },
         );
     }
 
     /// Whether peer `id` sent End-of-RIB since its session came up.
     pub fn eor_received(&self, id: PeerId) -> bool {
-        self.peers.get(&id).is_some_and(|p| p.eor)
+        self.peers.get(&id).is_some_and(|p| !p.eor.is_empty())
     }
 
     /// The session with `id` is up: it will be sent every route it may have, then
@@ -303,7 +317,9 @@ impl Rib {
             p.session = Some(session);
             p.policy.router_id = router_id;
             p.full_sync = true;
-            p.eor = false;
+            p.eor.clear();
+            p.rtc_complete = false;
+            p.rtc_eor_sent = false;
             p.adj_out.clear();
         }
     }
@@ -387,7 +403,11 @@ impl Rib {
             return;
         };
         if let Some(family) = u.end_of_rib_family() {
-            peer.eor = true;
+            peer.eor.insert(family);
+            if family == Family::IPV4_RT_CONSTRAINT {
+                // RFC 4684 §4: its memberships are complete: its VPN routes may go now.
+                peer.rtc_complete = true;
+            }
             // RFC 4724 §4.2: routes still stale once the peer re-sent its table are gone.
             let stale: Vec<RouteKey> = peer
                 .adj_in
@@ -456,10 +476,26 @@ impl Rib {
             None => true,
             Some(set) => probe.route_targets().iter().any(|rt| set.contains(rt)),
         };
+        let mut memberships_changed = false;
         for (_, n) in announced {
             let Some((k, labels)) = RouteKey::of(&n) else {
                 continue;
             };
+            // A membership is authorized by the Route Target it names.
+            let authorized = match (&k, &peer.policy.allowed) {
+                (RouteKey::Rtc(_), None) => true,
+                (
+                    RouteKey::Rtc(RtConstraint::Member {
+                        route_target,
+                        rt_bits: 64,
+                        ..
+                    }),
+                    Some(set),
+                ) => set.contains(route_target),
+                (RouteKey::Rtc(_), Some(_)) => false,
+                _ => authorized,
+            };
+            memberships_changed |= matches!(k, RouteKey::Rtc(_));
             if looped || !authorized || next_hop.is_none() {
                 if looped {
                     self.stats.loops += 1;
@@ -480,6 +516,29 @@ impl Rib {
             self.dirty.insert(k);
         }
         peer.accepted = peer.adj_in.len();
+        // New memberships after the first complete set: the peer's table is redone.
+        if memberships_changed && peer.rtc_complete {
+            peer.full_sync = true;
+        }
+    }
+
+    /// Whether peer `p` asked (RFC 4684) for routes with these Route Targets: a default
+    /// membership takes everything; a partial one (fewer than 64 bits) its prefix.
+    fn wants(p: &PeerState, rts: &[[u8; 8]]) -> bool {
+        p.adj_in.keys().any(|k| match k {
+            RouteKey::Rtc(RtConstraint::Default) => true,
+            RouteKey::Rtc(RtConstraint::Member {
+                route_target,
+                rt_bits,
+                ..
+            }) => rts.iter().any(|rt| {
+                let bits = u32::from((*rt_bits).min(64));
+                let a = u64::from_be_bytes(*rt);
+                let b = u64::from_be_bytes(*route_target);
+                bits == 0 || (a ^ b) >> (64 - bits) == 0
+            }),
+            _ => false,
+        })
     }
 
     /// The graceful-restart timers: stale routes of peers that did not come back in time go.
@@ -583,6 +642,19 @@ impl Rib {
         if best.from == id {
             return None;
         }
+        // Memberships are not passed on (one level of reflection: a reflector filters for its
+        // own clients); ours go to every peer that speaks RFC 4684.
+        if let RouteKey::Rtc(_) = k {
+            return (best.from == LOCAL).then(|| best.clone());
+        }
+        // A peer that speaks RFC 4684 gets what it asked for, once its set is complete.
+        let rtc = peer
+            .session
+            .as_ref()
+            .is_some_and(|s| s.has_family(Family::IPV4_RT_CONSTRAINT));
+        if rtc && (!peer.rtc_complete || !Self::wants(peer, &best.route_targets())) {
+            return None;
+        }
         if let Some(allowed) = &peer.policy.allowed {
             if !best.route_targets().iter().any(|rt| allowed.contains(rt)) {
                 return None;
@@ -631,11 +703,21 @@ impl Rib {
         let Some(session) = peer.session.clone() else {
             return Vec::new();
         };
+        // RFC 4684 §4: until the peer's memberships are complete, only ours go (and their
+        // End-of-RIB); its table waits (full_sync stays set).
+        let waiting_rtc = session.has_family(Family::IPV4_RT_CONSTRAINT) && !peer.rtc_complete;
         let full = peer.full_sync;
         let keys: Vec<RouteKey> = if full {
             self.loc.keys().copied().collect()
         } else {
             dirty.iter().copied().collect()
+        };
+        let keys: Vec<RouteKey> = if waiting_rtc {
+            keys.into_iter()
+                .filter(|k| matches!(k, RouteKey::Rtc(_)))
+                .collect()
+        } else {
+            keys
         };
         let mut announce: HashMap<AnnounceGroup, (Arc<Path>, Vec<Nlri>)> = HashMap::new();
         let mut withdraw: BTreeMap<Family, Vec<Nlri>> = BTreeMap::new();
@@ -689,11 +771,20 @@ impl Rib {
                 None => peer.adj_out.remove(&k),
             };
         }
-        if full {
+        if waiting_rtc {
+            if !peer.rtc_eor_sent {
+                peer.rtc_eor_sent = true;
+                updates.push(Update::end_of_rib(Family::IPV4_RT_CONSTRAINT));
+            }
+        } else if full {
             peer.full_sync = false;
             for f in &session.families {
+                if *f == Family::IPV4_RT_CONSTRAINT && peer.rtc_eor_sent {
+                    continue;
+                }
                 updates.push(Update::end_of_rib(*f));
             }
+            peer.rtc_eor_sent = true;
         }
         updates
     }
@@ -716,6 +807,7 @@ mod tests {
     use super::*;
     use crate::bgp::wire::attributes::{AsPath, Origin};
     use crate::bgp::wire::extcomm::{ExtCommunity, RouteTarget};
+    use crate::bgp::wire::nlri::RtConstraint;
     use crate::bgp::wire::update::UpdateOutcome;
 
     const BLUE: RouteTarget = RouteTarget::As2 {
@@ -826,6 +918,75 @@ mod tests {
         assert!(announced_to(&out, 3).is_empty(), "red never hears of blue");
         assert_eq!(rib.peer_counts(2), (0, 1));
         assert_eq!(rib.peer_counts(3), (0, 0));
+    }
+
+    /// RFC 4684: a client that speaks Route Target constraint gets nothing until its
+    /// memberships are complete, then only the routes of the Route Targets it asked for
+    /// (within what it is authorized for); a new membership brings that tenant's routes.
+    #[test]
+    fn route_target_constraint_sends_what_a_client_asked_for() {
+        let mut rib = reflector();
+        let rtc_session = Session::new(true, vec![Family::IPV4_VPN, Family::IPV4_RT_CONSTRAINT]);
+        rib.add_peer(4, policy([10, 0, 0, 4], true, &[BLUE, RED]));
+        rib.peer_up(4, rtc_session, Ipv4Addr::new(10, 0, 0, 4));
+        rib.receive(
+            1,
+            &announce(
+                [10, 255, 0, 1],
+                BLUE,
+                vec![vpn([10, 255, 0, 1], "10.1.0.0/24")],
+            ),
+        );
+        rib.receive(
+            3,
+            &announce(
+                [10, 255, 0, 3],
+                RED,
+                vec![vpn([10, 255, 0, 3], "10.3.0.0/24")],
+            ),
+        );
+        let (_, out) = rib.flush();
+        let to4 = announced_to(&out, 4);
+        assert!(
+            to4.iter().all(|u| u.announced().is_empty()),
+            "nothing before its memberships"
+        );
+        let membership = |rt: RouteTarget| UpdateOutcome {
+            update: Update::announce(
+                Family::IPV4_RT_CONSTRAINT,
+                "10.0.0.4".parse().unwrap(),
+                vec![
+                    PathAttribute::new(AttrValue::Origin(Origin::Igp)),
+                    PathAttribute::new(AttrValue::AsPath(AsPath::sequence(Vec::new()))),
+                ],
+                vec![Nlri::RtConstraint(RtConstraint::new(
+                    65000,
+                    ExtCommunity::RouteTarget(rt),
+                ))],
+            ),
+            discarded: Vec::new(),
+            treat_as_withdraw: None,
+        };
+        let eor = |f: Family| UpdateOutcome {
+            update: Update::end_of_rib(f),
+            discarded: Vec::new(),
+            treat_as_withdraw: None,
+        };
+        rib.receive(4, &membership(RED));
+        rib.receive(4, &eor(Family::IPV4_RT_CONSTRAINT));
+        let (_, out) = rib.flush();
+        let got: Vec<_> = announced_to(&out, 4)
+            .iter()
+            .flat_map(|u| u.route_targets())
+            .collect();
+        assert_eq!(got, vec![RED], "red only, as asked");
+        rib.receive(4, &membership(BLUE));
+        let (_, out) = rib.flush();
+        let got: Vec<_> = announced_to(&out, 4)
+            .iter()
+            .flat_map(|u| u.route_targets())
+            .collect();
+        assert!(got.contains(&BLUE), "blue once asked for: {got:?}");
     }
 
     #[test]

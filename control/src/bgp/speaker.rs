@@ -24,7 +24,7 @@ use super::fsm::{Action, Fsm, SessionConfig, State};
 use super::rib::{LocChange, Path, PeerId, PeerPolicy, Rib, RibConfig, RouteKey, LOCAL};
 use super::wire::attributes::{AsPath, Origin};
 use super::wire::extcomm::ExtCommunity;
-use super::wire::nlri::Label;
+use super::wire::nlri::{Label, RtConstraint};
 use super::wire::open::{Capability, GrFamily, GracefulRestart};
 use super::wire::rd::RouteDistinguisher;
 use super::wire::sdwan::SdWanNlri;
@@ -95,12 +95,14 @@ pub enum Io {
     Log(String),
 }
 
-/// The families every speaker announces.
-pub const FAMILIES: [Family; 4] = [
+/// The families every speaker announces. Route Target constraint (RFC 4684) is used with
+/// the peers that announce it too: an edge asks for its tenants' routes only.
+pub const FAMILIES: [Family; 5] = [
     Family::IPV4_VPN,
     Family::IPV6_VPN,
     Family::IPV4_SDWAN,
     Family::IPV6_SDWAN,
+    Family::IPV4_RT_CONSTRAINT,
 ];
 
 /// How long a restarting reflector waits for its peers' tables at most (FRR's
@@ -588,6 +590,8 @@ impl Speaker {
         };
         let rts = path.route_targets();
         match key {
+            // Memberships only steer what the reflector sends.
+            RouteKey::Rtc(_) => self.sites.withdraw(id),
             RouteKey::SdWan(n) => match path.tunnel_encap() {
                 Some(encap) => self.sites.underlay(id, n.node, &rts, encap),
                 None => self.sites.withdraw(id),
@@ -605,8 +609,27 @@ impl Speaker {
         }
     }
 
-    /// Our routes, per tenant: the client prefixes, and the underlay in both forms.
+    /// Our routes, per tenant: the client prefixes, and the underlay in both forms. A
+    /// reflector has one: the default Route Target membership (RFC 4684 §3.2), by which its
+    /// clients send it all their routes.
     fn originate(&mut self) {
+        if self.cfg.cluster_id.is_some() {
+            let base = vec![
+                PathAttribute::new(AttrValue::Origin(Origin::Igp)),
+                PathAttribute::new(AttrValue::AsPath(AsPath::sequence(Vec::new()))),
+                PathAttribute::new(AttrValue::LocalPref(100)),
+            ];
+            self.rib.originate(
+                RouteKey::Rtc(RtConstraint::Default),
+                Path {
+                    attributes: Arc::new(base),
+                    next_hop: IpAddr::V4(self.cfg.router_id),
+                    labels: Vec::new(),
+                    from: LOCAL,
+                    stale: false,
+                },
+            );
+        }
         let Some(loopback) = self.cfg.loopback else {
             return;
         };
@@ -629,6 +652,22 @@ impl Speaker {
                     t.rt,
                 )])),
             ];
+            // RFC 4684: we want this tenant's routes (from peers that speak it).
+            let rtc = RouteKey::Rtc(RtConstraint::new(
+                self.cfg.asn,
+                ExtCommunity::from_bytes(t.rt),
+            ));
+            self.rib.originate(
+                rtc,
+                Path {
+                    attributes: Arc::new(base[..3].to_vec()),
+                    next_hop: IpAddr::V4(self.cfg.router_id),
+                    labels: Vec::new(),
+                    from: LOCAL,
+                    stale: false,
+                },
+            );
+            want.insert(rtc);
             let client = Arc::new(base.clone());
             for p in &t.prefixes {
                 let key = RouteKey::Vpn {

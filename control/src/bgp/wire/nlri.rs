@@ -190,7 +190,7 @@ impl VpnRoute {
 }
 
 /// A Route Target membership NLRI (RFC 4684 §4).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum RtConstraint {
     /// Length 0: send me every VPN route.
     Default,
