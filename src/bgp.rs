@@ -642,6 +642,13 @@ impl BgpIo {
                     RouteKey::SdWan(n) => {
                         (None, format!("{}/{}/{}", n.node, n.port_local_id, n.color))
                     }
+                    RouteKey::Rtc(r) => (
+                        None,
+                        r.route_target().map_or_else(
+                            || "membership default".into(),
+                            |rt| format!("membership {}", rt_text(&rt.to_bytes())),
+                        ),
+                    ),
                 };
                 let circuits = p
                     .tunnel_encap()
