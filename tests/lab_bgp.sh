@@ -443,6 +443,10 @@ check "sdwand-RR: its summary shows four established clients" \
     wait_for 20 "rr summary" bash -c "[[ \$($SDWAN_CLI --socket $DIR/rr.sock show bgp summary --json | jq '[.neighbors[] | select(.state == \"Established\")] | length') == 4 ]]"
 check "sdwand-RR: edges and the reflector speak SAFI 74: B holds A's SD-WAN NLRI (blue)" \
     wait_for 10 "SAFI 74 at B" bash -c "$SDWAN_CLI --socket $DIR/b.sock show bgp routes --json | jq -e 'any(.[]; .family == \"ipv4-sdwan\" and .next_hop == \"10.255.0.1\" and (.route_targets | index(\"65000:1001\")))' >/dev/null"
+check "sdwand-RR: Route Target constraint: B asks for blue only (RFC 4684)" \
+    bash -c "$SDWAN_CLI --socket $DIR/b.sock show bgp routes --json | jq -e '[.[] | select(.family == \"rtc\" and .from == \"local\") | .prefix] == [\"membership 65000:1001\"]' >/dev/null"
+check "sdwand-RR: the reflector took B's membership (3 routes and 1 membership from B)" \
+    bash -c "[[ \$($SDWAN_CLI --socket $DIR/rr.sock show bgp summary --json | jq '.neighbors[] | select(.neighbor == \"10.254.0.2\") | .pfx_rcd') == 4 ]]"
 check "sdwand-RR: ExaBGP (red group) received red routes" \
     wait_for 10 "exabgp red" grep -q '65000:1002' "$DIR/exabgp-sdwand.json"
 check "sdwand-RR: ExaBGP (red group) never received a blue route or key" \
