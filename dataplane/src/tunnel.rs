@@ -651,30 +651,38 @@ impl SaState {
         self.fec_rx = Vec::with_capacity(slots);
         let mut slot = 0usize;
         for (i, t) in tunnels.iter().enumerate() {
+            // One key schedule for all the tunnel's inbound SPIs this worker sets up.
+            let mut shared: Option<Arc<AeadKey>> = None;
             for sender in 0..t.senders {
                 let id = wanted_in.get(slot).copied().unwrap_or((0, sender));
                 slot += 1;
                 let mut kept = if id.0 == 0 { None } else { old_in.remove(&id) };
                 if kept.is_none() && id.0 != 0 {
-                    let built = key_of(i)
-                        .ok_or(KeyError::BadLength {
-                            expected: t.suite.keymat_len(),
-                            got: 0,
-                        })
-                        .and_then(|k| AeadKey::new(self.backend, t.suite, &k.inbound))
-                        .map_err(|e| key_err(t, "inbound", e))
-                        .and_then(|key| {
-                            let window = if t.replay_window == 0 {
-                                Ok(ReplayWindow::disabled(t.esn))
-                            } else {
-                                ReplayWindow::new(t.replay_window, t.esn)
-                            }
-                            .map_err(|e| SaSetupError::Window {
-                                peer: t.peer.clone(),
-                                error: e.to_string(),
-                            })?;
-                            Ok(InboundSa::new(t.in_spi.wrapping_add(sender), key, window))
-                        });
+                    let key = match &shared {
+                        Some(k) => Ok(k.clone()),
+                        None => key_of(i)
+                            .ok_or(KeyError::BadLength {
+                                expected: t.suite.keymat_len(),
+                                got: 0,
+                            })
+                            .and_then(|k| AeadKey::new(self.backend, t.suite, &k.inbound))
+                            .map(Arc::new),
+                    };
+                    if let Ok(k) = &key {
+                        shared = Some(k.clone());
+                    }
+                    let built = key.map_err(|e| key_err(t, "inbound", e)).and_then(|key| {
+                        let window = if t.replay_window == 0 {
+                            Ok(ReplayWindow::disabled(t.esn))
+                        } else {
+                            ReplayWindow::new(t.replay_window, t.esn)
+                        }
+                        .map_err(|e| SaSetupError::Window {
+                            peer: t.peer.clone(),
+                            error: e.to_string(),
+                        })?;
+                        Ok(InboundSa::new(t.in_spi.wrapping_add(sender), key, window))
+                    });
                     match built {
                         Ok(sa) => kept = Some((sa, 0, None)),
                         Err(e) => {

@@ -438,17 +438,19 @@ pub struct Opened {
 #[derive(Debug)]
 pub struct InboundSa {
     spi: u32,
-    key: AeadKey,
+    /// Shared by the SPIs of one overlay SA (one per sending worker of the peer): one key
+    /// schedule, not sixteen.
+    key: std::sync::Arc<AeadKey>,
     window: ReplayWindow,
     pub counters: SaCounters,
 }
 
 impl InboundSa {
     /// `window` carries the ESN setting and the window size.
-    pub fn new(spi: u32, key: AeadKey, window: ReplayWindow) -> Self {
+    pub fn new(spi: u32, key: impl Into<std::sync::Arc<AeadKey>>, window: ReplayWindow) -> Self {
         Self {
             spi,
-            key,
+            key: key.into(),
             window,
             counters: SaCounters::default(),
         }
