@@ -213,13 +213,14 @@ wait "$CRIT"
 "$LAB" clear inet >/dev/null
 jq -c . "$WORK/critical.json" | indent
 jq -c . "$WORK/control.json" | indent
+# (The sender may fall a little short of 10000 in 10 s on a loaded host: what it sent counts.)
 check "critical (replicated): all $(field critical sent) packets arrived, once each" \
-    'a == 10000 && b == 10000 && c == 0' \
+    'a >= 9500 && b == a && c == 0' \
     "$(field critical sent)" "$(field critical received)" "$(field critical duplicates)"
 check "control (inet alone): the loss is real ($(field control lost) of $(field control sent) lost)" \
     'a > 100' "$(field control lost)"
-check "site A sent a copy of every critical packet" 'b - a >= 10000' \
-    "$REPL0" "$(cli "$SOCK_A" show stats --json | jq '.total.replicated')"
+check "site A sent a copy of every critical packet" 'b - a >= c' \
+    "$REPL0" "$(cli "$SOCK_A" show stats --json | jq '.total.replicated')" "$(field critical sent)"
 check "site B dropped the second copies as replays" 'a >= 9000' \
     "$(cli "$SOCK_B" show stats --json | jq '.total.drops.replay // 0')"
 
