@@ -173,7 +173,7 @@ done
 sleep 2
 rss_after=$(rss)
 sas=$(cli a show sa --json | jq 'length')
-secs() { echo "$1 - $t0" | bc; }
+secs() { awk -v a="$1" -v b="$t0" 'BEGIN { print a - b }'; }
 line=$(printf '{"rr": "%s", "sites": %d, "prefixes_per_site": %d, "routes": %d, "bgp_routes_s": %.2f, "sites_keyed_s": %.2f, "data_plane_routes_s": %.2f, "sa_entries": %d, "vmrss_before_kb": %d, "vmrss_after_kb": %d}' \
     "$RR" "$SITES" "$PREFIXES" "$routes_expected" "$(secs "$routes_at")" "$(secs "$sites_at")" \
     "$(secs "$tunnels_at")" "$sas" "$rss_before" "$rss_after")

@@ -7,3 +7,5 @@ pub mod bgp;
 pub mod keys;
 pub mod mgmt;
 pub mod sites;
+#[cfg(test)]
+mod testing;

@@ -1684,22 +1684,7 @@ mod tests {
         assert_eq!(back.tunnels[0].ipsec_public_key().unwrap().key, key);
     }
 
-    /// xorshift64*: deterministic, no dependency.
-    struct Rng(u64);
-    impl Rng {
-        fn next(&mut self) -> u64 {
-            self.0 ^= self.0 >> 12;
-            self.0 ^= self.0 << 25;
-            self.0 ^= self.0 >> 27;
-            self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
-        }
-        fn below(&mut self, n: usize) -> usize {
-            (self.next() % n as u64) as usize
-        }
-        fn bytes(&mut self, n: usize) -> Vec<u8> {
-            (0..n).map(|_| self.next() as u8).collect()
-        }
-    }
+    use crate::testing::Rng;
 
     /// A plausible attribute: random TLVs of random sub-TLVs, mostly of the typed codes with
     /// lengths near the right ones, some with draft-style widths.
