@@ -501,6 +501,8 @@ fn run(config: &Config) -> Result<(), String> {
                 next_overlay = now + Duration::from_millis(100);
                 overlay.note_keys(&b.speaker, now);
                 let learned = overlay.build(config, &b.speaker);
+                // Confirmations of SAs that are gone are not needed any more.
+                confirmed.retain(|k| overlay.inbound.contains_key(k));
                 let (sites, _) = b.speaker.sites().counts();
                 engine.set_overlay(&learned);
                 log!(
@@ -513,17 +515,11 @@ fn run(config: &Config) -> Result<(), String> {
             // Rekey confirmations: an inbound SA of new keys that carried traffic.
             if now >= next_sa_look && !overlay.inbound.is_empty() {
                 next_sa_look = now + Duration::from_millis(200);
-                for sa in engine.sas() {
-                    if sa.direction != "in" || sa.packets == 0 {
-                        continue;
-                    }
-                    let Ok(peer) = sa.peer.parse::<std::net::IpAddr>() else {
-                        continue;
-                    };
-                    let base = sa.spi & !0xf;
+                for (peer, spi) in engine.inbound_with_traffic() {
+                    let base = spi & !0xf;
                     if let Some(&vni) = overlay.inbound.get(&(peer, base)) {
                         if confirmed.insert((peer, base)) {
-                            b.inbound_seen(peer, vni, sa.spi, now);
+                            b.inbound_seen(peer, vni, spi, now);
                         }
                     }
                 }

@@ -730,6 +730,37 @@ impl Engine {
         v
     }
 
+    /// The inbound overlay SPIs that have opened at least one packet, with the peer's
+    /// loopback: what the key manager needs to confirm a rekey. Reads the counters only (no
+    /// status strings, unlike [`sas`](Self::sas)).
+    pub fn inbound_with_traffic(&self) -> Vec<(IpAddr, u32)> {
+        let t = self.publisher.snapshot();
+        let stats: Vec<_> = self
+            .workers
+            .iter()
+            .map(|h| h.sa_stats.load_full())
+            .collect();
+        let workers = self.workers.len() as u16;
+        let mut v = Vec::new();
+        for (ti, info) in t.tunnels.iter().enumerate() {
+            let Some((_, peer)) = info.loopbacks else {
+                continue;
+            };
+            for s in 0..info.senders {
+                let slot = (info.first_slot + s) as usize;
+                let owner = usize::from(info.inbound_owner(ti, s, workers));
+                if stats
+                    .get(owner)
+                    .and_then(|h| h.inbound.get(slot))
+                    .is_some_and(|st| st.packets.get() > 0)
+                {
+                    v.push((peer, info.in_spi.wrapping_add(s)));
+                }
+            }
+        }
+        v
+    }
+
     /// The flows policies steered in the last 30 s, across the workers.
     pub fn flows(&self) -> Vec<FlowStatus> {
         let t = self.publisher.snapshot();
