@@ -40,6 +40,8 @@ PACKAGES=(
     frr             # FRR 8.4 bgpd: the route reflector of tests/lab_bgp.sh
     exabgp          # ExaBGP 4.2: JSON log of what a reflector sends (tests/lab_bgp.sh), and
                     # `exabgp --decode`, the oracle of control/tests/exabgp_decode.rs
+    # --- performance matrix (perf/run.sh) ---
+    gnuplot-nox     # the matrix's plot (results.png)
     # --- lint ---
     shellcheck      # shellcheck scripts/*.sh tests/*.sh
 )

@@ -4,16 +4,20 @@
 #   1. setup           scripts/setup.sh (apt-get update + install; rustfmt, clippy)
 #   2. fmt             cargo fmt --all -- --check
 #   3. clippy          cargo clippy --workspace --all-targets -- -D warnings
-#   4. shellcheck      shellcheck scripts/*.sh tests/*.sh tests/interop/*.sh .ci/run
+#   4. shellcheck      shellcheck scripts/*.sh tests/*.sh tests/interop/*.sh perf/*.sh .ci/run
 #   5. cargo test      cargo test --workspace (unit tests, DPDK tests on virtual devices with
 #                      --no-huge, end-to-end tests of the sdwand and sdwan-cli binaries)
-#   6. release build   cargo build --release of sdwand, sdwan-cli, sdwan-wanem (for the labs)
+#   6. release build   cargo build --release of sdwand, sdwan-cli, sdwan-wanem, sdwan-perf
 #   7. lab impair      tests/lab_impair.sh: the WAN emulator between kernel routers
 #   8. lab forwarding  tests/lab_forwarding.sh: two sdwand routers in the namespace lab, the
 #                      tenant's traffic encrypted between them (ESP in VXLAN), checked against
 #                      scapy's ESP; iperf3 over each circuit
-#   9. xfrm interop    tests/interop_xfrm.sh: plain RFC 4303 tunnel mode (ESP, ESP in UDP 4500,
+#   9. lab multipath   tests/lab_multipath.sh: path probing, SLA steering, failover, FEC
+#  10. xfrm interop    tests/interop_xfrm.sh: plain RFC 4303 tunnel mode (ESP, ESP in UDP 4500,
 #                      ESN) against the Linux kernel's XFRM in a user-mode-linux guest
+#  11. lab bgp         tests/lab_bgp.sh: edges keyed and routed through FRR and sdwand reflectors
+#  12. perf smoke      tests/perf_smoke.sh: the performance matrix's quick mode, end to end
+#                      (sdwan-pktgen through two sdwand over memif; table, JSON and plot)
 #
 # Every group runs even when an earlier one failed (except what cannot run without the
 # release build). At the end: a summary table, then as the very last line `N passed, M failed`
@@ -82,9 +86,9 @@ else
 fi
 group "fmt" 300 cargo fmt --all -- --check
 group "clippy" 2400 cargo clippy --workspace --all-targets -- -D warnings
-group "shellcheck" 120 shellcheck scripts/*.sh tests/*.sh tests/interop/*.sh .ci/run
+group "shellcheck" 120 shellcheck scripts/*.sh tests/*.sh tests/interop/*.sh perf/*.sh .ci/run
 group "cargo test" 2400 cargo test --workspace
-if group "release build" 2400 cargo build --release -p sdwand -p sdwan-cli -p sdwan-wanem; then
+if group "release build" 2400 cargo build --release -p sdwand -p sdwan-cli -p sdwan-wanem -p sdwan-perf; then
     group "lab impair" 300 env WANEM="$TARGET/release/sdwan-wanem" tests/lab_impair.sh
     group "lab forwarding" 300 env SDWAND="$TARGET/release/sdwand" \
         SDWAN_CLI="$TARGET/release/sdwan-cli" WANEM="$TARGET/release/sdwan-wanem" \
@@ -96,12 +100,14 @@ if group "release build" 2400 cargo build --release -p sdwand -p sdwan-cli -p sd
         tests/interop_xfrm.sh
     group "lab bgp" 400 env SDWAND="$TARGET/release/sdwand" \
         SDWAN_CLI="$TARGET/release/sdwan-cli" tests/lab_bgp.sh
+    group "perf smoke" 300 tests/perf_smoke.sh
 else
     not_run "lab impair" "the release build failed"
     not_run "lab forwarding" "the release build failed"
     not_run "lab multipath" "the release build failed"
     not_run "xfrm interop" "the release build failed"
     not_run "lab bgp" "the release build failed"
+    not_run "perf smoke" "the release build failed"
 fi
 
 PASSED=0

@@ -245,6 +245,19 @@ fn ports(c: &Config) -> Result<(), Issue> {
             ));
         }
         devices.insert(p.vdev_name(), i);
+        // net_memif talks to its peer process over DPDK's multi-process channel, which
+        // `--no-shconf` switches off: the driver would fail at probe with "Operation not
+        // supported". Each process needs its own `--file-prefix` instead.
+        if p.vdev_name().starts_with("net_memif")
+            && c.dpdk.eal_args.iter().any(|a| a == "--no-shconf")
+        {
+            return Err(issue(
+                port(i).key("device"),
+                "a net_memif device needs DPDK's multi-process support: replace \"--no-shconf\" \
+                 in dpdk.eal_args with \"--file-prefix\", \"NAME\" (unique per process)"
+                    .into(),
+            ));
+        }
         if p.addresses.is_empty() {
             return Err(issue(
                 port(i).key("addresses"),

@@ -512,6 +512,29 @@ fn duplicate_device() {
 }
 
 #[test]
+fn memif_without_multi_process() {
+    // The default EAL arguments have --no-shconf, which net_memif cannot work with.
+    check(
+        &edit(12, "    device: net_memif0,role=server,socket=/tmp/x.sock"),
+        want(
+            12,
+            13,
+            "ports[1].device",
+            "a net_memif device needs DPDK's multi-process support",
+        ),
+    );
+    let ok = insert(
+        1,
+        "dpdk: { eal_args: [\"--no-huge\", \"--file-prefix\", \"a\"] }",
+    )
+    .replace(
+        "net_af_packet1,iface=inet",
+        "net_memif0,role=server,socket=/tmp/x.sock",
+    );
+    parse(&ok, Path::new("ok.yaml")).expect("memif with --file-prefix is valid");
+}
+
+#[test]
 fn duplicate_address() {
     check(
         &edit(14, "    addresses: [198.18.1.1/24, 10.1.0.1/16]"),

@@ -11,6 +11,7 @@
 //! round of each is reported, with our ratio to each.
 
 mod cryptoperf;
+mod report;
 mod tunnel;
 
 use std::io::{BufRead, BufReader};
@@ -52,7 +53,8 @@ const USAGE: &str =
     "usage: sdwan-perf forward [--seconds N] [--size BYTES] [--flows N] [--rounds N]
                           [--main-core C] [--worker-core C] [--json]
        sdwan-perf tunnel [--seconds N] [--rounds N] [--sizes 64,imix,1420] [--json]
-       sdwan-perf crypto-baseline --help";
+       sdwan-perf crypto-baseline --help
+       sdwan-perf report --rows ROWS.jsonl --out DIR [--meta META.json]";
 
 fn main() {
     let mut args = std::env::args().skip(1);
@@ -60,6 +62,7 @@ fn main() {
         Some("forward") => {}
         Some("crypto-baseline") => return cryptoperf::main(args),
         Some("tunnel") => return tunnel::main(args),
+        Some("report") => return report::main(args),
         _ => {
             eprintln!("{USAGE}");
             std::process::exit(2);
@@ -125,10 +128,20 @@ fn main() {
     for round in 0..o.rounds {
         ours.push(run_worker(&o, &pcap, round));
         for (i, (mode, _)) in MODES.iter().enumerate() {
-            testpmd[i].push(run_testpmd(&o, &pcap, mode).unwrap_or_else(|e| {
-                eprintln!("sdwan-perf: dpdk-testpmd --forward-mode={mode}: {e}");
-                std::process::exit(1)
-            }));
+            testpmd[i].push(
+                run_testpmd(
+                    &pcap,
+                    o.flows,
+                    o.main_core,
+                    &[o.worker_core],
+                    mode,
+                    o.seconds,
+                )
+                .unwrap_or_else(|e| {
+                    eprintln!("sdwan-perf: dpdk-testpmd --forward-mode={mode}: {e}");
+                    std::process::exit(1)
+                }),
+            );
         }
     }
     let best = |v: &[f64]| v.iter().cloned().fold(0.0, f64::max);
@@ -260,50 +273,68 @@ fn run_worker(o: &Options, pcap: &Path, round: usize) -> f64 {
     measure_worker(spec, o.seconds, "forward")
 }
 
-/// Starts the engine, lets it warm up for a second, and returns the Mpps its one worker
-/// forwarded over the remaining `seconds - 1`; warns about drops (labelled `what`).
+/// Starts the engine, lets it warm up for a second, and returns the Mpps its workers forwarded
+/// together over the remaining `seconds - 1`; warns about drops (labelled `what`).
 pub(crate) fn measure_worker(spec: EngineSpec, seconds: u64, what: &str) -> f64 {
     let engine = Engine::start(spec).unwrap_or_else(|e| {
         eprintln!("sdwan-perf: {e}");
         std::process::exit(1)
     });
+    let forwarded = |e: &Engine| -> u64 { e.workers().iter().map(|w| w.counters.forwarded).sum() };
     std::thread::sleep(Duration::from_secs(1));
-    let start = (Instant::now(), engine.workers()[0].counters.forwarded);
+    let start = (Instant::now(), forwarded(&engine));
     std::thread::sleep(Duration::from_secs(seconds.saturating_sub(1).max(1)));
-    let end = (Instant::now(), engine.workers()[0].counters.forwarded);
-    let w = engine.workers()[0].counters.clone();
+    let end = (Instant::now(), forwarded(&engine));
+    let workers = engine.workers();
     engine.shutdown();
-    let drops: Vec<_> = w.drops.iter().filter(|d| d.1 > 0).collect();
-    if !drops.is_empty() {
-        eprintln!("sdwan-perf: warning: {what}: the worker dropped packets: {drops:?}");
+    let mut drops: Vec<(String, u64)> = Vec::new();
+    for w in &workers {
+        for (reason, n) in w.counters.drops.iter().filter(|d| d.1 > 0) {
+            match drops.iter_mut().find(|d| d.0 == *reason) {
+                Some(d) => d.1 += n,
+                None => drops.push((reason.to_string(), *n)),
+            }
+        }
     }
-    if w.forwarded == 0 {
+    if !drops.is_empty() {
+        eprintln!("sdwan-perf: warning: {what}: the workers dropped packets: {drops:?}");
+    }
+    if end.1 == 0 {
         eprintln!("sdwan-perf: {what}: nothing went through");
     }
     (end.1 - start.1) as f64 / end.0.duration_since(start.0).as_secs_f64() / 1e6
 }
 
-/// Runs `dpdk-testpmd` in forwarding mode `mode` on the same kind of devices and returns the
-/// median of its per-second transmit rates after the first second.
-fn run_testpmd(o: &Options, pcap: &Path, mode: &str) -> Result<f64, String> {
+/// Runs `dpdk-testpmd` in forwarding mode `mode` on the same kind of devices (the capture
+/// replayed from memory into a `net_null` sink), with one forwarding core and queue per entry
+/// of `worker_cores`, and returns the median of its per-second transmit rates after the first
+/// second. `net_pcap` keeps the whole capture (`frames` frames) in mbufs, per queue.
+pub(crate) fn run_testpmd(
+    pcap: &Path,
+    frames: usize,
+    main_core: usize,
+    worker_cores: &[usize],
+    mode: &str,
+    seconds: u64,
+) -> Result<f64, String> {
+    let queues = worker_cores.len().max(1);
+    let cores: Vec<String> = std::iter::once(main_core)
+        .chain(worker_cores.iter().copied())
+        .map(|c| c.to_string())
+        .collect();
+    let rx_pcaps = vec![format!("rx_pcap={}", pcap.display()); queues].join(",");
     let mut child = Command::new("stdbuf")
         .args(["-oL", "dpdk-testpmd"])
         .args(EAL_ARGS)
         .arg("-l")
-        .arg(format!("{},{}", o.main_core, o.worker_core))
-        .arg(format!(
-            "--vdev=net_pcap0,rx_pcap={},infinite_rx=1",
-            pcap.display()
-        ))
+        .arg(cores.join(","))
+        .arg(format!("--vdev=net_pcap0,{rx_pcaps},infinite_rx=1"))
         .arg("--vdev=net_null0,no-rx=1")
-        .args([
-            "--",
-            "--total-num-mbufs=16384",
-            "--auto-start",
-            "--stats-period",
-            "1",
-            "--nb-cores=1",
-        ])
+        .args(["--", "--auto-start", "--stats-period", "1"])
+        .arg(format!("--total-num-mbufs={}", (frames + 16384) * queues))
+        .arg(format!("--nb-cores={queues}"))
+        .arg(format!("--rxq={queues}"))
+        .arg(format!("--txq={queues}"))
         .arg(format!("--forward-mode={mode}"))
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
@@ -313,7 +344,7 @@ fn run_testpmd(o: &Options, pcap: &Path, mode: &str) -> Result<f64, String> {
             format!("cannot start (is the dpdk package installed? run scripts/setup.sh): {e}")
         })?;
     let stdout = child.stdout.take().ok_or("no stdout")?;
-    let deadline = Instant::now() + Duration::from_secs(o.seconds + 1);
+    let deadline = Instant::now() + Duration::from_secs(seconds + 1);
     let mut rates = Vec::new();
     let mut port = None;
     for line in BufReader::new(stdout).lines() {

@@ -13,6 +13,15 @@
 //! window 0), because the capture repeats its sequence numbers on every pass; the sending SA
 //! counts up as it would on a wire. The WAN port's MTU is 9000 so that no size meets the
 //! tunnel MTU. Mpps counts client packets; Gbit/s counts the client frames' bytes.
+//!
+//! The matrix's dimensions: `--flows N` (distinct 5-tuples in the capture: destinations in
+//! 10.2.0.0/16, then source ports), `--circuits N` (the tunnel spreads its flows over N WAN
+//! ports, each a `net_null` sink; the decrypting side receives on the first), `--workers N`
+//! (N worker cores, each with its own queue: `net_pcap` gets the capture once per queue).
+//! In the same run, `dpdk-testpmd` in io mode on each scenario's own input capture is the
+//! framework's ceiling, and `dpdk-test-crypto-perf` (one core; only with one worker) the
+//! AEAD's. With `--json` every measurement is one line in the matrix's row format
+//! (`report::Row`).
 
 use std::net::{IpAddr, Ipv4Addr};
 use std::path::Path;
@@ -25,6 +34,8 @@ use sdwan_dataplane::tables::{NeighborKey, PortInfo, Tables};
 use sdwan_dataplane::tunnel::{self, CircuitInfo, SaState, TunnelInfo, TunnelKeys, TunnelKind};
 use sdwan_dataplane::wire::checksum;
 use sdwan_dataplane::{eal, pcapfile, EngineSpec, PortSpec};
+
+use crate::report::Row;
 use zeroize::Zeroizing;
 
 const ROUTER_LAN_MAC: [u8; 6] = [0x02, 0, 0, 0, 0x01, 0x01];
@@ -38,8 +49,8 @@ const SPI_OUT: u32 = 0x1000;
 const SPI_IN: u32 = 0x2000;
 const VNI: u32 = 1001;
 const WAN_MTU: u16 = 9000;
-/// Flows (destinations or sources) in each capture.
-const FLOWS: usize = 256;
+/// The most WAN circuits a tunnel has.
+const MAX_CIRCUITS: usize = 16;
 
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 enum Dir {
@@ -54,6 +65,12 @@ struct Options {
     sizes: Vec<String>,
     main_core: usize,
     worker_core: usize,
+    /// Worker cores: `workers` of them from `worker_core` on.
+    workers: usize,
+    flows: usize,
+    circuits: usize,
+    /// Also run dpdk-testpmd io on each scenario's input as a same-run reference.
+    testpmd: bool,
     json: bool,
     /// Scenario names to run (all when empty); `forward` always runs, as the reference.
     only: Vec<String>,
@@ -64,7 +81,8 @@ struct Options {
 
 const USAGE: &str = "usage: sdwan-perf tunnel [--seconds N] [--rounds N] [--sizes 64,imix,1420]
                          [--only 'encrypt esp,decrypt overlay,...'] [--backend NAME]
-                         [--no-crypto-perf] [--main-core C]
+                         [--flows N] [--circuits N] [--workers N]
+                         [--no-crypto-perf] [--no-testpmd] [--main-core C]
                          [--worker-core C] [--json]";
 
 pub fn main(mut args: impl Iterator<Item = String>) {
@@ -74,6 +92,10 @@ pub fn main(mut args: impl Iterator<Item = String>) {
         sizes: vec!["64".into(), "imix".into(), "1420".into()],
         main_core: 0,
         worker_core: 1,
+        workers: 1,
+        flows: 1000,
+        circuits: 1,
+        testpmd: true,
         json: false,
         only: Vec::new(),
         crypto_perf: true,
@@ -91,6 +113,10 @@ pub fn main(mut args: impl Iterator<Item = String>) {
             "--rounds" => o.rounds = num("--rounds").max(1),
             "--main-core" => o.main_core = num("--main-core"),
             "--worker-core" => o.worker_core = num("--worker-core"),
+            "--workers" => o.workers = num("--workers"),
+            "--flows" => o.flows = num("--flows"),
+            "--circuits" => o.circuits = num("--circuits"),
+            "--no-testpmd" => o.testpmd = false,
             "--sizes" => {
                 o.sizes = args
                     .next()
@@ -134,6 +160,13 @@ pub fn main(mut args: impl Iterator<Item = String>) {
         eprintln!("--seconds must be at least 2");
         std::process::exit(2);
     }
+    if !(1..=1_000_000).contains(&o.flows)
+        || !(1..=MAX_CIRCUITS).contains(&o.circuits)
+        || !(1..=64).contains(&o.workers)
+    {
+        eprintln!("--flows must be 1..1000000, --circuits 1..{MAX_CIRCUITS}, --workers 1..64");
+        std::process::exit(2);
+    }
     for s in &o.sizes {
         if s != "imix" && !s.parse::<usize>().is_ok_and(|n| (64..=1514).contains(&n)) {
             eprintln!("--sizes: {s:?} is neither imix nor a frame size 64..1514");
@@ -153,146 +186,167 @@ pub fn main(mut args: impl Iterator<Item = String>) {
     let dir = std::env::temp_dir().join(format!("sdwan-perf-tunnel-{}", std::process::id()));
     std::fs::create_dir_all(&dir).expect("temp dir");
 
-    const SCENARIOS: [(&str, Dir, Option<TunnelKind>); 5] = [
-        ("forward", Dir::Forward, None),
-        ("encrypt esp", Dir::Encrypt, Some(TunnelKind::Esp)),
-        ("encrypt overlay", Dir::Encrypt, Some(TunnelKind::Overlay)),
-        ("decrypt esp", Dir::Decrypt, Some(TunnelKind::Esp)),
-        ("decrypt overlay", Dir::Decrypt, Some(TunnelKind::Overlay)),
-    ];
-    let mut results = Vec::new();
+    let worker_cores: Vec<usize> = (o.worker_core..o.worker_core + o.workers).collect();
+    let mut rows: Vec<Row> = Vec::new();
     let mut run_id = 0usize;
     for size in &o.sizes {
-        let lan = lan_frames(size);
+        let lan = lan_frames(size, o.flows);
         let avg_bytes = lan.iter().map(Vec::len).sum::<usize>() as f64 / lan.len() as f64;
         let lan_pcap = dir.join(format!("lan-{size}.pcap"));
         pcapfile::write(&lan_pcap, &lan).expect("write capture");
+        let frames = lan.len();
+        drop(lan);
+        let selected: Vec<usize> = (0..SCENARIOS.len())
+            .filter(|&i| i == 0 || o.only.is_empty() || o.only.iter().any(|x| x == SCENARIOS[i].0))
+            .collect();
         let mut wan_pcaps = Vec::new();
         for kind in [TunnelKind::Esp, TunnelKind::Overlay] {
+            let wanted = selected
+                .iter()
+                .any(|&i| SCENARIOS[i].1 == Dir::Decrypt && SCENARIOS[i].2 == Some(kind));
+            if !wanted {
+                continue;
+            }
             let p = dir.join(format!("wan-{size}-{}.pcap", kind.name()));
-            pcapfile::write(&p, &sealed_by_peer(&peer_frames(size), kind)).expect("write capture");
-            wan_pcaps.push((kind, p));
+            let sealed = sealed_by_peer(&peer_frames(size, o.flows), kind);
+            let sealed_bytes =
+                sealed.iter().map(Vec::len).sum::<usize>() as f64 / sealed.len() as f64;
+            pcapfile::write(&p, &sealed).expect("write capture");
+            wan_pcaps.push((kind, p, sealed_bytes));
+        }
+        // The inputs the scenarios read: the LAN capture, and the sealed captures they decrypt.
+        let mut inputs: Vec<(&str, &Path, f64)> = vec![("lan", lan_pcap.as_path(), avg_bytes)];
+        for (k, p, b) in &wan_pcaps {
+            inputs.push((k.name(), p.as_path(), *b));
         }
         let mut best = [0f64; SCENARIOS.len()];
         let mut all: Vec<Vec<f64>> = vec![Vec::new(); SCENARIOS.len()];
-        let mut crypto = [(0f64, Vec::new()), (0f64, Vec::new())];
+        let mut testpmd: Vec<Vec<f64>> = vec![Vec::new(); inputs.len()];
+        let mut crypto: [Vec<f64>; 2] = [Vec::new(), Vec::new()];
         for _round in 0..o.rounds {
-            if o.crypto_perf {
+            if o.crypto_perf && o.workers == 1 {
                 for (k, op) in ["encrypt", "decrypt"].into_iter().enumerate() {
                     match crypto_perf(&o, size, op) {
-                        Ok(m) => {
-                            crypto[k].0 = f64::max(crypto[k].0, m);
-                            crypto[k].1.push(m);
-                        }
+                        Ok(m) => crypto[k].push(m),
                         Err(e) => eprintln!("sdwan-perf: dpdk-test-crypto-perf {op}: {e}"),
                     }
                 }
             }
-            for (i, &(name, dir_, kind)) in SCENARIOS.iter().enumerate() {
-                if i > 0 && !o.only.is_empty() && !o.only.iter().any(|x| x == name) {
-                    continue;
-                }
-                let pcap = match (dir_, kind) {
-                    (Dir::Decrypt, Some(k)) => {
-                        &wan_pcaps.iter().find(|(x, _)| *x == k).expect("capture").1
+            if o.testpmd {
+                for (j, (_, pcap, _)) in inputs.iter().enumerate() {
+                    match crate::run_testpmd(
+                        pcap,
+                        frames,
+                        o.main_core,
+                        &worker_cores,
+                        "io",
+                        o.seconds,
+                    ) {
+                        Ok(m) => testpmd[j].push(m),
+                        Err(e) => eprintln!("sdwan-perf: dpdk-testpmd io: {e}"),
                     }
-                    _ => &lan_pcap,
+                }
+            }
+            for &i in &selected {
+                let (_, dir_, kind) = SCENARIOS[i];
+                let pcap = match (dir_, kind) {
+                    (Dir::Decrypt, Some(k)) => wan_pcaps
+                        .iter()
+                        .find(|(x, _, _)| *x == k)
+                        .expect("capture")
+                        .1
+                        .as_path(),
+                    _ => lan_pcap.as_path(),
                 };
                 run_id += 1;
-                let mpps = run(&o, dir_, kind, pcap, run_id);
+                let mpps = run(&o, &worker_cores, frames, dir_, kind, pcap, run_id);
                 all[i].push(mpps);
                 best[i] = best[i].max(mpps);
             }
         }
-        for (i, (name, dir_, _)) in SCENARIOS.iter().enumerate() {
-            if all[i].is_empty() {
-                continue;
-            }
-            let ceiling = match dir_ {
-                Dir::Encrypt => crypto[0].0,
-                Dir::Decrypt => crypto[1].0,
-                Dir::Forward => 0.0,
-            };
-            results.push(Row {
+        let best_of = |v: &[f64]| v.iter().copied().reduce(f64::max);
+        let method = format!(
+            "in-process, net_pcap(infinite_rx) -> net_null, best of {} rounds of {} s",
+            o.rounds, o.seconds
+        );
+        let base_row =
+            |scenario: &str, mpps: f64, bytes: f64, rounds: Vec<f64>, method: &str| Row {
+                scenario: scenario.into(),
                 size: size.clone(),
-                name,
-                mpps: best[i],
-                gbps: best[i] * avg_bytes * 8.0 / 1e3,
-                vs_forward: best[i] / best[0].max(1e-9),
-                vs_crypto: (ceiling > 0.0).then(|| best[i] / ceiling),
-                rounds: all[i].clone(),
-            });
+                flows: o.flows as u64,
+                circuits: 0,
+                workers: o.workers as u32,
+                mpps,
+                gbit_s: mpps * bytes * 8.0 / 1e3,
+                latency_us: None,
+                loss_pct: None,
+                testpmd_io_mpps: None,
+                crypto_perf_mpps: None,
+                method: method.into(),
+                rounds,
+            };
+        for &i in &selected {
+            let (name, dir_, kind) = SCENARIOS[i];
+            let input = match (dir_, kind) {
+                (Dir::Decrypt, Some(k)) => k.name(),
+                _ => "lan",
+            };
+            let j = inputs.iter().position(|x| x.0 == input).expect("input");
+            let mut row = base_row(name, best[i], avg_bytes, all[i].clone(), &method);
+            row.circuits = if kind.is_some() { o.circuits as u32 } else { 0 };
+            row.testpmd_io_mpps = best_of(&testpmd[j]);
+            row.crypto_perf_mpps = match dir_ {
+                Dir::Encrypt => best_of(&crypto[0]),
+                Dir::Decrypt => best_of(&crypto[1]),
+                Dir::Forward => None,
+            };
+            rows.push(row);
         }
-        for (k, name) in ["crypto-perf enc", "crypto-perf dec"]
+        for (j, (input, _, bytes)) in inputs.iter().enumerate() {
+            if let Some(m) = best_of(&testpmd[j]) {
+                let name = if *input == "lan" {
+                    "testpmd io".to_string()
+                } else {
+                    format!("testpmd io ({input} sealed)")
+                };
+                let what = format!("dpdk-testpmd --forward-mode=io, {method}");
+                rows.push(base_row(&name, m, *bytes, testpmd[j].clone(), &what));
+            }
+        }
+        for (k, name) in ["crypto-perf encrypt", "crypto-perf decrypt"]
             .into_iter()
             .enumerate()
         {
-            if crypto[k].1.is_empty() {
-                continue;
+            if let Some(m) = best_of(&crypto[k]) {
+                let what = "dpdk-test-crypto-perf, crypto_aesni_gcm, AES-128-GCM, one core";
+                rows.push(base_row(name, m, avg_bytes, crypto[k].clone(), what));
             }
-            results.push(Row {
-                size: size.clone(),
-                name,
-                mpps: crypto[k].0,
-                gbps: crypto[k].0 * avg_bytes * 8.0 / 1e3,
-                vs_forward: crypto[k].0 / best[0].max(1e-9),
-                vs_crypto: None,
-                rounds: crypto[k].1.clone(),
-            });
         }
     }
     let _ = std::fs::remove_dir_all(&dir);
     if o.json {
-        let rows: Vec<_> = results
-            .iter()
-            .map(|r| {
-                serde_json::json!({"size": r.size, "scenario": r.name, "mpps": r.mpps, "gbit_s": r.gbps,
-                    "ratio_to_forward": r.vs_forward, "ratio_to_crypto_perf": r.vs_crypto, "rounds": r.rounds})
-            })
-            .collect();
-        println!(
-            "{}",
-            serde_json::json!({"suite": "aes128gcm16", "esn": true, "worker_cores": 1, "backend": o.backend.name(),
-                "devices": "net_pcap(infinite_rx) -> net_null", "results": rows})
-        );
+        for r in &rows {
+            println!("{}", serde_json::to_string(r).expect("row"));
+        }
     } else {
         println!(
-            "scenario  tunnel, AES-128-GCM (ESN, backend {}), 1 worker core, net_pcap(infinite_rx) -> net_null, best of {} rounds of {} s",
+            "scenario  tunnel, AES-128-GCM (ESN, backend {}), {} worker core(s), net_pcap(infinite_rx) -> net_null, best of {} rounds of {} s",
             o.backend.name(),
+            o.workers,
             o.rounds,
             o.seconds
         );
-        println!(
-            "{:<6} {:<16} {:>7} {:>8} {:>10} {:>11}  rounds",
-            "size", "scenario", "Mpps", "Gbit/s", "vs forward", "vs crypto"
-        );
-        for r in &results {
-            let rounds: Vec<f64> = r
-                .rounds
-                .iter()
-                .map(|x| (x * 100.0).round() / 100.0)
-                .collect();
-            let vs_crypto = r
-                .vs_crypto
-                .map_or_else(|| "-".into(), |v| format!("{v:.3}"));
-            println!(
-                "{:<6} {:<16} {:>7.2} {:>8.2} {:>10.3} {:>11}  {rounds:?}",
-                r.size, r.name, r.mpps, r.gbps, r.vs_forward, vs_crypto
-            );
-        }
+        print!("{}", crate::report::markdown(&rows));
     }
 }
 
-struct Row {
-    size: String,
-    name: &'static str,
-    mpps: f64,
-    gbps: f64,
-    vs_forward: f64,
-    /// Ours over dpdk-test-crypto-perf's AEAD alone, same direction and sizes.
-    vs_crypto: Option<f64>,
-    rounds: Vec<f64>,
-}
+const SCENARIOS: [(&str, Dir, Option<TunnelKind>); 5] = [
+    ("forward", Dir::Forward, None),
+    ("encrypt esp", Dir::Encrypt, Some(TunnelKind::Esp)),
+    ("encrypt overlay", Dir::Encrypt, Some(TunnelKind::Overlay)),
+    ("decrypt esp", Dir::Decrypt, Some(TunnelKind::Esp)),
+    ("decrypt overlay", Dir::Decrypt, Some(TunnelKind::Overlay)),
+];
 
 /// `dpdk-test-crypto-perf` with `crypto_aesni_gcm` (AES-128-GCM, the AEAD alone, no packet
 /// I/O) on the size class's buffer sizes: Mpps of the class's mix (for IMIX, 7:4:1 of the
@@ -323,14 +377,23 @@ fn crypto_perf(o: &Options, size: &str, op: &'static str) -> Result<f64, String>
     }
 }
 
-/// The client frames of a size class: `FLOWS` flows; IMIX cycles 7 x 64, 4 x 576, 1 x 1500.
-fn sizes_of(size: &str) -> Vec<usize> {
+/// The frame sizes of a capture of `flows` flows: one frame per flow; IMIX cycles 7 x 64,
+/// 4 x 576, 1 x 1500, and its capture is rounded up to whole cycles (frame `i` belongs to
+/// flow `i % flows`), so that even one flow sees the whole mix.
+fn sizes_of(size: &str, flows: usize) -> Vec<usize> {
     if size == "imix" {
         let pattern = [64, 576, 64, 64, 576, 64, 1500, 64, 576, 64, 576, 64];
-        (0..FLOWS).map(|i| pattern[i % pattern.len()]).collect()
+        let n = flows.div_ceil(pattern.len()) * pattern.len();
+        (0..n).map(|i| pattern[i % pattern.len()]).collect()
     } else {
-        vec![size.parse().unwrap_or(64); FLOWS]
+        vec![size.parse().unwrap_or(64); flows]
     }
+}
+
+/// Flow `i`'s far-side address (in 10.2.0.0/16) and source port: the address varies first,
+/// then the port, so up to 65,536 flows differ in address and more also in port.
+fn flow(i: usize) -> ([u8; 4], u16) {
+    ([10, 2, (i >> 8) as u8, i as u8], 1024 + (i >> 16) as u16)
 }
 
 /// A UDP frame `src` -> `dst` of `len` bytes to `dst_mac`.
@@ -363,43 +426,33 @@ fn udp_frame(
     f
 }
 
-/// Our LAN host to `FLOWS` destinations in 10.2.0.0/16.
-fn lan_frames(size: &str) -> Vec<Vec<u8>> {
-    sizes_of(size)
+/// Our LAN host to `flows` flows into 10.2.0.0/16.
+fn lan_frames(size: &str, flows: usize) -> Vec<Vec<u8>> {
+    sizes_of(size, flows)
         .into_iter()
         .enumerate()
         .map(|(i, len)| {
-            udp_frame(
-                len,
-                &ROUTER_LAN_MAC,
-                &HOST_MAC,
-                [10, 1, 0, 2],
-                [10, 2, (i >> 8) as u8, i as u8],
-                1024 + i as u16,
-            )
+            let (far, port) = flow(i % flows);
+            udp_frame(len, &ROUTER_LAN_MAC, &HOST_MAC, [10, 1, 0, 2], far, port)
         })
         .collect()
 }
 
-/// The peer's LAN hosts (`FLOWS` of them) to our LAN host, as the peer's LAN sends them.
-fn peer_frames(size: &str) -> Vec<Vec<u8>> {
-    sizes_of(size)
+/// The peer's LAN hosts (`flows` flows) to our LAN host, as the peer's LAN sends them.
+fn peer_frames(size: &str, flows: usize) -> Vec<Vec<u8>> {
+    sizes_of(size, flows)
         .into_iter()
         .enumerate()
         .map(|(i, len)| {
-            udp_frame(
-                len,
-                &PEER_LAN_MAC,
-                &HOST_MAC,
-                [10, 2, (i >> 8) as u8, i as u8],
-                [10, 1, 0, 2],
-                1024 + i as u16,
-            )
+            let (far, port) = flow(i % flows);
+            udp_frame(len, &PEER_LAN_MAC, &HOST_MAC, far, [10, 1, 0, 2], port)
         })
         .collect()
 }
 
-fn tunnel_info(kind: TunnelKind, us: bool) -> TunnelInfo {
+/// The tunnel between us (`.1` on every circuit) and the peer (`.2`); circuit `c` is WAN port
+/// `c + 1` on 198.18.(c+1).0/24.
+fn tunnel_info(kind: TunnelKind, us: bool, circuits: usize) -> TunnelInfo {
     let (me, them) = if us { (1u8, 2u8) } else { (2, 1) };
     TunnelInfo {
         peer: if us { "peer".into() } else { "us".into() },
@@ -409,13 +462,15 @@ fn tunnel_info(kind: TunnelKind, us: bool) -> TunnelInfo {
             IpAddr::V4(Ipv4Addr::new(10, 255, 0, me)),
             IpAddr::V4(Ipv4Addr::new(10, 255, 0, them)),
         )),
-        circuits: vec![CircuitInfo {
-            port: 1,
-            local: IpAddr::V4(Ipv4Addr::new(198, 18, 1, me)),
-            remote: IpAddr::V4(Ipv4Addr::new(198, 18, 1, them)),
-            transport: "internet".into(),
-            trusted: false,
-        }],
+        circuits: (0..circuits)
+            .map(|c| CircuitInfo {
+                port: c as u16 + 1,
+                local: IpAddr::V4(Ipv4Addr::new(198, 18, c as u8 + 1, me)),
+                remote: IpAddr::V4(Ipv4Addr::new(198, 18, c as u8 + 1, them)),
+                transport: "internet".into(),
+                trusted: false,
+            })
+            .collect(),
         out_spi: if us { SPI_OUT } else { SPI_IN },
         in_spi: if us { SPI_IN } else { SPI_OUT },
         senders: if kind == TunnelKind::Overlay {
@@ -481,7 +536,7 @@ fn sealed_by_peer(frames: &[Vec<u8>], kind: TunnelKind) -> Vec<Vec<u8>> {
     ];
     let mut t = Tables::new(ports, &[]).with_tenants(
         vec![tenant_to("10.1.0.0/16")],
-        vec![tunnel_info(kind, false)],
+        vec![tunnel_info(kind, false, 1)],
     );
     t.neighbors.insert(
         NeighborKey::new(1, IpAddr::V4(Ipv4Addr::new(198, 18, 1, 1))),
@@ -503,37 +558,53 @@ fn sealed_by_peer(frames: &[Vec<u8>], kind: TunnelKind) -> Vec<Vec<u8>> {
         .collect()
 }
 
-/// One run of one scenario; returns the worker's Mpps (packets it sent on).
-fn run(o: &Options, dir: Dir, kind: Option<TunnelKind>, pcap: &Path, id: usize) -> f64 {
-    let rx = format!("net_pcap_tun{id},rx_pcap={},infinite_rx=1", pcap.display());
-    let null = format!("net_null_tun{id},no-rx=1");
-    let (lan_dev, wan_dev) = if dir == Dir::Decrypt {
-        (null, rx)
-    } else {
-        (rx, null)
-    };
-    let ports = vec![
-        PortSpec {
-            name: "lan0".into(),
-            device: lan_dev,
-            role: "lan".into(),
-            mac: Some(ROUTER_LAN_MAC),
-            mtu: 1500,
-            addresses: vec!["10.1.0.1/16".parse().expect("net")],
-            vlan: None,
-            internet: false,
+/// One run of one scenario; returns the workers' Mpps (packets they sent on). `frames` is
+/// the capture's length (net_pcap holds it in mbufs, once per worker queue).
+fn run(
+    o: &Options,
+    worker_cores: &[usize],
+    frames: usize,
+    dir: Dir,
+    kind: Option<TunnelKind>,
+    pcap: &Path,
+    id: usize,
+) -> f64 {
+    let queues = worker_cores.len();
+    let rx_pcaps = vec![format!("rx_pcap={}", pcap.display()); queues].join(",");
+    let rx = format!("net_pcap_tun{id},{rx_pcaps},infinite_rx=1");
+    let null = |c: usize| format!("net_null_tun{id}_{c},no-rx=1");
+    let circuits = if kind.is_some() { o.circuits } else { 1 };
+    let mut ports = vec![PortSpec {
+        name: "lan0".into(),
+        device: if dir == Dir::Decrypt {
+            null(0)
+        } else {
+            rx.clone()
         },
-        PortSpec {
-            name: "inet".into(),
-            device: wan_dev,
+        role: "lan".into(),
+        mac: Some(ROUTER_LAN_MAC),
+        mtu: 1500,
+        addresses: vec!["10.1.0.1/16".parse().expect("net")],
+        vlan: None,
+        internet: false,
+    }];
+    for c in 0..circuits {
+        ports.push(PortSpec {
+            name: format!("inet{c}"),
+            device: if dir == Dir::Decrypt && c == 0 {
+                rx.clone()
+            } else {
+                null(c + 1)
+            },
             role: "wan".into(),
             mac: Some(ROUTER_WAN_MAC),
             mtu: WAN_MTU,
-            addresses: vec!["198.18.1.1/24".parse().expect("net")],
+            addresses: vec![format!("198.18.{}.1/24", c + 1).parse().expect("net")],
             vlan: None,
             internet: false,
-        },
-    ];
+        });
+    }
+    let peer_addr = |c: usize| IpAddr::V4(Ipv4Addr::new(198, 18, c as u8 + 1, 2));
     let (tenants, tunnels, tunnel_keys, routes) = match kind {
         None => (
             Vec::new(),
@@ -543,30 +614,33 @@ fn run(o: &Options, dir: Dir, kind: Option<TunnelKind>, pcap: &Path, id: usize) 
                 "10.2.0.0/16".parse().expect("net"),
                 NextHop {
                     port: 1,
-                    via: Some(IpAddr::V4(Ipv4Addr::new(198, 18, 1, 2))),
+                    via: Some(peer_addr(0)),
                 },
             )],
         ),
         Some(kind) => (
             vec![tenant_to("10.2.0.0/16")],
-            vec![tunnel_info(kind, true)],
+            vec![tunnel_info(kind, true, circuits)],
             vec![keys(true)],
             Vec::new(),
         ),
     };
+    let mut static_neighbors: Vec<(u16, IpAddr, [u8; 6])> = (0..circuits)
+        .map(|c| (c as u16 + 1, peer_addr(c), PEER_WAN_MAC))
+        .collect();
+    static_neighbors.push((0, IpAddr::V4(Ipv4Addr::new(10, 1, 0, 2)), HOST_MAC));
+    // The capture once per queue, plus room for every queue's rings and bursts.
+    let mbufs = ((frames + 8192) * queues + 8192).next_power_of_two() - 1;
     let spec = EngineSpec {
         name: format!("tun{id}"),
-        mbufs: 16383,
+        mbufs: u32::try_from(mbufs.max(16383)).unwrap_or(u32::MAX),
         mbuf_cache: 256,
-        worker_cores: vec![o.worker_core],
+        worker_cores: worker_cores.to_vec(),
         rx_burst: 32,
         idle_sleep_max_us: 0,
         ports,
         routes,
-        static_neighbors: vec![
-            (1, IpAddr::V4(Ipv4Addr::new(198, 18, 1, 2)), PEER_WAN_MAC),
-            (0, IpAddr::V4(Ipv4Addr::new(10, 1, 0, 2)), HOST_MAC),
-        ],
+        static_neighbors,
         tenants,
         tunnels,
         tunnel_keys,

@@ -1,0 +1,232 @@
+#!/usr/bin/env bash
+# The full path: sdwan-pktgen -> site A -> (ESP in VXLAN over N WAN circuits) -> site B ->
+# sdwan-pktgen. Two sdwand processes and the generator, joined by net_memif (shared memory
+# between DPDK processes); every packet carries a sequence number and a timestamp, so the
+# generator sees loss, reordering and one-way latency through both sites.
+#
+#   perf/fullpath.sh [--sizes 64,imix,1420] [--flows N] [--circuits N] [--trial S]
+#                    [--voice] [--out ROWS.jsonl]
+#
+# Per size:
+#   1. saturation: the generator sends as fast as it can for one trial; what arrives per
+#      second is the saturation rate (and the loss at that overload is printed);
+#   2. no-drop rate (RFC 2544 throughput): a binary search below it for the highest rate
+#      with zero loss (4 trials);
+#   3. confirmation: a longer trial at that rate, whose loss and latency percentiles are the
+#      row's.
+# With --voice (the latency-under-load scenario): IMIX bulk (or the first size, if IMIX is not
+# in --sizes) with 1% "voice" packets (200 B, DSCP EF, UDP 5004), once at the no-drop rate
+# and once with the bulk saturating the worker.
+#
+# Rows (report::Row, JSON Lines) go to --out (default stdout); progress to stderr.
+# Cores: on a 2-core machine the generator shares core 0 with site B's worker (site A's
+# worker has core 1) and every process sleeps when idle; with 4 or more cores each gets its
+# own. Needs root (DPDK), jq, and the release binaries (built here).
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+SIZES=64,imix,1420
+FLOWS=1000
+CIRCUITS=1
+TRIAL=2
+VOICE=0
+OUT=/dev/stdout
+usage() { sed -n '2,/^set -euo/p' "${BASH_SOURCE[0]}" | grep '^#' | sed 's/^# \{0,1\}//'; }
+while [ $# -gt 0 ]; do
+    case $1 in
+        --sizes) SIZES=$2; shift 2 ;;
+        --flows) FLOWS=$2; shift 2 ;;
+        --circuits) CIRCUITS=$2; shift 2 ;;
+        --trial) TRIAL=$2; shift 2 ;;
+        --voice) VOICE=1; shift ;;
+        --out) OUT=$2; shift 2 ;;
+        -h | --help) usage; exit 0 ;;
+        *) echo "fullpath.sh: unknown argument $1" >&2; usage >&2; exit 2 ;;
+    esac
+done
+case $CIRCUITS in [1-9] | 1[0-6]) ;; *) echo "fullpath.sh: --circuits must be 1..16" >&2; exit 2 ;; esac
+
+log() { echo "fullpath: $*" >&2; }
+if [ "${SKIP_BUILD:-0}" != 1 ]; then
+    (cd "$ROOT" && cargo build --release -p sdwand -p sdwan-cli -p sdwan-perf >&2)
+fi
+BIN=$ROOT/target/release
+CLI=$BIN/sdwan-cli
+
+T=$(mktemp -d /tmp/sdwan-fullpath.XXXXXX)
+PIDS=()
+cleanup() {
+    local p
+    for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
+    for p in "${PIDS[@]}"; do wait "$p" 2>/dev/null || true; done
+    rm -rf "/var/run/dpdk/fp-a-$$" "/var/run/dpdk/fp-b-$$" "/var/run/dpdk/fp-g-$$"
+    rm -rf "$T"
+}
+trap cleanup EXIT
+
+NCPU=$(nproc)
+if [ "$NCPU" -ge 4 ]; then
+    GEN_CORES=0,1 A_WORKER=2 B_WORKER=3 A_CONTROL=0 B_CONTROL=1
+else
+    GEN_CORES=0 A_WORKER=1 B_WORKER=0 A_CONTROL=0 B_CONTROL=1
+fi
+
+# Keys for this run only (the lab's key files are for the lab).
+head -c 20 /dev/urandom | od -An -tx1 | tr -d ' \n' >"$T/a-to-b.hex"
+head -c 20 /dev/urandom | od -An -tx1 | tr -d ' \n' >"$T/b-to-a.hex"
+
+# site_config NAME ME PEER WORKER CONTROL LOCAL_NET REMOTE_NET ROLE
+site_config() {
+    local name=$1 me=$2 peer=$3 worker=$4 control=$5 lan=$6 remote=$7 role=$8 c
+    cat <<EOF
+node: { name: $name, loopback: 10.255.0.$me }
+dpdk:
+  # net_memif needs DPDK's multi-process channel: --file-prefix, not --no-shconf.
+  eal_args: ["--no-huge", "-m", "1024", "--no-pci", "--file-prefix", "fp-$name-$$"]
+  mbufs: 32767
+workers: { cores: [$worker], control_core: $control, idle_sleep_max_us: 100 }
+management: { socket: $T/$name.sock }
+ports:
+  - { name: lan0, device: "net_memif0,role=server,socket=$T/$name-lan.sock,id=0", role: lan, addresses: [$lan] }
+EOF
+    for c in $(seq 1 "$CIRCUITS"); do
+        echo "  - { name: wan$c, device: \"net_memif$c,role=$role,socket=$T/wan$c.sock,id=0\", role: wan, transport: internet, addresses: [198.18.$c.$me/24] }"
+    done
+    cat <<EOF
+tenants:
+  - name: blue
+    vni: 1001
+    lan_ports: [lan0]
+    routes:
+      - { prefix: $remote, peer: site-$peer }
+EOF
+    if [ "$name" = b ]; then
+        # The receiving host (the generator's rx port, 10.3.0.2) stands for the whole of
+        # 10.2.0.0/16, so site B resolves one neighbor, not one per flow.
+        echo "      - { prefix: 10.2.0.0/16, via: 10.3.0.2, port: lan0 }"
+    fi
+    cat <<EOF
+peers:
+  - name: site-$peer
+    loopback: 10.255.0.$((3 - me))
+    circuits:
+EOF
+    for c in $(seq 1 "$CIRCUITS"); do
+        echo "      - { port: wan$c, address: 198.18.$c.$((3 - me)), transport: internet }"
+    done
+    local out=a-to-b in=b-to-a
+    [ "$name" = b ] && out=b-to-a in=a-to-b
+    cat <<EOF
+    sas:
+      - tenant: blue
+        suite: aes128gcm16
+        out: { spi: 0x0000$((me))000, key_file: $T/$out.hex }
+        in: { spi: 0x0000$((3 - me))000, key_file: $T/$in.hex }
+EOF
+}
+site_config a 1 b "$A_WORKER" "$A_CONTROL" 10.1.0.1/24 10.2.0.0/16 server >"$T/a.yaml"
+site_config b 2 a "$B_WORKER" "$B_CONTROL" 10.3.0.1/24 10.1.0.0/16 client >"$T/b.yaml"
+
+start_site() {
+    "$BIN/sdwand" --config "$T/$1.yaml" >"$T/$1.log" 2>&1 &
+    PIDS+=($!)
+    for _ in $(seq 1 100); do
+        [ -S "$T/$1.sock" ] && return 0
+        kill -0 "${PIDS[-1]}" 2>/dev/null || break
+        sleep 0.1
+    done
+    log "site $1 did not start:"
+    cat "$T/$1.log" >&2
+    exit 1
+}
+start_site a
+start_site b
+# Every circuit's path is up at both ends: the sites reach each other over memif.
+for _ in $(seq 1 100); do
+    up_a=$("$CLI" --socket "$T/a.sock" show paths --json | jq '[.[] | select(.state == "up")] | length')
+    up_b=$("$CLI" --socket "$T/b.sock" show paths --json | jq '[.[] | select(.state == "up")] | length')
+    [ "$up_a" -ge "$CIRCUITS" ] && [ "$up_b" -ge "$CIRCUITS" ] && break
+    sleep 0.2
+done
+if [ "$up_a" -lt "$CIRCUITS" ] || [ "$up_b" -lt "$CIRCUITS" ]; then
+    log "paths did not come up (A: $up_a, B: $up_b of $CIRCUITS)"
+    "$CLI" --socket "$T/a.sock" show paths >&2 || true
+    exit 1
+fi
+log "sites A and B up, $CIRCUITS circuit(s) each, generator on core(s) $GEN_CORES, workers A $A_WORKER, B $B_WORKER"
+
+# pktgen SIZE RATE SECONDS [ARGS...] : one trial; its JSON report on stdout.
+pktgen() {
+    local size=$1 rate=$2 secs=$3
+    shift 3
+    "$BIN/sdwan-pktgen" --file-prefix "fp-g-$$" --cores "$GEN_CORES" \
+        --tx "net_memif0,role=client,socket=$T/a-lan.sock,id=0" \
+        --rx "net_memif1,role=client,socket=$T/b-lan.sock,id=0" \
+        --src-ip 10.1.0.2 --gateway 10.1.0.1 --rx-ip 10.3.0.2 \
+        --dst 10.2.0.0/16 --flows "$FLOWS" --size "$size" --rate "$rate" \
+        --duration "$secs" --warmup 0.5 "$@" --json 2>>"$T/pktgen.log"
+}
+
+# row SCENARIO SIZE JSON METHOD : the matrix row of a pktgen report (its bulk class, or the
+# class named by CLASS).
+row() {
+    jq -c --arg s "$1" --arg size "$2" --arg m "$4" --argjson flows "$FLOWS" \
+        --argjson circuits "$CIRCUITS" --arg class "${CLASS:-bulk}" '
+        (.classes[] | select(.name == $class)) as $c
+        | {scenario: $s, size: $size, flows: $flows, circuits: $circuits, workers: 1,
+           mpps: .rx.mpps,
+           gbit_s: .rx.gbit_s,
+           latency_us: {p50: $c.latency_us.p50, p99: $c.latency_us.p99, p999: $c.latency_us.p999},
+           loss_pct: (if $c.sent > 0 then 100 * $c.lost / $c.sent else 0 end),
+           method: $m}' <<<"$3" >>"$OUT"
+}
+
+kpps_of() { jq -r '(.rx.mpps * 1000) | floor' <<<"$1"; }
+lost_of() { jq -r '.lost' <<<"$1"; }
+
+IFS=, read -r -a SIZE_LIST <<<"$SIZES"
+for size in "${SIZE_LIST[@]}"; do
+    sat=$(pktgen "$size" max "$TRIAL")
+    sat_kpps=$(kpps_of "$sat")
+    log "$size: saturation $sat_kpps kpps delivered at overload (lost $(jq -r .loss_pct <<<"$sat")% of $(jq -r .tx.packets <<<"$sat") sent)"
+    if [ "$sat_kpps" -le 0 ]; then
+        log "$size: nothing arrived; logs in $T"
+        tail -n 20 "$T/a.log" "$T/b.log" "$T/pktgen.log" >&2
+        exit 1
+    fi
+    CLASS=bulk row "full path, saturated" "$size" "$sat" \
+        "pktgen over memif, sending as fast as it can for $TRIAL s (overload)"
+    lo=0 hi=$sat_kpps rate=$((sat_kpps * 9 / 10))
+    for _ in 1 2 3 4; do
+        [ "$rate" -ge 1 ] || rate=1
+        t=$(pktgen "$size" "${rate}kpps" "$TRIAL")
+        if [ "$(lost_of "$t")" -eq 0 ]; then lo=$rate; else hi=$rate; fi
+        log "$size: ${rate} kpps -> lost $(lost_of "$t")"
+        rate=$(((lo + hi) / 2))
+    done
+    ndr=$lo
+    if [ "$ndr" -le 0 ]; then
+        ndr=$((sat_kpps / 10))
+        log "$size: no zero-loss trial; confirming at $ndr kpps"
+    fi
+    conf=$(pktgen "$size" "${ndr}kpps" $((TRIAL * 2 + 1)))
+    log "$size: confirmed at $ndr kpps: lost $(lost_of "$conf"), p99 $(jq -r '.classes[0].latency_us.p99' <<<"$conf") us"
+    CLASS=bulk row "full path" "$size" "$conf" \
+        "pktgen over memif, no-drop rate (binary search below saturation $sat_kpps kpps), confirmed for $((TRIAL * 2 + 1)) s"
+    echo "$ndr" >"$T/ndr-$size"
+done
+
+if [ "$VOICE" = 1 ]; then
+    # IMIX bulk when it was measured, else the first size.
+    vsize=${SIZE_LIST[0]}
+    for size in "${SIZE_LIST[@]}"; do [ "$size" = imix ] && vsize=imix; done
+    ndr=$(cat "$T/ndr-$vsize")
+    v=$(pktgen "$vsize" "${ndr}kpps" $((TRIAL * 2 + 1)) --voice 1)
+    log "voice at the no-drop rate ($ndr kpps): p99 $(jq -r '.classes[] | select(.name=="voice") | .latency_us.p99' <<<"$v") us"
+    CLASS=voice row "voice (1%), bulk at no-drop rate" "$vsize" "$v" \
+        "pktgen over memif: 1% of packets 200 B DSCP EF UDP 5004; bulk at $ndr kpps"
+    v=$(pktgen "$vsize" max $((TRIAL * 2 + 1)) --voice 1)
+    log "voice with the worker saturated: p99 $(jq -r '.classes[] | select(.name=="voice") | .latency_us.p99' <<<"$v") us, voice lost $(jq -r '.classes[] | select(.name=="voice") | .lost' <<<"$v")"
+    CLASS=voice row "voice (1%), bulk saturating" "$vsize" "$v" \
+        "pktgen over memif: 1% of packets 200 B DSCP EF UDP 5004; bulk sent as fast as possible"
+fi
