@@ -651,3 +651,34 @@ fn run(
     };
     crate::measure_worker(spec, o.seconds, &format!("{dir:?} {kind:?}"))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn imix_captures_hold_whole_cycles_even_for_one_flow() {
+        for flows in [1, 1000, 100_000] {
+            let sizes = sizes_of("imix", flows);
+            assert_eq!(sizes.len() % 12, 0);
+            assert!(sizes.len() >= flows);
+            let count = |n| sizes.iter().filter(|&&s| s == n).count();
+            assert_eq!(
+                (count(64), count(576), count(1500)),
+                (sizes.len() / 12 * 7, sizes.len() / 12 * 4, sizes.len() / 12)
+            );
+        }
+        assert_eq!(sizes_of("64", 1000).len(), 1000);
+    }
+
+    #[test]
+    fn flows_are_distinct_five_tuples() {
+        let mut seen = std::collections::HashSet::new();
+        for i in 0..100_000 {
+            assert!(seen.insert(flow(i)), "flow {i} repeats");
+        }
+        let frames = lan_frames("64", 3);
+        assert_eq!(frames.len(), 3);
+        assert_eq!(&frames[2][30..34], &[10, 2, 0, 2]);
+    }
+}
