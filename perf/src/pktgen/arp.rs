@@ -15,18 +15,18 @@ pub use arp::FRAME_LEN as ARP_FRAME_LEN;
 pub enum ArpEvent {
     /// Not ARP, malformed, or not about us.
     Ignore,
-    /// A request for `ours`: the reply (FRAME_LEN bytes) was written to the output buffer.
+    /// A request for one of `ours`: the reply (FRAME_LEN bytes) was written to the output buffer.
     Reply,
     /// A reply (or a gratuitous request) from `ip` telling its MAC.
     Learned { ip: Ipv4Addr, mac: MacAddr },
 }
 
-/// Handles one received frame on a port whose MAC is `port_mac` and that answers for `ours`
-/// (if any). Learns the sender of any reply or request whose sender is `want`. Never panics.
+/// Handles one received frame on a port whose MAC is `port_mac` and that answers for the
+/// addresses in `ours`. Learns the sender of any reply or request whose sender is `want`. Never panics.
 pub fn handle(
     frame: &[u8],
     port_mac: &MacAddr,
-    ours: Option<Ipv4Addr>,
+    ours: &[Ipv4Addr],
     want: Option<Ipv4Addr>,
     out: &mut [u8; FRAME_LEN],
 ) -> ArpEvent {
@@ -40,7 +40,7 @@ pub fn handle(
         return ArpEvent::Ignore;
     };
     let op = p.operation();
-    if op == OP_REQUEST && ours.is_some() && Some(p.target_ip()) == ours {
+    if op == OP_REQUEST && ours.contains(&p.target_ip()) {
         write_reply(&p, port_mac, out);
         return ArpEvent::Reply;
     }
@@ -148,10 +148,7 @@ mod tests {
     fn answers_requests_for_our_address_only() {
         let mut out = [0u8; FRAME_LEN];
         let req = frame_of(OP_REQUEST, &GW, GWIP, &[0; 6], SRC);
-        assert_eq!(
-            handle(&req, &ME, Some(SRC), None, &mut out),
-            ArpEvent::Reply
-        );
+        assert_eq!(handle(&req, &ME, &[SRC], None, &mut out), ArpEvent::Reply);
         let eth = ethernet::Frame::new_checked(&out[..]).unwrap();
         assert_eq!(eth.dst(), GW);
         assert_eq!(eth.src(), ME);
@@ -162,10 +159,25 @@ mod tests {
 
         let other = frame_of(OP_REQUEST, &GW, GWIP, &[0; 6], Ipv4Addr::new(10, 1, 0, 9));
         assert_eq!(
-            handle(&other, &ME, Some(SRC), None, &mut out),
+            handle(&other, &ME, &[SRC], None, &mut out),
             ArpEvent::Ignore
         );
-        assert_eq!(handle(&req, &ME, None, None, &mut out), ArpEvent::Ignore);
+        assert_eq!(handle(&req, &ME, &[], None, &mut out), ArpEvent::Ignore);
+    }
+
+    #[test]
+    fn a_port_may_answer_for_two_addresses() {
+        let mut out = [0u8; FRAME_LEN];
+        let rx_ip = Ipv4Addr::new(10, 2, 0, 2);
+        for ip in [SRC, rx_ip] {
+            let req = frame_of(OP_REQUEST, &GW, GWIP, &[0; 6], ip);
+            assert_eq!(
+                handle(&req, &ME, &[SRC, rx_ip], None, &mut out),
+                ArpEvent::Reply
+            );
+            let p = Packet::new_checked(&out[14..]).unwrap();
+            assert_eq!(p.sender_ip(), ip);
+        }
     }
 
     #[test]
@@ -173,7 +185,7 @@ mod tests {
         let mut out = [0u8; FRAME_LEN];
         let req = frame_of(OP_REQUEST, &GW, GWIP, &[0; 6], SRC);
         assert_eq!(
-            handle(&req, &ME, Some(SRC), Some(GWIP), &mut out),
+            handle(&req, &ME, &[SRC], Some(GWIP), &mut out),
             ArpEvent::Reply
         );
     }
@@ -190,11 +202,11 @@ mod tests {
         // Our own request looped back teaches nothing.
         let mut ours = [0u8; FRAME_LEN];
         request(&mut ours, &ME, SRC, GWIP);
-        let ev = handle(&ours, &ME, Some(SRC), Some(GWIP), &mut out);
+        let ev = handle(&ours, &ME, &[SRC], Some(GWIP), &mut out);
         assert_eq!(ev, ArpEvent::Ignore);
         r.on_event(ev);
         let reply = frame_of(OP_REPLY, &GW, GWIP, &ME, SRC);
-        let ev = handle(&reply, &ME, Some(SRC), Some(GWIP), &mut out);
+        let ev = handle(&reply, &ME, &[SRC], Some(GWIP), &mut out);
         assert_eq!(ev, ArpEvent::Learned { ip: GWIP, mac: GW });
         r.on_event(ev);
         assert_eq!(r.poll(t0 + ms(150)), ResolverAction::Done(GW));
@@ -214,7 +226,7 @@ mod tests {
         let mut out = [0u8; FRAME_LEN];
         let req = frame_of(OP_REQUEST, &GW, GWIP, &[0; 6], SRC);
         for n in 0..req.len() {
-            let ev = handle(&req[..n], &ME, Some(SRC), Some(GWIP), &mut out);
+            let ev = handle(&req[..n], &ME, &[SRC], Some(GWIP), &mut out);
             assert!(n >= 42 || ev == ArpEvent::Ignore);
         }
         let mut x = 0x1234_5678u32;
@@ -228,13 +240,7 @@ mod tests {
             }
             buf[12] = 8;
             buf[13] = 6;
-            let _ = handle(
-                &buf[..(x % 65) as usize],
-                &ME,
-                Some(SRC),
-                Some(GWIP),
-                &mut out,
-            );
+            let _ = handle(&buf[..(x % 65) as usize], &ME, &[SRC], Some(GWIP), &mut out);
         }
     }
 }

@@ -170,8 +170,8 @@ enum ReplyPath {
 struct RxPort {
     id: u16,
     mac: MacAddr,
-    /// Address answered for ARP on this port.
-    answer: Option<Ipv4Addr>,
+    /// Addresses answered for ARP on this port.
+    answer: Vec<Ipv4Addr>,
     reply: ReplyPath,
 }
 
@@ -197,7 +197,7 @@ fn poll(
             Received::Ours(sig) => stats.record(&sig, m.pkt_len() as usize, now, ns_per_tick),
             Received::Arp => {
                 let want = resolver.as_ref().map(|r| r.target);
-                match arp::handle(data, &p.mac, p.answer, want, &mut out) {
+                match arp::handle(data, &p.mac, &p.answer, want, &mut out) {
                     ArpEvent::Reply => {
                         stats.arp_replies += 1;
                         match &p.reply {
@@ -274,26 +274,32 @@ fn traffic(
     let tx_mac = tx_port.mac();
     let two_threads = c.rx_core.is_some();
 
-    // The tx port answers for --src-ip; the rx port (or the tx port if it is both) for --rx-ip.
+    // The tx port answers for --src-ip, the rx port for --rx-ip; one port doing both answers
+    // for both.
     let same_port = rx_port.is_none();
+    let both = vec![c.src_ip, c.rx_ip];
     let (fwd_tx, fwd_rx) = sync_channel::<[u8; ARP_FRAME_LEN]>(64);
     let tx_side = RxPort {
         id: tx_port.id(),
         mac: tx_mac,
-        answer: Some(c.src_ip),
+        answer: if same_port {
+            both.clone()
+        } else {
+            vec![c.src_ip]
+        },
         reply: ReplyPath::Direct(tx_port.id()),
     };
     let rx_side = match rx_port {
         Some(p) => RxPort {
             id: p.id(),
             mac: p.mac(),
-            answer: Some(c.rx_ip),
+            answer: vec![c.rx_ip],
             reply: ReplyPath::Direct(p.id()),
         },
         None => RxPort {
             id: tx_port.id(),
             mac: tx_mac,
-            answer: Some(c.rx_ip),
+            answer: both,
             reply: if two_threads {
                 ReplyPath::Forward(fwd_tx.clone())
             } else {
