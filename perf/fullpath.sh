@@ -5,15 +5,18 @@
 # generator sees loss, reordering and one-way latency through both sites.
 #
 #   perf/fullpath.sh [--sizes 64,imix,1420] [--flows N] [--circuits N] [--trial S]
-#                    [--voice] [--out ROWS.jsonl]
+#                    [--voice] [--at KPPS] [--out ROWS.jsonl]
 #
+# --at KPPS: instead of the search, one trial per size at that rate, whose pktgen report is
+# printed (to look at one operating point).
 # Per size:
 #   1. saturation: the generator sends as fast as it can for one trial; what arrives per
 #      second is the saturation rate (and the loss at that overload is printed);
 #   2. no-drop rate (RFC 2544 throughput): a binary search below it for the highest rate
 #      with zero loss (4 trials);
 #   3. confirmation: a longer trial at that rate, whose loss and latency percentiles are the
-#      row's.
+#      row's;
+#   4. the same at half that rate (latency without queues filling up).
 # With --voice (the latency-under-load scenario): IMIX bulk (or the first size, if IMIX is not
 # in --sizes) with 1% "voice" packets (200 B, DSCP EF, UDP 5004), once at the no-drop rate
 # and once with the bulk saturating the worker.
@@ -30,6 +33,11 @@ FLOWS=1000
 CIRCUITS=1
 TRIAL=2
 VOICE=0
+AT=
+# memif rings of 2^12 slots (like a NIC's 4096 descriptors): a 2-core host's scheduling stalls
+# of a few milliseconds fit in them. Workers sleep at most 20 us when idle.
+RSIZE=${RSIZE:-12}
+IDLE_US=${IDLE_US:-20}
 OUT=/dev/stdout
 usage() { sed -n '2,/^set -euo/p' "${BASH_SOURCE[0]}" | grep '^#' | sed 's/^# \{0,1\}//'; }
 while [ $# -gt 0 ]; do
@@ -39,6 +47,7 @@ while [ $# -gt 0 ]; do
         --circuits) CIRCUITS=$2; shift 2 ;;
         --trial) TRIAL=$2; shift 2 ;;
         --voice) VOICE=1; shift ;;
+        --at) AT=$2; shift 2 ;;
         --out) OUT=$2; shift 2 ;;
         -h | --help) usage; exit 0 ;;
         *) echo "fullpath.sh: unknown argument $1" >&2; usage >&2; exit 2 ;;
@@ -66,10 +75,14 @@ trap cleanup EXIT
 
 NCPU=$(nproc)
 if [ "$NCPU" -ge 4 ]; then
-    GEN_CORES=0,1 A_WORKER=2 B_WORKER=3 A_CONTROL=0 B_CONTROL=1
+    D_GEN=0,1 D_A=2 D_B=3
 else
-    GEN_CORES=0 A_WORKER=1 B_WORKER=0 A_CONTROL=0 B_CONTROL=1
+    D_GEN=0 D_A=1 D_B=0
 fi
+# The environment may place them otherwise (GEN_CORES=0 A_WORKER=1 B_WORKER=1).
+GEN_CORES=${GEN_CORES:-$D_GEN} A_WORKER=${A_WORKER:-$D_A} B_WORKER=${B_WORKER:-$D_B}
+# Control threads (mostly asleep) on a core that is not their own worker's.
+A_CONTROL=$((A_WORKER == 0 ? 1 : 0)) B_CONTROL=$((B_WORKER == 0 ? 1 : 0))
 
 # Keys for this run only (the lab's key files are for the lab).
 head -c 20 /dev/urandom | od -An -tx1 | tr -d ' \n' >"$T/a-to-b.hex"
@@ -84,13 +97,13 @@ dpdk:
   # net_memif needs DPDK's multi-process channel: --file-prefix, not --no-shconf.
   eal_args: ["--no-huge", "-m", "1024", "--no-pci", "--file-prefix", "fp-$name-$$"]
   mbufs: 32767
-workers: { cores: [$worker], control_core: $control, idle_sleep_max_us: 100 }
+workers: { cores: [$worker], control_core: $control, idle_sleep_max_us: $IDLE_US }
 management: { socket: $T/$name.sock }
 ports:
-  - { name: lan0, device: "net_memif0,role=server,socket=$T/$name-lan.sock,id=0", role: lan, addresses: [$lan] }
+  - { name: lan0, device: "net_memif0,role=server,socket=$T/$name-lan.sock,id=0,rsize=$RSIZE", role: lan, addresses: [$lan] }
 EOF
     for c in $(seq 1 "$CIRCUITS"); do
-        echo "  - { name: wan$c, device: \"net_memif$c,role=$role,socket=$T/wan$c.sock,id=0\", role: wan, transport: internet, addresses: [198.18.$c.$me/24] }"
+        echo "  - { name: wan$c, device: \"net_memif$c,role=$role,socket=$T/wan$c.sock,id=0,rsize=$RSIZE\", role: wan, transport: internet, addresses: [198.18.$c.$me/24] }"
     done
     cat <<EOF
 tenants:
@@ -160,8 +173,8 @@ pktgen() {
     local size=$1 rate=$2 secs=$3
     shift 3
     "$BIN/sdwan-pktgen" --file-prefix "fp-g-$$" --cores "$GEN_CORES" \
-        --tx "net_memif0,role=client,socket=$T/a-lan.sock,id=0" \
-        --rx "net_memif1,role=client,socket=$T/b-lan.sock,id=0" \
+        --tx "net_memif0,role=client,socket=$T/a-lan.sock,id=0,rsize=$RSIZE" \
+        --rx "net_memif1,role=client,socket=$T/b-lan.sock,id=0,rsize=$RSIZE" \
         --src-ip 10.1.0.2 --gateway 10.1.0.1 --rx-ip 10.3.0.2 \
         --dst 10.2.0.0/16 --flows "$FLOWS" --size "$size" --rate "$rate" \
         --duration "$secs" --warmup 0.5 "$@" --json 2>>"$T/pktgen.log"
@@ -185,6 +198,17 @@ kpps_of() { jq -r '(.rx.mpps * 1000) | floor' <<<"$1"; }
 lost_of() { jq -r '.lost' <<<"$1"; }
 
 IFS=, read -r -a SIZE_LIST <<<"$SIZES"
+if [ -n "$AT" ]; then
+    for size in "${SIZE_LIST[@]}"; do
+        pktgen "$size" "${AT}kpps" "$TRIAL" | jq -c . >&2
+    done
+    for site in a b; do
+        log "site $site: show stats / show interfaces"
+        "$CLI" --socket "$T/$site.sock" show stats >&2
+        "$CLI" --socket "$T/$site.sock" show interfaces >&2
+    done
+    exit 0
+fi
 for size in "${SIZE_LIST[@]}"; do
     sat=$(pktgen "$size" max "$TRIAL")
     sat_kpps=$(kpps_of "$sat")
@@ -213,6 +237,11 @@ for size in "${SIZE_LIST[@]}"; do
     log "$size: confirmed at $ndr kpps: lost $(lost_of "$conf"), p99 $(jq -r '.classes[0].latency_us.p99' <<<"$conf") us"
     CLASS=bulk row "full path" "$size" "$conf" \
         "pktgen over memif, no-drop rate (binary search below saturation $sat_kpps kpps), confirmed for $((TRIAL * 2 + 1)) s"
+    half=$((ndr / 2 > 0 ? ndr / 2 : 1))
+    t=$(pktgen "$size" "${half}kpps" $((TRIAL * 2 + 1)))
+    log "$size: at half that, $half kpps: lost $(lost_of "$t"), p99 $(jq -r '.classes[0].latency_us.p99' <<<"$t") us"
+    CLASS=bulk row "full path, half load" "$size" "$t" \
+        "pktgen over memif at half the no-drop rate ($half kpps) for $((TRIAL * 2 + 1)) s"
     echo "$ndr" >"$T/ndr-$size"
 done
 

@@ -37,12 +37,15 @@ const START_WAIT: Duration = Duration::from_secs(10);
 /// Most sleep of the idle receive back-off.
 const RX_BACKOFF_MAX_US: u32 = 20;
 
+fn file_prefix(c: &Config) -> String {
+    c.file_prefix
+        .clone()
+        .unwrap_or_else(|| format!("sdwan-pktgen-{}", std::process::id()))
+}
+
 /// The EAL arguments for `c`.
 pub fn eal_args(c: &Config) -> Vec<String> {
-    let prefix = c
-        .file_prefix
-        .clone()
-        .unwrap_or_else(|| format!("sdwan-pktgen-{}", std::process::id()));
+    let prefix = file_prefix(c);
     let mut a: Vec<String> = vec!["--no-huge".into(), "-m".into(), c.mem_mb.to_string()];
     let allows_pci = c
         .eal_extra
@@ -242,6 +245,10 @@ pub fn run(c: &Config) -> Result<Outcome, String> {
     eal::init(&eal_args(c)).map_err(|e| format!("EAL: {e}"))?;
     let result = run_inner(c);
     eal::cleanup();
+    // EAL leaves its runtime directory (the multi-process socket and config) behind; with a
+    // prefix per run they would pile up.
+    let runtime = std::path::Path::new("/var/run/dpdk").join(file_prefix(c));
+    let _ = std::fs::remove_dir_all(runtime);
     result
 }
 
