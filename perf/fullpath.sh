@@ -15,7 +15,7 @@
 #   2. no-drop rate (RFC 2544 throughput): a binary search below it for the highest rate
 #      with zero loss (4 trials);
 #   3. confirmation: a longer trial at that rate, whose loss and latency percentiles are the
-#      row's;
+#      row's (if it loses packets, 3% lower, at most three tries; all are named in the row);
 #   4. the same at half that rate (latency without queues filling up).
 # With --voice (the latency-under-load scenario): IMIX bulk (or the first size, if IMIX is not
 # in --sizes) with 1% "voice" packets (200 B, DSCP EF, UDP 5004), once at the no-drop rate
@@ -181,6 +181,21 @@ pktgen() {
         --duration "$secs" --warmup 0.5 "$@" --json 2>>"$T/pktgen.log"
 }
 
+# The host's CPU steal (time the hypervisor gave our vCPUs to others) as "steal total" ticks.
+cpu_ticks() { awk '/^cpu / {t = 0; for (i = 2; i <= 9; i++) t += $i; print $9, t}' /proc/stat; }
+# trial SIZE RATE SECONDS [ARGS...] : one pktgen trial; sets TRIAL_JSON (its report) and
+# STEAL (the percentage of CPU time stolen from this VM meanwhile: a stall of the host shows
+# as loss and latency that are not the appliance's).
+trial() {
+    local before after
+    before=$(cpu_ticks)
+    TRIAL_JSON=$(pktgen "$@")
+    after=$(cpu_ticks)
+    STEAL=$(awk -v b="$before" -v a="$after" 'BEGIN {
+        split(b, x, " "); split(a, y, " "); d = y[2] - x[2];
+        printf "%.1f", d > 0 ? 100 * (y[1] - x[1]) / d : 0 }')
+}
+
 # row SCENARIO SIZE JSON METHOD : the matrix row of a pktgen report (its bulk class, or the
 # class named by CLASS).
 row() {
@@ -212,7 +227,8 @@ if [ -n "$AT" ]; then
     exit 0
 fi
 for size in "${SIZE_LIST[@]}"; do
-    sat=$(pktgen "$size" max "$TRIAL")
+    trial "$size" max "$TRIAL"
+    sat=$TRIAL_JSON
     sat_kpps=$(kpps_of "$sat")
     log "$size: saturation $sat_kpps kpps delivered at overload (lost $(jq -r .loss_pct <<<"$sat")% of $(jq -r .tx.packets <<<"$sat") sent)"
     if [ "$sat_kpps" -le 0 ]; then
@@ -223,11 +239,12 @@ for size in "${SIZE_LIST[@]}"; do
         continue
     fi
     CLASS=bulk row "full path, saturated" "$size" "$sat" \
-        "pktgen over memif, sending as fast as it can for $TRIAL s (overload)"
+        "pktgen over memif, sending as fast as it can for $TRIAL s (overload); host steal $STEAL%"
     lo=0 hi=$sat_kpps rate=$((sat_kpps * 9 / 10))
     for _ in 1 2 3 4; do
         [ "$rate" -ge 1 ] || rate=1
-        t=$(pktgen "$size" "${rate}kpps" "$TRIAL")
+        trial "$size" "${rate}kpps" "$TRIAL"
+        t=$TRIAL_JSON
         if [ "$(lost_of "$t")" -eq 0 ]; then lo=$rate; else hi=$rate; fi
         log "$size: ${rate} kpps -> lost $(lost_of "$t")"
         rate=$(((lo + hi) / 2))
@@ -237,15 +254,25 @@ for size in "${SIZE_LIST[@]}"; do
         ndr=$((sat_kpps / 10))
         log "$size: no zero-loss trial; confirming at $ndr kpps"
     fi
-    conf=$(pktgen "$size" "${ndr}kpps" $((TRIAL * 2 + 1)))
-    log "$size: confirmed at $ndr kpps: lost $(lost_of "$conf"), p99 $(jq -r '.classes[0].latency_us.p99' <<<"$conf") us"
+    # The no-drop rate must also hold for the longer trial: if it does not, 3% lower, up to
+    # three times (every try is logged and named in the row).
+    tries=""
+    for try in 1 2 3; do
+        trial "$size" "${ndr}kpps" $((TRIAL * 2 + 1))
+        conf=$TRIAL_JSON
+        log "$size: confirming at $ndr kpps: lost $(lost_of "$conf"), p99 $(jq -r '.classes[0].latency_us.p99' <<<"$conf") us, host steal $STEAL%"
+        tries="$tries${tries:+, }$ndr kpps lost $(lost_of "$conf") (steal $STEAL%)"
+        [ "$(lost_of "$conf")" -eq 0 ] || [ "$try" -eq 3 ] && break
+        ndr=$((ndr * 97 / 100))
+    done
     CLASS=bulk row "full path" "$size" "$conf" \
-        "pktgen over memif, no-drop rate (binary search below saturation $sat_kpps kpps), confirmed for $((TRIAL * 2 + 1)) s"
+        "pktgen over memif, no-drop rate: binary search below the saturation ($sat_kpps kpps), confirmed for $((TRIAL * 2 + 1)) s: $tries"
     half=$((ndr / 2 > 0 ? ndr / 2 : 1))
-    t=$(pktgen "$size" "${half}kpps" $((TRIAL * 2 + 1)))
-    log "$size: at half that, $half kpps: lost $(lost_of "$t"), p99 $(jq -r '.classes[0].latency_us.p99' <<<"$t") us"
+    trial "$size" "${half}kpps" $((TRIAL * 2 + 1))
+    t=$TRIAL_JSON
+    log "$size: at half that, $half kpps: lost $(lost_of "$t"), p99 $(jq -r '.classes[0].latency_us.p99' <<<"$t") us, host steal $STEAL%"
     CLASS=bulk row "full path, half load" "$size" "$t" \
-        "pktgen over memif at half the no-drop rate ($half kpps) for $((TRIAL * 2 + 1)) s"
+        "pktgen over memif at half the no-drop rate ($half kpps) for $((TRIAL * 2 + 1)) s; host steal $STEAL%"
     echo "$ndr" >"$T/ndr-$size"
 done
 
@@ -254,13 +281,15 @@ if [ "$VOICE" = 1 ]; then
     vsize=${SIZE_LIST[0]}
     for size in "${SIZE_LIST[@]}"; do [ "$size" = imix ] && vsize=imix; done
     ndr=$(cat "$T/ndr-$vsize" 2>/dev/null || echo 10)
-    v=$(pktgen "$vsize" "${ndr}kpps" $((TRIAL * 2 + 1)) --voice 1)
+    trial "$vsize" "${ndr}kpps" $((TRIAL * 2 + 1)) --voice 1
+    v=$TRIAL_JSON
     log "voice at the no-drop rate ($ndr kpps): p99 $(jq -r '.classes[] | select(.name=="voice") | .latency_us.p99' <<<"$v") us"
     CLASS=voice row "voice (1%), bulk at no-drop rate" "$vsize" "$v" \
-        "pktgen over memif: 1% of packets 200 B DSCP EF UDP 5004; bulk at $ndr kpps"
-    v=$(pktgen "$vsize" max $((TRIAL * 2 + 1)) --voice 1)
+        "pktgen over memif: 1% of packets 200 B DSCP EF UDP 5004; bulk at $ndr kpps; host steal $STEAL%"
+    trial "$vsize" max $((TRIAL * 2 + 1)) --voice 1
+    v=$TRIAL_JSON
     log "voice with the worker saturated: p99 $(jq -r '.classes[] | select(.name=="voice") | .latency_us.p99' <<<"$v") us, voice lost $(jq -r '.classes[] | select(.name=="voice") | .lost' <<<"$v")"
     CLASS=voice row "voice (1%), bulk saturating" "$vsize" "$v" \
-        "pktgen over memif: 1% of packets 200 B DSCP EF UDP 5004; bulk sent as fast as possible"
+        "pktgen over memif: 1% of packets 200 B DSCP EF UDP 5004; bulk sent as fast as possible; host steal $STEAL%"
 fi
 exit "$FAILED"

@@ -46,6 +46,9 @@ for tool in jq gnuplot dpdk-testpmd dpdk-test-crypto-perf; do
 done
 
 START=$(date +%s)
+# CPU time the hypervisor gave to others during the run (field 9 of /proc/stat's cpu line).
+cpu_ticks() { awk '/^cpu / {t = 0; for (i = 2; i <= 9; i++) t += $i; print $9, t}' /proc/stat; }
+TICKS_START=$(cpu_ticks)
 log() { echo "[perf $(($(date +%s) - START))s] $*" >&2; }
 (cd "$ROOT" && cargo build --release -p sdwand -p sdwan-cli -p sdwan-perf >&2)
 PERF=$ROOT/target/release/sdwan-perf
@@ -92,12 +95,16 @@ dpdk_version=$(dpkg-query -W -f '${Version}' dpdk 2>/dev/null || echo unknown)
 commit=$(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo unknown)
 [ -n "$(git -C "$ROOT" status --porcelain 2>/dev/null)" ] && commit="$commit (modified)"
 cpu=$(awk -F': ' '/model name/ {print $2; exit}' /proc/cpuinfo)
+steal=$(awk -v b="$TICKS_START" -v a="$(cpu_ticks)" 'BEGIN {
+    split(b, x, " "); split(a, y, " "); d = y[2] - x[2];
+    printf "%.1f", d > 0 ? 100 * (y[1] - x[1]) / d : 0 }')
 jq -n --arg cpu "$cpu" --argjson cores "$(nproc)" --arg dpdk "$dpdk_version" \
     --arg commit "$commit" --arg date "$(date -u +%Y-%m-%dT%H:%M:%SZ)" \
     --arg kernel "$(uname -r)" --arg cmd "perf/run.sh $*" \
-    --argjson seconds "$(($(date +%s) - START))" \
+    --argjson seconds "$(($(date +%s) - START))" --argjson steal "$steal" \
     '{host: "\($cores) cores, \($cpu)", cpu: $cpu, cores: $cores, kernel: $kernel,
-      dpdk: $dpdk, commit: $commit, date: $date, command: $cmd, duration_s: $seconds}' \
+      dpdk: $dpdk, commit: $commit, date: $date, command: $cmd, duration_s: $seconds,
+      cpu_steal_pct: $steal}' \
     >"$OUT/meta.json"
 "$PERF" report --rows "$ROWS" --out "$OUT" --meta "$OUT/meta.json" >/dev/null
 log "done: $OUT/results.md, results.json, results.png"

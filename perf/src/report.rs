@@ -215,6 +215,31 @@ pub fn plot_data(rows: &[Row]) -> (String, Vec<String>) {
     (text, scenarios.iter().map(|s| s.to_string()).collect())
 }
 
+/// The run's context as one Markdown line (empty without it).
+fn context_line(meta: &serde_json::Value) -> String {
+    let field = |k: &str| {
+        meta.get(k)
+            .map(|v| v.to_string().trim_matches('"').to_string())
+    };
+    let parts: Vec<String> = [
+        ("date", ""),
+        ("host", ""),
+        ("kernel", "kernel "),
+        ("dpdk", "DPDK "),
+        ("commit", "commit "),
+        ("duration_s", "run took s: "),
+        ("cpu_steal_pct", "host CPU steal %: "),
+    ]
+    .iter()
+    .filter_map(|(k, label)| field(k).map(|v| format!("{label}{v}")))
+    .collect();
+    if parts.is_empty() {
+        String::new()
+    } else {
+        format!("Run: {}.\n\n", parts.join(", "))
+    }
+}
+
 fn gnuplot_script(data: &Path, png: &Path, columns: usize, title: &str) -> String {
     let mut s = format!(
         "set terminal png size 1100,600 font ',10'\n\
@@ -298,7 +323,7 @@ pub fn main(mut args: impl Iterator<Item = String>) {
         "results.json",
         &serde_json::to_string_pretty(&json).unwrap_or_default(),
     );
-    let md = markdown(&rows);
+    let md = format!("{}{}", context_line(&meta), markdown(&rows));
     write("results.md", &md);
     let (data, columns) = plot_data(&rows);
     let data_path = write("plot.dat", &data);
