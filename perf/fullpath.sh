@@ -70,7 +70,11 @@ cleanup() {
     for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
     for p in "${PIDS[@]}"; do wait "$p" 2>/dev/null || true; done
     rm -rf "/var/run/dpdk/fp-a-$$" "/var/run/dpdk/fp-b-$$" "/var/run/dpdk/fp-g-$$"
-    rm -rf "$T"
+    if [ "${KEEP:-0}" = 1 ] || ls "$T"/core* >/dev/null 2>&1; then
+        log "kept $T (logs, configurations, core dumps)"
+    else
+        rm -rf "$T"
+    fi
 }
 trap cleanup EXIT
 
@@ -142,7 +146,9 @@ site_config a 1 b "$A_WORKER" "$A_CONTROL" 10.1.0.1/24 10.2.0.0/16 server >"$T/a
 site_config b 2 a "$B_WORKER" "$B_CONTROL" 10.3.0.1/24 10.1.0.0/16 client >"$T/b.yaml"
 
 start_site() {
-    "$BIN/sdwand" --config "$T/$1.yaml" >"$T/$1.log" 2>&1 &
+    # A crash leaves a core dump in $T (kernel.core_pattern permitting), and $T is kept.
+    (ulimit -c unlimited 2>/dev/null; cd "$T" && exec "$BIN/sdwand" --config "$T/$1.yaml") \
+        >"$T/$1.log" 2>&1 &
     PIDS+=($!)
     for _ in $(seq 1 100); do
         [ -S "$T/$1.sock" ] && return 0
@@ -189,11 +195,24 @@ cpu_ticks() { awk '/^cpu / {t = 0; for (i = 2; i <= 9; i++) t += $i; print $9, t
 trial() {
     local before after
     before=$(cpu_ticks)
-    TRIAL_JSON=$(pktgen "$@")
+    TRIAL_JSON=$(pktgen "$@") || true
     after=$(cpu_ticks)
+    local p
+    for p in "${PIDS[@]}"; do
+        if ! kill -0 "$p" 2>/dev/null; then
+            log "a site (pid $p) died during the trial; its log:"
+            tail -n 20 "$T/a.log" "$T/b.log" >&2
+            exit 1
+        fi
+    done
+    if [ -z "$TRIAL_JSON" ]; then
+        log "sdwan-pktgen failed:"
+        tail -n 5 "$T/pktgen.log" >&2
+        exit 1
+    fi
     STEAL=$(awk -v b="$before" -v a="$after" 'BEGIN {
         split(b, x, " "); split(a, y, " "); d = y[2] - x[2];
-        printf "%.1f", d > 0 ? 100 * (y[1] - x[1]) / d : 0 }')
+        printf "%.1f", (d > 0 ? 100 * (y[1] - x[1]) / d : 0) }')
 }
 
 # row SCENARIO SIZE JSON METHOD : the matrix row of a pktgen report (its bulk class, or the

@@ -97,7 +97,7 @@ commit=$(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo unknown)
 cpu=$(awk -F': ' '/model name/ {print $2; exit}' /proc/cpuinfo)
 steal=$(awk -v b="$TICKS_START" -v a="$(cpu_ticks)" 'BEGIN {
     split(b, x, " "); split(a, y, " "); d = y[2] - x[2];
-    printf "%.1f", d > 0 ? 100 * (y[1] - x[1]) / d : 0 }')
+    printf "%.1f", (d > 0 ? 100 * (y[1] - x[1]) / d : 0) }')
 jq -n --arg cpu "$cpu" --argjson cores "$(nproc)" --arg dpdk "$dpdk_version" \
     --arg commit "$commit" --arg date "$(date -u +%Y-%m-%dT%H:%M:%SZ)" \
     --arg kernel "$(uname -r)" --arg cmd "perf/run.sh $*" \
