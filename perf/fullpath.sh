@@ -190,29 +190,38 @@ pktgen() {
 # The host's CPU steal (time the hypervisor gave our vCPUs to others) as "steal total" ticks.
 cpu_ticks() { awk '/^cpu / {t = 0; for (i = 2; i <= 9; i++) t += $i; print $9, t}' /proc/stat; }
 # trial SIZE RATE SECONDS [ARGS...] : one pktgen trial; sets TRIAL_JSON (its report) and
-# STEAL (the percentage of CPU time stolen from this VM meanwhile: a stall of the host shows
-# as loss and latency that are not the appliance's).
+# STEAL (the percentage of CPU time the hypervisor gave to others meanwhile). A trial that lost
+# packets while more than 2% of the CPU was stolen measured the host, not the appliance: it is
+# repeated, at most twice, and STEAL names every try.
 trial() {
-    local before after
-    before=$(cpu_ticks)
-    TRIAL_JSON=$(pktgen "$@") || true
-    after=$(cpu_ticks)
-    local p
-    for p in "${PIDS[@]}"; do
-        if ! kill -0 "$p" 2>/dev/null; then
-            log "a site (pid $p) died during the trial; its log:"
-            tail -n 20 "$T/a.log" "$T/b.log" >&2
+    local before after p try steal
+    STEAL=""
+    for try in 1 2 3; do
+        before=$(cpu_ticks)
+        TRIAL_JSON=$(pktgen "$@") || true
+        after=$(cpu_ticks)
+        for p in "${PIDS[@]}"; do
+            if ! kill -0 "$p" 2>/dev/null; then
+                log "a site (pid $p) died during the trial; its log:"
+                tail -n 20 "$T/a.log" "$T/b.log" >&2
+                exit 1
+            fi
+        done
+        if [ -z "$TRIAL_JSON" ]; then
+            log "sdwan-pktgen failed:"
+            tail -n 5 "$T/pktgen.log" >&2
             exit 1
         fi
+        steal=$(awk -v b="$before" -v a="$after" 'BEGIN {
+            split(b, x, " "); split(a, y, " "); d = y[2] - x[2];
+            printf "%.1f", (d > 0 ? 100 * (y[1] - x[1]) / d : 0) }')
+        STEAL="$STEAL${STEAL:+, then }$steal"
+        if [ "$2" = max ] || [ "$(lost_of "$TRIAL_JSON")" -eq 0 ] ||
+            awk -v s="$steal" 'BEGIN { exit !(s <= 2.0) }' || [ "$try" -eq 3 ]; then
+            break
+        fi
+        log "$1 at $2: lost $(lost_of "$TRIAL_JSON") while the host stole $steal% of the CPU: repeating"
     done
-    if [ -z "$TRIAL_JSON" ]; then
-        log "sdwan-pktgen failed:"
-        tail -n 5 "$T/pktgen.log" >&2
-        exit 1
-    fi
-    STEAL=$(awk -v b="$before" -v a="$after" 'BEGIN {
-        split(b, x, " "); split(a, y, " "); d = y[2] - x[2];
-        printf "%.1f", (d > 0 ? 100 * (y[1] - x[1]) / d : 0) }')
 }
 
 # row SCENARIO SIZE JSON METHOD : the matrix row of a pktgen report (its bulk class, or the
