@@ -326,17 +326,22 @@ pub fn main(mut args: impl Iterator<Item = String>) {
     let md = format!("{}{}", context_line(&meta), markdown(&rows));
     write("results.md", &md);
     let (data, columns) = plot_data(&rows);
-    let data_path = write("plot.dat", &data);
-    let png = out.join("results.png");
+    write("plot.dat", &data);
+    // Relative names: the script runs in `out`, and the files stay valid wherever it is moved.
+    let (data_path, png) = (Path::new("plot.dat"), Path::new("results.png"));
     let title = match meta.get("host").and_then(|h| h.as_str()) {
         Some(h) => format!("sdwand per-scenario throughput, {h}"),
         None => "sdwand per-scenario throughput".to_string(),
     };
-    let script = write(
+    write(
         "plot.gp",
-        &gnuplot_script(&data_path, &png, columns.len(), &title),
+        &gnuplot_script(data_path, png, columns.len(), &title),
     );
-    match Command::new("gnuplot").arg(&script).status() {
+    match Command::new("gnuplot")
+        .current_dir(&out)
+        .arg("plot.gp")
+        .status()
+    {
         Ok(s) if s.success() => {}
         Ok(s) => eprintln!("sdwan-perf report: gnuplot failed ({s}); no plot"),
         Err(e) => {
