@@ -150,8 +150,12 @@ start_site() {
     (ulimit -c unlimited 2>/dev/null; cd "$T" && exec "$BIN/sdwand" --config "$T/$1.yaml") \
         >"$T/$1.log" 2>&1 &
     PIDS+=($!)
+    # Up means answering on its management socket: that socket is bound before the ports
+    # start, and the answers come once they have. Site B's memif clients must find site A's
+    # servers listening, or their start fails.
     for _ in $(seq 1 100); do
-        [ -S "$T/$1.sock" ] && return 0
+        [ -S "$T/$1.sock" ] && "$CLI" --socket "$T/$1.sock" show interfaces >/dev/null 2>&1 &&
+            return 0
         kill -0 "${PIDS[-1]}" 2>/dev/null || break
         sleep 0.1
     done
@@ -163,8 +167,17 @@ start_site a
 start_site b
 # Every circuit's path is up at both ends: the sites reach each other over memif.
 for _ in $(seq 1 100); do
-    up_a=$("$CLI" --socket "$T/a.sock" show paths --json | jq '[.[] | select(.state == "up")] | length')
-    up_b=$("$CLI" --socket "$T/b.sock" show paths --json | jq '[.[] | select(.state == "up")] | length')
+    for p in "${PIDS[@]}"; do
+        if ! kill -0 "$p" 2>/dev/null; then
+            log "a site (pid $p) exited while the paths came up; the logs:"
+            tail -n 30 "$T/a.log" "$T/b.log" >&2
+            exit 1
+        fi
+    done
+    up_a=$("$CLI" --socket "$T/a.sock" show paths --json 2>/dev/null |
+        jq '[.[] | select(.state == "up")] | length' || echo 0)
+    up_b=$("$CLI" --socket "$T/b.sock" show paths --json 2>/dev/null |
+        jq '[.[] | select(.state == "up")] | length' || echo 0)
     [ "$up_a" -ge "$CIRCUITS" ] && [ "$up_b" -ge "$CIRCUITS" ] && break
     sleep 0.2
 done

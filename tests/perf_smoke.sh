@@ -51,5 +51,12 @@ if grep -q '^| full path |' "$OUT/results.md"; then
 else
     fail "results.md has the full path's line"
 fi
+if [ "$FAILED" -gt 0 ]; then
+    echo "--- the rows:"
+    jq -c '.rows[] | {scenario, size, mpps, loss_pct, testpmd_io_mpps, crypto_perf_mpps}' \
+        "$OUT/results.json" || true
+    echo "--- the end of perf/run.sh's output:"
+    tail -n 30 "$OUT/run.log"
+fi
 echo "$PASSED passed, $FAILED failed"
 [ "$FAILED" -eq 0 ]
