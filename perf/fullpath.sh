@@ -200,8 +200,8 @@ pktgen() {
         --duration "$secs" --warmup 0.5 "$@" --json 2>>"$T/pktgen.log"
 }
 
-# The host's CPU steal (time the hypervisor gave our vCPUs to others) as "steal total" ticks.
-cpu_ticks() { awk '/^cpu / {t = 0; for (i = 2; i <= 9; i++) t += $i; print $9, t}' /proc/stat; }
+# shellcheck source=perf/steal.sh
+. "$ROOT/perf/steal.sh"
 # trial SIZE RATE SECONDS [ARGS...] : one pktgen trial; sets TRIAL_JSON (its report) and
 # STEAL (the percentage of CPU time the hypervisor gave to others meanwhile). A trial that lost
 # packets while more than 2% of the CPU was stolen measured the host, not the appliance: it is
@@ -225,9 +225,7 @@ trial() {
             tail -n 5 "$T/pktgen.log" >&2
             exit 1
         fi
-        steal=$(awk -v b="$before" -v a="$after" 'BEGIN {
-            split(b, x, " "); split(a, y, " "); d = y[2] - x[2];
-            printf "%.1f", (d > 0 ? 100 * (y[1] - x[1]) / d : 0) }')
+        steal=$(steal_pct "$before" "$after")
         STEAL="$STEAL${STEAL:+, then }$steal"
         if [ "$2" = max ] || [ "$(lost_of "$TRIAL_JSON")" -eq 0 ] ||
             awk -v s="$steal" 'BEGIN { exit !(s <= 2.0) }' || [ "$try" -eq 3 ]; then

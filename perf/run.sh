@@ -46,8 +46,8 @@ for tool in jq gnuplot dpdk-testpmd dpdk-test-crypto-perf; do
 done
 
 START=$(date +%s)
-# CPU time the hypervisor gave to others during the run (field 9 of /proc/stat's cpu line).
-cpu_ticks() { awk '/^cpu / {t = 0; for (i = 2; i <= 9; i++) t += $i; print $9, t}' /proc/stat; }
+# shellcheck source=perf/steal.sh
+. "$ROOT/perf/steal.sh"
 TICKS_START=$(cpu_ticks)
 log() { echo "[perf $(($(date +%s) - START))s] $*" >&2; }
 (cd "$ROOT" && cargo build --release -p sdwand -p sdwan-cli -p sdwan-perf >&2)
@@ -95,9 +95,7 @@ dpdk_version=$(dpkg-query -W -f '${Version}' dpdk 2>/dev/null || echo unknown)
 commit=$(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo unknown)
 [ -n "$(git -C "$ROOT" status --porcelain 2>/dev/null)" ] && commit="$commit (modified)"
 cpu=$(awk -F': ' '/model name/ {print $2; exit}' /proc/cpuinfo)
-steal=$(awk -v b="$TICKS_START" -v a="$(cpu_ticks)" 'BEGIN {
-    split(b, x, " "); split(a, y, " "); d = y[2] - x[2];
-    printf "%.1f", (d > 0 ? 100 * (y[1] - x[1]) / d : 0) }')
+steal=$(steal_pct "$TICKS_START" "$(cpu_ticks)")
 jq -n --arg cpu "$cpu" --argjson cores "$(nproc)" --arg dpdk "$dpdk_version" \
     --arg commit "$commit" --arg date "$(date -u +%Y-%m-%dT%H:%M:%SZ)" \
     --arg kernel "$(uname -r)" --arg cmd "perf/run.sh $*" \
