@@ -35,7 +35,9 @@ traffic:
   --flows N             distinct 5-tuples (default 1)
   --dst-port P          UDP destination port of bulk packets (default 5001)
   --size 64|imix|BYTES  Ethernet frame size without FCS (64..1514; imix = 64/576/1500 7:4:1)
-  --rate RATE           1Mpps, 250kpps, 100pps, 500Mbit, 2Gbit, max (default 100kpps); bit
+  --rate RATE           1Mpps, 250kpps, 100pps, 500Mbit, 2Gbit, line (the tx link's speed,
+                        with the wire's 24 bytes per frame; max where the link reports
+                        none), max (default 100kpps); bit
                         rates count frame bytes * 8 (no preamble, inter-frame gap or FCS)
   --duration S          measured seconds (default 5)
   --warmup S            seconds sent before measuring, not counted (default 0)
@@ -53,6 +55,29 @@ pub enum Rate {
     /// Bits per second of frame bytes (no preamble, IFG or FCS).
     Bps(f64),
     Max,
+    /// The tx port's link speed, counted on the wire: every frame also takes 24 bytes there
+    /// (preamble 8, FCS 4, inter-frame gap 12). Resolved at start by [`resolve_line`].
+    Line,
+}
+
+/// Bytes a frame occupies on an Ethernet wire besides the frame itself (without FCS).
+pub const WIRE_OVERHEAD: usize = 24;
+
+/// `Rate::Line` as a rate the pacer can keep: the link's bits per second, scaled to frame
+/// bytes for the size's average frame; a link that reports no speed (most virtual devices)
+/// gives `Max`. Other rates are returned unchanged.
+pub fn resolve_line(rate: Rate, link_speed_mbps: u32, size: Size) -> Rate {
+    if rate != Rate::Line {
+        return rate;
+    }
+    if link_speed_mbps == 0 {
+        return Rate::Max;
+    }
+    let avg = match size {
+        Size::Fixed(n) => n as f64,
+        Size::Imix => IMIX.iter().sum::<usize>() as f64 / IMIX.len() as f64,
+    };
+    Rate::Bps(f64::from(link_speed_mbps) * 1e6 * avg / (avg + WIRE_OVERHEAD as f64))
 }
 
 impl Rate {
@@ -60,6 +85,9 @@ impl Rate {
         let l = s.trim().to_ascii_lowercase();
         if l == "max" {
             return Some(Rate::Max);
+        }
+        if l == "line" {
+            return Some(Rate::Line);
         }
         let split = l
             .find(|c: char| !(c.is_ascii_digit() || c == '.'))
@@ -387,6 +415,17 @@ mod tests {
         assert_eq!(Rate::parse("2Gbit"), Some(Rate::Bps(2e9)));
         assert_eq!(Rate::parse("1.5gbps"), Some(Rate::Bps(1.5e9)));
         assert_eq!(Rate::parse("max"), Some(Rate::Max));
+        assert_eq!(Rate::parse("line"), Some(Rate::Line));
+        // 10 Gbit/s of 64-byte frames (without FCS: 88 bytes each on the wire): 14.20 Mpps.
+        let Rate::Bps(b) = resolve_line(Rate::Line, 10_000, Size::Fixed(64)) else {
+            panic!("not a bit rate")
+        };
+        assert!((b / 512.0 - 14.205e6).abs() < 0.001e6, "{b}");
+        assert_eq!(resolve_line(Rate::Line, 0, Size::Imix), Rate::Max);
+        assert_eq!(
+            resolve_line(Rate::Pps(5.0), 10_000, Size::Imix),
+            Rate::Pps(5.0)
+        );
         for bad in [
             "", "1", "x", "-1pps", "0pps", "1..2pps", "1Tpps", "1e3pps", "nanpps",
         ] {

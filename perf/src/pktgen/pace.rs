@@ -58,14 +58,15 @@ impl Pacer {
         match self.rate {
             Rate::Pps(pps) => self.hz / pps,
             Rate::Bps(bps) => (len * 8) as f64 * self.hz / bps,
-            Rate::Max => 0.0,
+            // Resolved before pacing (`cli::resolve_line`); unresolved, it does not pace.
+            Rate::Max | Rate::Line => 0.0,
         }
     }
 
     /// Whether to send now; `next_len`: the next packet's frame length.
     #[inline]
     pub fn check(&mut self, now: u64, next_len: usize) -> Wait {
-        if self.rate == Rate::Max {
+        if matches!(self.rate, Rate::Max | Rate::Line) {
             return Wait::Send;
         }
         let now = now as f64;
@@ -87,7 +88,7 @@ impl Pacer {
     /// so, it is taken off the schedule.
     #[inline]
     pub fn admit(&mut self, now: u64, len: usize) -> bool {
-        if self.rate == Rate::Max {
+        if matches!(self.rate, Rate::Max | Rate::Line) {
             return true;
         }
         if self.next_due <= now as f64 + self.lookahead {

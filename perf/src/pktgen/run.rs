@@ -15,7 +15,7 @@ use sdwan_dataplane::port::{self, Port, PortConfig};
 use sdwan_dataplane::wire::{format_mac, MacAddr};
 
 use super::arp::{self, ArpEvent, Resolver, ResolverAction, ARP_FRAME_LEN};
-use super::cli::Config;
+use super::cli::{resolve_line, Config, Rate};
 use super::frame::Plan;
 use super::pace::{Pacer, Wait};
 use super::payload::{classify, Class, Received, Signature};
@@ -395,8 +395,16 @@ fn traffic(
     // replies the receiver thread forwards.
 
     let mut tx = TxStats::default();
+    let rate = resolve_line(c.rate, tx_port.link().speed_mbps, c.size);
+    if c.rate == Rate::Line {
+        eprintln!(
+            "sdwan-pktgen: line rate of {} ({} Mbit/s): {rate:?}",
+            tx_port.name(),
+            tx_port.link().speed_mbps
+        );
+    }
     let mut pacer = Pacer::new(
-        c.rate,
+        rate,
         hz,
         eal::rdtsc(),
         TX_BURST,
