@@ -163,17 +163,22 @@ start_site() {
     cat "$T/$1.log" >&2
     exit 1
 }
-start_site a
-start_site b
-# Every circuit's path is up at both ends: the sites reach each other over memif.
-for _ in $(seq 1 100); do
+# sites_alive WHEN : stops the run, with both sites' logs, if either has exited.
+sites_alive() {
+    local p
     for p in "${PIDS[@]}"; do
         if ! kill -0 "$p" 2>/dev/null; then
-            log "a site (pid $p) exited while the paths came up; the logs:"
+            log "a site (pid $p) exited $1; the logs:"
             tail -n 30 "$T/a.log" "$T/b.log" >&2
             exit 1
         fi
     done
+}
+start_site a
+start_site b
+# Every circuit's path is up at both ends: the sites reach each other over memif.
+for _ in $(seq 1 100); do
+    sites_alive "while the paths came up"
     up_a=$("$CLI" --socket "$T/a.sock" show paths --json 2>/dev/null |
         jq '[.[] | select(.state == "up")] | length' || echo 0)
     up_b=$("$CLI" --socket "$T/b.sock" show paths --json 2>/dev/null |
@@ -207,19 +212,13 @@ pktgen() {
 # packets while more than 2% of the CPU was stolen measured the host, not the appliance: it is
 # repeated, at most twice, and STEAL names every try.
 trial() {
-    local before after p try steal
+    local before after try steal
     STEAL=""
     for try in 1 2 3; do
         before=$(cpu_ticks)
         TRIAL_JSON=$(pktgen "$@") || true
         after=$(cpu_ticks)
-        for p in "${PIDS[@]}"; do
-            if ! kill -0 "$p" 2>/dev/null; then
-                log "a site (pid $p) died during the trial; its log:"
-                tail -n 20 "$T/a.log" "$T/b.log" >&2
-                exit 1
-            fi
-        done
+        sites_alive "during the trial"
         if [ -z "$TRIAL_JSON" ]; then
             log "sdwan-pktgen failed:"
             tail -n 5 "$T/pktgen.log" >&2
