@@ -285,6 +285,39 @@ impl BgpIo {
         }
     }
 
+    /// `request keys rotate [TENANT]`: asks for a new key pair for every tenant, or one.
+    pub fn rotate_keys(
+        &mut self,
+        config: &Config,
+        tenant: Option<&str>,
+        now: Instant,
+    ) -> Result<Vec<sdwan_control::api::KeyRotation>, String> {
+        if let Some(t) = tenant {
+            if !config.tenants.iter().any(|x| x.name == t) {
+                return Err(format!("no tenant {t:?}"));
+            }
+        }
+        let mut out = Vec::new();
+        for t in config
+            .tenants
+            .iter()
+            .filter(|t| tenant.is_none_or(|n| n == t.name))
+        {
+            let (generation, waits) = self.speaker.rotate_key(t.vni, now)?;
+            (self.log)(&format!(
+                "tenant {} (VNI {}): key rotation asked for by the operator",
+                t.name, t.vni
+            ));
+            out.push(sdwan_control::api::KeyRotation {
+                tenant: t.name.clone(),
+                vni: t.vni,
+                generation,
+                waits_for: waits.map(str::to_owned),
+            });
+        }
+        Ok(out)
+    }
+
     /// Tells the speaker the data plane saw traffic on an inbound SA.
     pub fn inbound_seen(&mut self, peer: IpAddr, vni: u32, spi: u32, now: Instant) {
         let io = self.speaker.inbound_seen(peer, vni, spi, now);
@@ -376,6 +409,10 @@ pub struct OverlayBuilder {
     pub inbound: HashMap<(IpAddr, u32), u32>,
     /// Per (site, VNI): the key generation last seen and when it was first seen.
     key_seen: HashMap<(IpAddr, u32), (u32, Instant)>,
+    /// Per (site, VNI): what the last build sends with (our generation, the site's, SPI).
+    sending: HashMap<(IpAddr, u32), (u32, u32, u32)>,
+    /// Lines for the log: the outbound SAs that changed in the last build (no key).
+    pub sending_changes: Vec<String>,
 }
 
 /// What identifies one direction of one SA.
@@ -424,6 +461,7 @@ impl OverlayBuilder {
         let interfaces = config.interfaces();
         let loopback = config.node.loopback;
         let mut used = HashMap::new();
+        let mut sending = HashMap::new();
         self.inbound.clear();
         // Static overlay peers take precedence over learned ones.
         let statics: Vec<IpAddr> = config.peers.iter().filter_map(|p| p.loopback).collect();
@@ -512,6 +550,14 @@ impl OverlayBuilder {
                 let Some(i) = inbound.first() else {
                     continue;
                 };
+                let now_sending = (o.local_generation, o.peer_generation, o.spi_base);
+                if self.sending.get(&(node, vni)) != Some(&now_sending) {
+                    self.sending_changes.push(format!(
+                        "site {node} VNI {vni}: sending under our key generation {} and its {} (SPI {:#010x})",
+                        o.local_generation, o.peer_generation, o.spi_base
+                    ));
+                }
+                sending.insert((node, vni), now_sending);
                 let mut t = template.clone();
                 t.out_spi = o.spi_base;
                 t.in_spi = i.spi_base;
@@ -551,6 +597,7 @@ impl OverlayBuilder {
         // Ids of keys that are gone are forgotten (they are never reused: the counter only
         // grows).
         self.ids = used;
+        self.sending = sending;
         out
     }
 }

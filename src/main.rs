@@ -437,7 +437,7 @@ fn run_reflector(config: &Config) -> Result<(), String> {
     while !STOP.load(Ordering::Relaxed) {
         let now = Instant::now();
         bgp.run(now);
-        server.poll(|req| handle_reflector(req, config, &bgp, started));
+        server.poll(|req| handle_reflector(req, config, &mut bgp, started));
         std::thread::sleep(bgp.idle_for(Instant::now(), Duration::from_millis(5)));
     }
     log!("stopping");
@@ -511,6 +511,9 @@ fn run(config: &Config) -> Result<(), String> {
                     learned.routes.len(),
                     engine.generation()
                 );
+                for line in overlay.sending_changes.drain(..) {
+                    log!("keys: {line}");
+                }
             }
             // Rekey confirmations: an inbound SA of new keys that carried traffic.
             if now >= next_sa_look && !overlay.inbound.is_empty() {
@@ -532,7 +535,7 @@ fn run(config: &Config) -> Result<(), String> {
                 config,
                 &engine,
                 started,
-                bgp.as_ref().map(|b| (b, &overlay)),
+                bgp.as_mut().map(|b| (b, &overlay)),
             )
         });
         std::thread::sleep(sleep);
@@ -684,7 +687,7 @@ fn sa(s: sdwan_dataplane::engine::SaStatus) -> api::Sa {
 fn handle_bgp(
     req: Request,
     config: &Config,
-    bgp: Option<(&bgp::BgpIo, &bgp::OverlayBuilder)>,
+    bgp: Option<(&mut bgp::BgpIo, &bgp::OverlayBuilder)>,
 ) -> Response {
     let Some((b, overlay)) = bgp else {
         return Response::error("BGP is not configured (no bgp section)");
@@ -701,6 +704,10 @@ fn handle_bgp(
             serde_json::to_value(b.routes(config, tenant.as_deref()))
         }
         Request::ShowSites => serde_json::to_value(overlay.sites(config, &b.speaker, now)),
+        Request::RotateKeys { tenant } => match b.rotate_keys(config, tenant.as_deref(), now) {
+            Ok(r) => serde_json::to_value(r),
+            Err(e) => return Response::error(e),
+        },
         _ => return Response::error("not a BGP request"),
     };
     match data {
@@ -710,7 +717,12 @@ fn handle_bgp(
 }
 
 /// A pure reflector answers the BGP requests and `show version`.
-fn handle_reflector(req: Request, config: &Config, b: &bgp::BgpIo, _started: Instant) -> Response {
+fn handle_reflector(
+    req: Request,
+    config: &Config,
+    b: &mut bgp::BgpIo,
+    _started: Instant,
+) -> Response {
     match req {
         Request::ShowVersion => match serde_json::to_value(api::Version {
             version: concat!(env!("CARGO_PKG_VERSION"), " (", env!("SDWAN_GIT_REV"), ")").into(),
@@ -733,10 +745,13 @@ fn handle(
     config: &Config,
     engine: &Engine,
     started: Instant,
-    bgp: Option<(&bgp::BgpIo, &bgp::OverlayBuilder)>,
+    bgp: Option<(&mut bgp::BgpIo, &bgp::OverlayBuilder)>,
 ) -> Response {
     let data = match req {
-        Request::ShowBgpSummary | Request::ShowBgpRoutes { .. } | Request::ShowSites => {
+        Request::ShowBgpSummary
+        | Request::ShowBgpRoutes { .. }
+        | Request::ShowSites
+        | Request::RotateKeys { .. } => {
             return handle_bgp(req, config, bgp);
         }
         Request::ShowInterfaces => serde_json::to_value(

@@ -566,9 +566,51 @@ pub fn sites(v: &[api::Site]) -> String {
     )
 }
 
+/// `request keys rotate`.
+pub fn key_rotations(v: &[api::KeyRotation]) -> String {
+    v.iter()
+        .map(|r| {
+            let when = r
+                .waits_for
+                .as_ref()
+                .map_or_else(|| "now".to_owned(), |w| format!("after {w}"));
+            format!(
+                "{} (VNI {}): key generation {} replaced by {} {when}\n",
+                r.tenant,
+                r.vni,
+                r.generation,
+                r.generation.wrapping_add(1)
+            )
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn key_rotations_say_when() {
+        let t = key_rotations(&[
+            api::KeyRotation {
+                tenant: "blue".into(),
+                vni: 1001,
+                generation: u32::MAX,
+                waits_for: None,
+            },
+            api::KeyRotation {
+                tenant: "red".into(),
+                vni: 1002,
+                generation: 7,
+                waits_for: Some("a synchronized BGP session".into()),
+            },
+        ]);
+        assert_eq!(
+            t,
+            "blue (VNI 1001): key generation 4294967295 replaced by 0 now\n\
+             red (VNI 1002): key generation 7 replaced by 8 after a synchronized BGP session\n"
+        );
+    }
 
     #[test]
     fn tables_align_and_show_only_nonzero_drops() {

@@ -14,10 +14,14 @@ mod format;
 const USAGE: &str =
     "usage: sdwan-cli [--socket PATH] show {interfaces|stats|routes|neighbors|sa [SPI]|paths|flows|policies|
                                        bgp summary|bgp routes [TENANT]|sites|version} [--json]
+       sdwan-cli [--socket PATH] request keys rotate [TENANT] [--json]
 
   --socket PATH  sdwand's management socket (default: $SDWAN_SOCKET, else the only
                  socket in /run/sdwand/)
-  --json         print the daemon's JSON answer instead of a table";
+  --json         print the daemon's JSON answer instead of a table
+
+request keys rotate: a new key pair for every tenant (or TENANT) now, make-before-break
+as a scheduled rotation (no packet is lost; the old key goes after its grace).";
 
 fn main() -> ExitCode {
     let mut socket: Option<PathBuf> = std::env::var_os("SDWAN_SOCKET").map(PathBuf::from);
@@ -63,6 +67,10 @@ fn main() -> ExitCode {
             tenant: Some((*tenant).to_owned()),
         },
         ["show", "sites" | "site"] => Request::ShowSites,
+        ["request", "keys", "rotate"] => Request::RotateKeys { tenant: None },
+        ["request", "keys", "rotate", tenant] => Request::RotateKeys {
+            tenant: Some((*tenant).to_owned()),
+        },
         [] => return usage("no command given"),
         other => return usage(&format!("unknown command {:?}", other.join(" "))),
     };
@@ -138,6 +146,9 @@ fn main() -> ExitCode {
         Request::ShowSites => decode::<Vec<api::Site>>(response.data).map(|v| format::sites(&v)),
         Request::ShowPolicies => {
             decode::<Vec<api::PolicyPaths>>(response.data).map(|v| format::policies(&v))
+        }
+        Request::RotateKeys { .. } => {
+            decode::<Vec<api::KeyRotation>>(response.data).map(|v| format::key_rotations(&v))
         }
     };
     match text {

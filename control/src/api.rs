@@ -34,6 +34,12 @@ pub enum Request {
     },
     /// The remote sites learned through BGP: circuits, keys, SAs.
     ShowSites,
+    /// Replace our key pair of every tenant, or of one (by name), now (make-before-break,
+    /// as a scheduled rotation).
+    RotateKeys {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        tenant: Option<String>,
+    },
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -394,6 +400,20 @@ pub struct BgpRoute {
     /// The key generation it carries (never the key).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub key_generation: Option<u32>,
+}
+
+/// `request keys rotate`: one tenant whose rotation was asked for.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct KeyRotation {
+    pub tenant: String,
+    pub vni: u32,
+    /// The generation of the key in use when the rotation was asked for; the new one is
+    /// the next.
+    pub generation: u32,
+    /// What the new key waits for, if anything: "a synchronized BGP session" (it could not
+    /// reach the other sites before) or "the previous key's grace" (two keys at most).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub waits_for: Option<String>,
 }
 
 /// One remote site's tenant, as learned.

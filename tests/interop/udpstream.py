@@ -55,6 +55,7 @@ def recv(port, seconds, out):
 def send(dst, port, pps, seconds, at=None, cmd=None):
     s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     interval = 1.0 / pps
+    start_wall = time.time()
     start = time.monotonic()
     seq = 0
     cut = None
@@ -79,7 +80,10 @@ def send(dst, port, pps, seconds, at=None, cmd=None):
         except OSError:
             pass
         seq += 1
-    json.dump({"sent": seq, "pps": pps, "start": start, "cut": cut}, sys.stdout)
+    json.dump(
+        {"sent": seq, "pps": pps, "start": start, "start_wall": start_wall, "cut": cut},
+        sys.stdout,
+    )
     print()
 
 
@@ -116,6 +120,25 @@ def analyze(send_file, recv_file, k=None):
         out["groups"] = (sent + k - 1) // k
         out["groups_with_losses"] = len(per_group)
         out["groups_with_one_lost"] = sum(1 for n in per_group.values() if n == 1)
+    # The runs of lost packets (at most 8): first and last sequence, and the wall-clock time
+    # the first was due (the sender paces at PPS from its start), to set against the logs.
+    gaps = []
+    for q in lost:
+        if gaps and q == gaps[-1][1] + 1:
+            gaps[-1][1] = q
+        else:
+            gaps.append([q, q])
+    if gaps:
+        wall = snd.get("start_wall")
+        out["gaps"] = [
+            {
+                "from": a,
+                "to": b,
+                "at_s": round(a / snd["pps"], 2),
+                **({"wall": round(wall + a / snd["pps"], 3)} if wall is not None else {}),
+            }
+            for a, b in gaps[:8]
+        ]
     cut = snd.get("cut")
     if cut:
         out["cut_command_ms"] = round((cut["end"] - cut["start"]) * 1000, 2)

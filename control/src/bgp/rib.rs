@@ -310,6 +310,15 @@ impl Rib {
         self.peers.get(&id).is_some_and(|p| !p.eor.is_empty())
     }
 
+    /// Whether peer `id` sent End-of-RIB for a family of routes (not only for its Route
+    /// Target memberships, whose End-of-RIB a reflector sends while it may still hold its
+    /// routes back: RFC 4684 §4, RFC 4724 §4.1) since its session came up.
+    pub fn routes_eor_received(&self, id: PeerId) -> bool {
+        self.peers
+            .get(&id)
+            .is_some_and(|p| p.eor.iter().any(|f| *f != Family::IPV4_RT_CONSTRAINT))
+    }
+
     /// The session with `id` is up: it will be sent every route it may have, then
     /// End-of-RIB. `router_id` is the peer's, from its OPEN.
     pub fn peer_up(&mut self, id: PeerId, session: Session, router_id: Ipv4Addr) {

@@ -109,6 +109,11 @@ pub const FAMILIES: [Family; 5] = [
 /// `select-defer-time`, shorter: edges reconnect within seconds).
 pub const SELECT_DEFER: Duration = Duration::from_secs(30);
 
+/// How long after a session's start our key timers wait for the neighbor's End-of-RIB at
+/// most, should one that announced graceful restart never end its first update (FRR's
+/// `select-defer-time` default).
+pub const EOR_WAIT: Duration = Duration::from_secs(360);
+
 /// Our capabilities: the families, route refresh, graceful restart (with the R bit while
 /// `restarting`).
 fn capabilities(cfg: &SpeakerConfig, restarting: bool) -> Vec<Capability> {
@@ -152,6 +157,11 @@ struct Neighbor {
     fsm: Fsm,
     /// The neighbor's restart time, when it announced graceful restart.
     restart: Option<Duration>,
+    /// Whether the neighbor announced graceful restart in this session, and so ends its
+    /// first update with End-of-RIB (RFC 4724 §2).
+    sends_eor: bool,
+    /// When the session came up.
+    up_at: Option<Instant>,
 }
 
 pub struct Speaker {
@@ -221,6 +231,8 @@ impl Speaker {
                         seed,
                     ),
                     restart: None,
+                    sends_eor: false,
+                    up_at: None,
                 }
             })
             .collect();
@@ -308,6 +320,30 @@ impl Speaker {
         io
     }
 
+    /// Asks for a new key pair for the tenant `vni`, made at the next [`poll`](Self::poll)
+    /// (make-before-break, as a scheduled rotation). Returns the generation in use and
+    /// what the new key waits for, if anything.
+    pub fn rotate_key(
+        &mut self,
+        vni: u32,
+        now: Instant,
+    ) -> Result<(u32, Option<&'static str>), String> {
+        let synchronized = self.synchronized_at().is_some_and(|at| at <= now);
+        let keys = self.keys.as_mut().ok_or("no keys")?;
+        let (generation, _) = keys
+            .local_key(vni)
+            .ok_or_else(|| format!("no key for VNI {vni}"))?;
+        keys.rekey(vni, now).map_err(|e| e.to_string())?;
+        let waits = if keys.rotation_waits_for_previous(vni, now) {
+            Some("the previous key's grace")
+        } else if !synchronized {
+            Some("a synchronized BGP session")
+        } else {
+            None
+        };
+        Ok((generation, waits))
+    }
+
     /// The earliest time [`poll`](Self::poll) has something to do.
     pub fn next_deadline(&self) -> Option<Instant> {
         self.neighbors
@@ -315,12 +351,12 @@ impl Speaker {
             .filter_map(|n| n.fsm.next_deadline())
             .chain(self.rib.next_deadline())
             .chain(self.defer_until)
-            .chain(
+            .chain(self.synchronized_at().and_then(|at| {
                 self.keys
                     .as_ref()
-                    .filter(|_| self.any_established())
-                    .and_then(KeyManager::next_deadline),
-            )
+                    .and_then(KeyManager::next_deadline)
+                    .map(|d| d.max(at))
+            }))
             .min()
     }
 
@@ -404,6 +440,8 @@ impl Speaker {
                     });
                     if let Some(n) = self.neighbors.get_mut(peer) {
                         n.restart = restart.filter(|_| self.cfg.graceful_restart > 0);
+                        n.sends_eor = restart.is_some();
+                        n.up_at = Some(now);
                     }
                     io.push(Io::Log(format!(
                         "neighbor {} up (AS {}, id {}, families {})",
@@ -447,6 +485,20 @@ impl Speaker {
                     }
                     for m in &u.discarded {
                         io.push(Io::Log(format!("UPDATE from peer {peer}: {m}")));
+                    }
+                    // The first End-of-RIB of a session: the neighbor (a reflector that
+                    // deferred its UPDATEs after its restart, RFC 4724 §4.1) has now passed
+                    // on our key too, so the switch to an unconfirmed key of ours counts
+                    // switch_after from here (FRR's update-delay can hold it much longer
+                    // than the session's start).
+                    let routes_eor = u
+                        .update
+                        .end_of_rib_family()
+                        .is_some_and(|f| f != Family::IPV4_RT_CONSTRAINT);
+                    if routes_eor && !self.rib.routes_eor_received(peer) {
+                        if let Some(k) = &mut self.keys {
+                            k.advertised(now);
+                        }
                     }
                     self.rib.receive(peer, &u);
                 }
@@ -548,10 +600,13 @@ impl Speaker {
     }
 
     fn key_events(&mut self, now: Instant, io: &mut Vec<Io>) {
-        // With no session up, a new key could not be advertised, and a peer that never learns
-        // it cannot take the traffic we would switch to it: the key timers wait (the routes
-        // and SAs we have stay as they are) until a session is back.
-        if !self.any_established() {
+        // With no session synchronized, a new key could not reach the other edges, and a peer
+        // that never learns it cannot take the traffic we would switch to it: the key timers
+        // wait (the routes and SAs we have stay as they are) until a session is up and its
+        // neighbor sent its table. A reflector that restarted sends nothing until it has
+        // every client's table (FRR's update-delay, our deferral): its End-of-RIB, not the
+        // session's start, says that the others can have our keys.
+        if self.synchronized_at().is_none_or(|at| at > now) {
             return;
         }
         let Some(keys) = &mut self.keys else {
@@ -561,7 +616,14 @@ impl Speaker {
         for e in keys.poll(now) {
             match e {
                 KeyEvent::SasChanged { .. } => self.overlay_changed = true,
-                KeyEvent::Advertise { .. } => readvertise = true,
+                KeyEvent::Advertise { tenant } => {
+                    readvertise = true;
+                    if let Some((generation, _)) = keys.local_key(tenant) {
+                        io.push(Io::Log(format!(
+                            "tenant VNI {tenant}: new key generation {generation}"
+                        )));
+                    }
+                }
                 KeyEvent::RotationFailed { tenant, error } => io.push(Io::Log(format!(
                     "tenant VNI {tenant}: key rotation failed: {error}"
                 ))),
@@ -766,10 +828,24 @@ impl Speaker {
         self.advertised = want;
     }
 
-    fn any_established(&self) -> bool {
+    /// From when some session counts as synchronized: up, and its neighbor finished its
+    /// first update (End-of-RIB for its routes; the session's start where it sends no
+    /// End-of-RIB; [`EOR_WAIT`] after the start where End-of-RIB never comes). `None`: no
+    /// session is up.
+    fn synchronized_at(&self) -> Option<Instant> {
         self.neighbors
             .iter()
-            .any(|n| n.fsm.state() == State::Established)
+            .enumerate()
+            .filter(|(_, n)| n.fsm.state() == State::Established)
+            .filter_map(|(i, n)| {
+                let up = n.up_at?;
+                Some(if !n.sends_eor || self.rib.routes_eor_received(i) {
+                    up
+                } else {
+                    up + EOR_WAIT
+                })
+            })
+            .min()
     }
 
     /// `show bgp summary`'s `State/PfxRcd`: Established's received count, else the state.
@@ -862,6 +938,10 @@ mod tests {
         } else {
             Vec::new()
         };
+        reflector_of(neighbors)
+    }
+
+    fn reflector_of(neighbors: Vec<NeighborConfig>) -> Speaker {
         Speaker::new(
             SpeakerConfig {
                 asn: 65000,
@@ -1056,9 +1136,10 @@ mod tests {
         assert_eq!(before.len(), 1);
         let (g, _) = net.nodes[2].1.keys().unwrap().local_key(1001).unwrap();
         assert_eq!(before[0][4..], g.to_be_bytes());
-        // An hour and a bit later the key rotated, and so did the marker.
-        for _ in 0..80 {
-            net.advance(Duration::from_secs(60));
+        // An hour and a bit later the key rotated, and so did the marker (steps shorter than
+        // the hold time: the sessions stay up).
+        for _ in 0..80 * 12 {
+            net.advance(Duration::from_secs(5));
         }
         let after = marker(&net);
         assert_ne!(before, after);
@@ -1136,5 +1217,80 @@ mod tests {
         assert!(site(&net, 2, 1, BLUE).unwrap().usable());
         let (_, p) = net.nodes[2].1.rib().loc_rib().next().unwrap();
         assert!(!p.stale, "fresh again after End-of-RIB");
+    }
+
+    /// The first End-of-RIB from a reflector, not the session's start, is when the other
+    /// edges can have our new key: a restarted reflector defers its UPDATEs (here 30 s, for a
+    /// client that does not come back, as ExaBGP in the lab), and an edge whose one-way
+    /// traffic brings no confirmation must not switch to a key its peer cannot have yet.
+    #[test]
+    fn a_new_key_is_sent_with_only_after_a_deferring_reflector_passed_it_on() {
+        let mut net = lab();
+        let links: Vec<_> = net.links.keys().filter(|(n, _)| *n == 0).copied().collect();
+        for (n, p) in links {
+            net.push(n, vec![Io::Close(p)]);
+        }
+        net.nodes[0].1 = reflector_of(vec![
+            neighbor([10, 254, 0, 1], true, true, Some(vec![BLUE, RED])),
+            neighbor([10, 254, 0, 2], true, true, Some(vec![BLUE])),
+            neighbor([10, 254, 0, 3], true, true, Some(vec![RED])),
+            neighbor([10, 254, 0, 200], true, true, Some(vec![RED])),
+        ]);
+        let out = net.nodes[0].1.start(net.now);
+        net.push(0, out);
+        net.run();
+        for _ in 0..3 {
+            net.advance(Duration::from_secs(1));
+        }
+        assert_eq!(
+            net.nodes[2].1.sessions().next().unwrap().2.state(),
+            State::Established
+        );
+        // Edge 2 rotates its blue key while the reflector still holds everything back.
+        let (old, _) = net.nodes[2].1.keys().unwrap().local_key(1001).unwrap();
+        let now = net.now;
+        net.nodes[2]
+            .1
+            .keys
+            .as_mut()
+            .unwrap()
+            .rekey(1001, now)
+            .unwrap();
+        let (edge1, edge2) = (addr([10, 255, 0, 1]), addr([10, 255, 0, 2]));
+        for s in 0..50 {
+            net.advance(Duration::from_secs(1));
+            let out = net.nodes[2]
+                .1
+                .keys()
+                .unwrap()
+                .sas(edge1, 1001)
+                .unwrap()
+                .outbound
+                .unwrap();
+            let inbound = net.nodes[1]
+                .1
+                .keys()
+                .unwrap()
+                .sas(edge2, 1001)
+                .unwrap()
+                .inbound;
+            assert!(
+                inbound.iter().any(|i| i.spi_base == out.spi_base),
+                "{s} s after the rotation edge 2 sends under its generation {} an SA edge 1 lacks",
+                out.local_generation
+            );
+        }
+        // And it did switch, once edge 1 could have the key.
+        let (new, _) = net.nodes[2].1.keys().unwrap().local_key(1001).unwrap();
+        assert_ne!(old, new);
+        let out = net.nodes[2]
+            .1
+            .keys()
+            .unwrap()
+            .sas(edge1, 1001)
+            .unwrap()
+            .outbound
+            .unwrap();
+        assert_eq!(out.local_generation, new);
     }
 }

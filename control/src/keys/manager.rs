@@ -371,6 +371,18 @@ impl KeyManager {
         Ok(())
     }
 
+    /// Whether a rotation of the tenant's key asked for now would wait for our previous key
+    /// to go (its `switch_after + grace`, or our sending with it): two keys at most.
+    pub fn rotation_waits_for_previous(&self, tenant: u32, now: Instant) -> bool {
+        let Some(t) = self.tenants.get(&tenant) else {
+            return false;
+        };
+        let Some(prev) = &t.previous else {
+            return false;
+        };
+        now < t.previous_until || self.local_previous_state(tenant, prev.generation).0
+    }
+
     /// Our keys were just sent to the network again (a BGP session came up after none was):
     /// a key not confirmed yet gets `switch_after` from now before it is sent with, since a
     /// peer may learn it only now.
