@@ -43,27 +43,36 @@ RESULTS=()
 TIMES=()
 T_START=$SECONDS
 
-# group NAME TIMEOUT_S CMD... : runs CMD with a time limit, records PASS/FAIL and its duration.
+# The hypervisor's CPU steal during each group goes into the summary: the labs' traffic
+# checks (failover, loss under replication) fail when the host takes half the vCPUs away.
+# shellcheck source=perf/steal.sh
+source "$ROOT/perf/steal.sh"
+STEALS=()
+
+# group NAME TIMEOUT_S CMD... : runs CMD with a time limit, records PASS/FAIL, its duration
+# and the host's CPU steal meanwhile.
 group() {
-    local name=$1 limit=$2 t0 rc
+    local name=$1 limit=$2 t0 rc ticks0
     shift 2
     echo
     echo "==================== ${name} ===================="
     echo "\$ $*"
     t0=$SECONDS
+    ticks0=$(cpu_ticks)
     timeout --kill-after=30 "$limit" "$@"
     rc=$?
     if [[ $rc -eq 124 ]]; then
         echo "test.sh: ${name}: timed out after ${limit} s"
     fi
-    record "$name" "$rc" $((SECONDS - t0))
+    record "$name" "$rc" $((SECONDS - t0)) "$(steal_pct "$ticks0" "$(cpu_ticks)")"
     return "$rc"
 }
 
-record() { # name rc seconds
+record() { # name rc seconds steal%
     NAMES+=("$1")
     if [[ $2 -eq 0 ]]; then RESULTS+=(PASS); else RESULTS+=("FAIL (exit $2)"); fi
     TIMES+=("$3")
+    STEALS+=("${4:--}")
 }
 
 not_run() { # name why
@@ -73,6 +82,7 @@ not_run() { # name why
     NAMES+=("$1")
     RESULTS+=("FAIL (not run: $2)")
     TIMES+=(0)
+    STEALS+=(-)
 }
 
 if [[ $(id -u) -ne 0 ]]; then
@@ -114,8 +124,9 @@ PASSED=0
 FAILED=0
 echo
 echo "==================== summary ===================="
+printf '  %-16s %-36s %7s %11s\n' group result time "host steal"
 for i in "${!NAMES[@]}"; do
-    printf '  %-16s %-36s %5s s\n' "${NAMES[$i]}" "${RESULTS[$i]}" "${TIMES[$i]}"
+    printf '  %-16s %-36s %5s s %10s%%\n' "${NAMES[$i]}" "${RESULTS[$i]}" "${TIMES[$i]}" "${STEALS[$i]}"
     if [[ ${RESULTS[$i]} == PASS ]]; then
         PASSED=$((PASSED + 1))
     else
