@@ -145,18 +145,19 @@ EOF
 site_config a 1 b "$A_WORKER" "$A_CONTROL" 10.1.0.1/24 10.2.0.0/16 server >"$T/a.yaml"
 site_config b 2 a "$B_WORKER" "$B_CONTROL" 10.3.0.1/24 10.1.0.0/16 client >"$T/b.yaml"
 
-start_site() {
+launch_site() {
     # A crash leaves a core dump in $T (kernel.core_pattern permitting), and $T is kept.
     (ulimit -c unlimited 2>/dev/null; cd "$T" && exec "$BIN/sdwand" --config "$T/$1.yaml") \
         >"$T/$1.log" 2>&1 &
     PIDS+=($!)
-    # Up means answering on its management socket: that socket is bound before the ports
-    # start, and the answers come once they have. Site B's memif clients must find site A's
-    # servers listening, or their start fails.
-    for _ in $(seq 1 100); do
+}
+# wait_site NAME INDEX : up means answering on its management socket (bound before the ports
+# start; the answers come once they have).
+wait_site() {
+    for _ in $(seq 1 150); do
         [ -S "$T/$1.sock" ] && "$CLI" --socket "$T/$1.sock" show interfaces >/dev/null 2>&1 &&
             return 0
-        kill -0 "${PIDS[-1]}" 2>/dev/null || break
+        kill -0 "${PIDS[$2]}" 2>/dev/null || break
         sleep 0.1
     done
     log "site $1 did not start:"
@@ -174,8 +175,13 @@ sites_alive() {
         fi
     done
 }
-start_site a
-start_site b
+# Site B, whose memif ports are clients, starts first: its ports wait for site A's servers
+# (sdwand waits up to 30 s for a memif server), so every run also checks that.
+launch_site b
+sleep 1
+launch_site a
+wait_site a 1
+wait_site b 0
 # Every circuit's path is up at both ends: the sites reach each other over memif.
 for _ in $(seq 1 100); do
     sites_alive "while the paths came up"
