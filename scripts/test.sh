@@ -20,8 +20,11 @@
 #                      (sdwan-pktgen through two sdwand over memif; table, JSON and plot)
 #
 # Every group runs even when an earlier one failed (except what cannot run without the
-# release build). At the end: a summary table, then as the very last line `N passed, M failed`
-# (groups). Exit status 0 when all passed, 1 otherwise.
+# release build). Groups 7-12 run once more if they failed while the hypervisor stole more
+# than STEAL_RERUN_PCT (default 10) % of the CPU (their traffic checks need the CPU); the
+# summary names such a second try. At the end: a summary table with each group's time and the
+# host's CPU steal, then as the very last line `N passed, M failed` (groups). Exit status 0
+# when all passed, 1 otherwise.
 #
 # Environment: CARGO_TARGET_DIR (cargo's, also used by the labs), SKIP_SETUP=1 to leave out
 # step 1 (for repeated local runs), CI (set by CI systems; only makes cargo's output plain).
@@ -68,6 +71,32 @@ group() {
     return "$rc"
 }
 
+# lab_group NAME TIMEOUT_S CMD... : a group whose traffic checks need the CPU they are given
+# (failover within a second, no loss under replication, no reordering): if it fails while
+# the host stole more than STEAL_RERUN_PCT (10) % of the CPU, it runs once more, and the
+# summary says so with both tries' steal. A failure with little steal is not run again.
+lab_group() {
+    local name=$1 limit=$2 n
+    shift 2
+    group "$name" "$limit" "$@" && return 0
+    n=$((${#NAMES[@]} - 1))
+    local steal=${STEALS[$n]}
+    if ! awk -v s="$steal" -v m="${STEAL_RERUN_PCT:-10}" 'BEGIN { exit !(s + 0 > m + 0) }'; then
+        return 1
+    fi
+    echo "test.sh: ${name} failed while the host stole ${steal}% of the CPU: running it once more"
+    unset "NAMES[$n]" "RESULTS[$n]" "TIMES[$n]" "STEALS[$n]"
+    NAMES=("${NAMES[@]}") RESULTS=("${RESULTS[@]}") TIMES=("${TIMES[@]}") STEALS=("${STEALS[@]}")
+    group "$name" "$limit" "$@"
+    local rc=$? last=$((${#NAMES[@]} - 1))
+    if [[ $rc -eq 0 ]]; then
+        RESULTS[last]="PASS (2nd try; 1st: ${steal}% steal)"
+    else
+        RESULTS[last]="FAIL (exit $rc, twice; 1st at ${steal}% steal)"
+    fi
+    return "$rc"
+}
+
 record() { # name rc seconds steal%
     NAMES+=("$1")
     if [[ $2 -eq 0 ]]; then RESULTS+=(PASS); else RESULTS+=("FAIL (exit $2)"); fi
@@ -99,18 +128,18 @@ group "clippy" 2400 cargo clippy --workspace --all-targets -- -D warnings
 group "shellcheck" 120 shellcheck scripts/*.sh tests/*.sh tests/interop/*.sh perf/*.sh .ci/run
 group "cargo test" 2400 cargo test --workspace
 if group "release build" 2400 cargo build --release -p sdwand -p sdwan-cli -p sdwan-wanem -p sdwan-perf; then
-    group "lab impair" 300 env WANEM="$TARGET/release/sdwan-wanem" tests/lab_impair.sh
-    group "lab forwarding" 300 env SDWAND="$TARGET/release/sdwand" \
+    lab_group "lab impair" 300 env WANEM="$TARGET/release/sdwan-wanem" tests/lab_impair.sh
+    lab_group "lab forwarding" 300 env SDWAND="$TARGET/release/sdwand" \
         SDWAN_CLI="$TARGET/release/sdwan-cli" WANEM="$TARGET/release/sdwan-wanem" \
         tests/lab_forwarding.sh
-    group "lab multipath" 300 env SDWAND="$TARGET/release/sdwand" \
+    lab_group "lab multipath" 300 env SDWAND="$TARGET/release/sdwand" \
         SDWAN_CLI="$TARGET/release/sdwan-cli" WANEM="$TARGET/release/sdwan-wanem" \
         tests/lab_multipath.sh
-    group "xfrm interop" 600 env SDWAND="$TARGET/release/sdwand" CLI="$TARGET/release/sdwan-cli" \
+    lab_group "xfrm interop" 600 env SDWAND="$TARGET/release/sdwand" CLI="$TARGET/release/sdwan-cli" \
         tests/interop_xfrm.sh
-    group "lab bgp" 400 env SDWAND="$TARGET/release/sdwand" \
+    lab_group "lab bgp" 400 env SDWAND="$TARGET/release/sdwand" \
         SDWAN_CLI="$TARGET/release/sdwan-cli" tests/lab_bgp.sh
-    group "perf smoke" 300 tests/perf_smoke.sh
+    lab_group "perf smoke" 300 tests/perf_smoke.sh
 else
     not_run "lab impair" "the release build failed"
     not_run "lab forwarding" "the release build failed"
@@ -124,10 +153,10 @@ PASSED=0
 FAILED=0
 echo
 echo "==================== summary ===================="
-printf '  %-16s %-36s %7s %11s\n' group result time "host steal"
+printf '  %-16s %-40s %7s %11s\n' group result time "host steal"
 for i in "${!NAMES[@]}"; do
-    printf '  %-16s %-36s %5s s %10s%%\n' "${NAMES[$i]}" "${RESULTS[$i]}" "${TIMES[$i]}" "${STEALS[$i]}"
-    if [[ ${RESULTS[$i]} == PASS ]]; then
+    printf '  %-16s %-40s %5s s %10s%%\n' "${NAMES[$i]}" "${RESULTS[$i]}" "${TIMES[$i]}" "${STEALS[$i]}"
+    if [[ ${RESULTS[$i]} == PASS* ]]; then
         PASSED=$((PASSED + 1))
     else
         FAILED=$((FAILED + 1))
