@@ -929,16 +929,16 @@ mod tests {
     /// The reflector; edge 1 is in both tenants, edge 2 in blue, edge 3 in red (`clients`
     /// false: one that knows no neighbor yet, as after a restart before its configuration).
     fn reflector(clients: bool) -> Speaker {
-        let neighbors = if clients {
-            vec![
-                neighbor([10, 254, 0, 1], true, true, Some(vec![BLUE, RED])),
-                neighbor([10, 254, 0, 2], true, true, Some(vec![BLUE])),
-                neighbor([10, 254, 0, 3], true, true, Some(vec![RED])),
-            ]
-        } else {
-            Vec::new()
-        };
-        reflector_of(neighbors)
+        reflector_of(if clients { edges() } else { Vec::new() })
+    }
+
+    /// The reflector's clients: edge 1 in both tenants, edge 2 in blue, edge 3 in red.
+    fn edges() -> Vec<NeighborConfig> {
+        vec![
+            neighbor([10, 254, 0, 1], true, true, Some(vec![BLUE, RED])),
+            neighbor([10, 254, 0, 2], true, true, Some(vec![BLUE])),
+            neighbor([10, 254, 0, 3], true, true, Some(vec![RED])),
+        ]
     }
 
     fn reflector_of(neighbors: Vec<NeighborConfig>) -> Speaker {
@@ -1023,6 +1023,26 @@ mod tests {
 
         fn push(&mut self, node: usize, io: Vec<Io>) {
             self.queue.extend(io.into_iter().map(|x| (node, x)));
+        }
+
+        /// The reflector (node 0) goes away, closing every session, and `next` takes its
+        /// place; started, if asked.
+        fn replace_reflector(&mut self, next: Speaker, start: bool) {
+            let links: Vec<_> = self
+                .links
+                .keys()
+                .filter(|(n, _)| *n == 0)
+                .copied()
+                .collect();
+            for (n, p) in links {
+                self.push(n, vec![Io::Close(p)]);
+            }
+            self.nodes[0].1 = next;
+            if start {
+                let out = self.nodes[0].1.start(self.now);
+                self.push(0, out);
+            }
+            self.run();
         }
 
         fn advance(&mut self, by: Duration) {
@@ -1153,15 +1173,8 @@ mod tests {
     fn a_restarting_reflector_waits_for_every_table_before_reflecting() {
         let mut net = lab();
         // The reflector restarts while edge 1 is down too.
-        let links: Vec<_> = net.links.keys().filter(|(n, _)| *n == 0).copied().collect();
-        for (n, p) in links {
-            net.push(n, vec![Io::Close(p)]);
-        }
         net.blocked.push(1);
-        net.nodes[0].1 = reflector(true);
-        let out = net.nodes[0].1.start(net.now);
-        net.push(0, out);
-        net.run();
+        net.replace_reflector(reflector(true), true);
         for _ in 0..10 {
             net.advance(Duration::from_secs(1));
         }
@@ -1191,12 +1204,7 @@ mod tests {
     fn a_reflector_restart_keeps_the_sites_as_stale_until_it_returns() {
         let mut net = lab();
         // The reflector goes away: every session closes.
-        let links: Vec<_> = net.links.keys().filter(|(n, _)| *n == 0).copied().collect();
-        for (n, p) in links {
-            net.push(n, vec![Io::Close(p)]);
-        }
-        net.nodes[0].1 = reflector(false);
-        net.run();
+        net.replace_reflector(reflector(false), false);
         assert_eq!(
             net.nodes[2].1.sessions().next().unwrap().2.state(),
             State::Idle
@@ -1226,19 +1234,9 @@ mod tests {
     #[test]
     fn a_new_key_is_sent_with_only_after_a_deferring_reflector_passed_it_on() {
         let mut net = lab();
-        let links: Vec<_> = net.links.keys().filter(|(n, _)| *n == 0).copied().collect();
-        for (n, p) in links {
-            net.push(n, vec![Io::Close(p)]);
-        }
-        net.nodes[0].1 = reflector_of(vec![
-            neighbor([10, 254, 0, 1], true, true, Some(vec![BLUE, RED])),
-            neighbor([10, 254, 0, 2], true, true, Some(vec![BLUE])),
-            neighbor([10, 254, 0, 3], true, true, Some(vec![RED])),
-            neighbor([10, 254, 0, 200], true, true, Some(vec![RED])),
-        ]);
-        let out = net.nodes[0].1.start(net.now);
-        net.push(0, out);
-        net.run();
+        let mut clients = edges();
+        clients.push(neighbor([10, 254, 0, 200], true, true, Some(vec![RED])));
+        net.replace_reflector(reflector_of(clients), true);
         for _ in 0..3 {
             net.advance(Duration::from_secs(1));
         }
@@ -1256,24 +1254,19 @@ mod tests {
             .unwrap()
             .rekey(1001, now)
             .unwrap();
-        let (edge1, edge2) = (addr([10, 255, 0, 1]), addr([10, 255, 0, 2]));
+        // The SAs of `node` with edge `of` in blue.
+        let sas = |net: &Net, node: usize, of: u8| {
+            net.nodes[node]
+                .1
+                .keys()
+                .unwrap()
+                .sas(addr([10, 255, 0, of]), 1001)
+                .unwrap()
+        };
         for s in 0..50 {
             net.advance(Duration::from_secs(1));
-            let out = net.nodes[2]
-                .1
-                .keys()
-                .unwrap()
-                .sas(edge1, 1001)
-                .unwrap()
-                .outbound
-                .unwrap();
-            let inbound = net.nodes[1]
-                .1
-                .keys()
-                .unwrap()
-                .sas(edge2, 1001)
-                .unwrap()
-                .inbound;
+            let out = sas(&net, 2, 1).outbound.unwrap();
+            let inbound = sas(&net, 1, 2).inbound;
             assert!(
                 inbound.iter().any(|i| i.spi_base == out.spi_base),
                 "{s} s after the rotation edge 2 sends under its generation {} an SA edge 1 lacks",
@@ -1283,14 +1276,6 @@ mod tests {
         // And it did switch, once edge 1 could have the key.
         let (new, _) = net.nodes[2].1.keys().unwrap().local_key(1001).unwrap();
         assert_ne!(old, new);
-        let out = net.nodes[2]
-            .1
-            .keys()
-            .unwrap()
-            .sas(edge1, 1001)
-            .unwrap()
-            .outbound
-            .unwrap();
-        assert_eq!(out.local_generation, new);
+        assert_eq!(sas(&net, 2, 1).outbound.unwrap().local_generation, new);
     }
 }
