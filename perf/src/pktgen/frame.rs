@@ -244,6 +244,7 @@ mod tests {
             p.advance(&n);
             let mut buf = vec![0u8; n.len];
             let sig = Signature {
+                run: 3,
                 class: n.class,
                 warmup: false,
                 seq,
@@ -251,7 +252,7 @@ mod tests {
             };
             p.write(&n, &sig, &mut buf);
             assert_eq!(checksum(&buf[14..34]), 0, "IPv4 header checksum verifies");
-            assert_eq!(classify(&buf), Received::Ours(sig));
+            assert_eq!(classify(&buf, 3), Received::Ours(sig));
             let dport = u16::from_be_bytes([buf[36], buf[37]]);
             seen.push((n.class, n.len, buf[15], dport, buf[33], n.flow));
         }

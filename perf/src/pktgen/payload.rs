@@ -5,7 +5,7 @@
 //!  0                   1                   2                   3
 //!  0 1 2 3 4 5 6 7 8 9 0 1 2 3 4 5 6 7 8 9 0 1 2 3 4 5 6 7 8 9 0 1
 //! +-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+
-//! |                  magic 0x53 0x44 0x50 0x47 ("SDPG")           |
+//! |      magic 0x53 0x44 ("SD")   |         run (u16)             |
 //! +-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+
 //! |     class     |     flags     |                               |
 //! +-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+                               +
@@ -19,12 +19,13 @@
 //! +-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+
 //! ```
 //! All fields in network byte order; 22 bytes in all, so a 64-byte frame (14 Ethernet + 20
-//! IPv4 + 8 UDP + 22) holds exactly one signature. `class`: 0 bulk, 1 voice (others are
-//! rejected). `flags`: bit 0 = warmup (the receiver ignores the packet: not counted as
+//! IPv4 + 8 UDP + 22) holds exactly one signature. `run`: random per generator start; a
+//! receiver counts a packet of another run (left in a ring by the previous trial) as `stale`,
+//! neither received nor lost. `class`: 0 bulk, 1 voice (others are rejected). `flags`: bit 0 = warmup (the receiver ignores the packet: not counted as
 //! received, lost or stray); the other bits are sent as 0 and ignored on receipt.
 
-/// "SDPG".
-pub const MAGIC: [u8; 4] = *b"SDPG";
+/// "SD".
+pub const MAGIC: [u8; 2] = *b"SD";
 pub const SIGNATURE_LEN: usize = 22;
 pub const FLAG_WARMUP: u8 = 0x01;
 
@@ -56,6 +57,8 @@ impl Class {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Signature {
+    /// The generator run that sent it.
+    pub run: u16,
     pub class: Class,
     pub warmup: bool,
     pub seq: u64,
@@ -76,7 +79,8 @@ impl Signature {
         let Some(b) = buf.get_mut(..SIGNATURE_LEN) else {
             return false;
         };
-        b[0..4].copy_from_slice(&MAGIC);
+        b[0..2].copy_from_slice(&MAGIC);
+        b[2..4].copy_from_slice(&self.run.to_be_bytes());
         b[4] = self.class as u8;
         b[5] = if self.warmup { FLAG_WARMUP } else { 0 };
         b[6..14].copy_from_slice(&self.seq.to_be_bytes());
@@ -88,7 +92,7 @@ impl Signature {
     #[inline]
     pub fn decode(buf: &[u8]) -> Result<Signature, DecodeError> {
         let b = buf.get(..SIGNATURE_LEN).ok_or(DecodeError::Short)?;
-        if b[0..4] != MAGIC {
+        if b[0..2] != MAGIC {
             return Err(DecodeError::BadMagic);
         }
         let class = match b[4] {
@@ -101,6 +105,7 @@ impl Signature {
         let mut ts = [0u8; 8];
         ts.copy_from_slice(&b[14..22]);
         Ok(Signature {
+            run: u16::from_be_bytes([b[2], b[3]]),
             class,
             warmup: b[5] & FLAG_WARMUP != 0,
             seq: u64::from_be_bytes(seq),
@@ -112,8 +117,10 @@ impl Signature {
 /// What a received frame is, for the receive loop.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Received {
-    /// A pktgen packet.
+    /// A pktgen packet of this run.
     Ours(Signature),
+    /// A pktgen packet of another run (counted as `stale`).
+    OtherRun,
     /// An ARP frame (handed to the ARP module).
     Arp,
     /// Anything else: not ours (counted as `stray`).
@@ -121,9 +128,9 @@ pub enum Received {
 }
 
 /// Classifies an Ethernet frame: IPv4 (any header length) / UDP whose payload starts with a
-/// valid signature is ours. Never panics, whatever the bytes.
+/// valid signature of run `run` is ours. Never panics, whatever the bytes.
 #[inline]
-pub fn classify(frame: &[u8]) -> Received {
+pub fn classify(frame: &[u8], run: u16) -> Received {
     if frame.len() < 14 {
         return Received::Stray;
     }
@@ -149,7 +156,8 @@ pub fn classify(frame: &[u8]) -> Received {
         return Received::Stray;
     };
     match Signature::decode(payload) {
-        Ok(s) => Received::Ours(s),
+        Ok(s) if s.run == run => Received::Ours(s),
+        Ok(_) => Received::OtherRun,
         Err(_) => Received::Stray,
     }
 }
@@ -158,8 +166,11 @@ pub fn classify(frame: &[u8]) -> Received {
 mod tests {
     use super::*;
 
+    const RUN: u16 = 0xa55a;
+
     fn sig() -> Signature {
         Signature {
+            run: RUN,
             class: Class::Voice,
             warmup: false,
             seq: 0x0102_0304_0506_0708,
@@ -176,7 +187,7 @@ mod tests {
     fn roundtrip_and_layout() {
         let mut b = [0u8; 30];
         assert!(sig().encode(&mut b));
-        assert_eq!(&b[..6], b"SDPG\x01\x00");
+        assert_eq!(&b[..6], b"SD\xa5\x5a\x01\x00");
         assert_eq!(&b[6..14], &[1, 2, 3, 4, 5, 6, 7, 8]);
         assert_eq!(
             &b[14..22],
@@ -225,15 +236,17 @@ mod tests {
 
     #[test]
     fn classifies_frames() {
-        assert_eq!(classify(&frame(0x0800, 17, 5)), Received::Ours(sig()));
-        assert_eq!(classify(&frame(0x0800, 17, 6)), Received::Ours(sig()));
-        assert_eq!(classify(&frame(0x0800, 6, 5)), Received::Stray);
-        assert_eq!(classify(&frame(0x86dd, 17, 5)), Received::Stray);
-        assert_eq!(classify(&frame(0x0806, 0, 5)), Received::Arp);
-        assert_eq!(classify(&frame(0x0800, 17, 4)), Received::Stray);
+        assert_eq!(classify(&frame(0x0800, 17, 5), RUN), Received::Ours(sig()));
+        assert_eq!(classify(&frame(0x0800, 17, 6), RUN), Received::Ours(sig()));
+        // A packet of an earlier run (a trial before this one) is not counted as ours.
+        assert_eq!(classify(&frame(0x0800, 17, 5), RUN ^ 1), Received::OtherRun);
+        assert_eq!(classify(&frame(0x0800, 6, 5), RUN), Received::Stray);
+        assert_eq!(classify(&frame(0x86dd, 17, 5), RUN), Received::Stray);
+        assert_eq!(classify(&frame(0x0806, 0, 5), RUN), Received::Arp);
+        assert_eq!(classify(&frame(0x0800, 17, 4), RUN), Received::Stray);
         let f = frame(0x0800, 17, 5);
         for n in 0..f.len() {
-            assert_eq!(classify(&f[..n]), Received::Stray, "truncated to {n}");
+            assert_eq!(classify(&f[..n], RUN), Received::Stray, "truncated to {n}");
         }
     }
 
@@ -269,10 +282,11 @@ mod tests {
                 buf[21] = 0;
                 let ihl = usize::from(buf[14] & 0x0f) * 4;
                 if ihl >= 20 && 14 + ihl + 8 + 4 <= buf.len() {
-                    buf[14 + ihl + 8..14 + ihl + 12].copy_from_slice(&MAGIC);
+                    buf[14 + ihl + 8..14 + ihl + 10].copy_from_slice(&MAGIC);
+                    buf[14 + ihl + 10..14 + ihl + 12].copy_from_slice(&RUN.to_be_bytes());
                 }
             }
-            if let Received::Ours(_) = classify(&buf[..len]) {
+            if let Received::Ours(_) = classify(&buf[..len], RUN) {
                 ours += 1;
             }
             let _ = Signature::decode(&buf[..len.min(40)]);

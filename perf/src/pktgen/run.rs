@@ -176,6 +176,8 @@ struct RxPort {
     /// Addresses answered for ARP on this port.
     answer: Vec<Ipv4Addr>,
     reply: ReplyPath,
+    /// This generator run's id: packets of another run are stale.
+    run: u16,
 }
 
 /// Polls one port once; returns how many frames arrived.
@@ -196,7 +198,7 @@ fn poll(
     let mut out = [0u8; ARP_FRAME_LEN];
     for m in burst.as_mut_slice() {
         let data = m.data();
-        match classify(data) {
+        match classify(data, p.run) {
             Received::Ours(sig) => stats.record(&sig, m.pkt_len() as usize, now, ns_per_tick),
             Received::Arp => {
                 let want = resolver.as_ref().map(|r| r.target);
@@ -221,11 +223,21 @@ fn poll(
                     ArpEvent::Ignore => {}
                 }
             }
+            Received::OtherRun => stats.stale += 1,
             Received::Stray => stats.stray += 1,
         }
     }
     burst.clear();
     n
+}
+
+/// An id for this run, different from the previous trial's with probability 1 - 2^-16: the
+/// TSC and the process id, mixed (splitmix64's finalizer).
+fn run_id() -> u16 {
+    let mut z = eal::rdtsc() ^ (u64::from(std::process::id()) << 32);
+    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    (z ^ (z >> 31)) as u16
 }
 
 fn set_timer_slack() {
@@ -286,6 +298,7 @@ fn traffic(
     let same_port = rx_port.is_none();
     let both = vec![c.src_ip, c.rx_ip];
     let (fwd_tx, fwd_rx) = sync_channel::<[u8; ARP_FRAME_LEN]>(64);
+    let run = run_id();
     let tx_side = RxPort {
         id: tx_port.id(),
         mac: tx_mac,
@@ -295,6 +308,7 @@ fn traffic(
             vec![c.src_ip]
         },
         reply: ReplyPath::Direct(tx_port.id()),
+        run,
     };
     let rx_side = match rx_port {
         Some(p) => RxPort {
@@ -302,6 +316,7 @@ fn traffic(
             mac: p.mac(),
             answer: vec![c.rx_ip],
             reply: ReplyPath::Direct(p.id()),
+            run,
         },
         None => RxPort {
             id: tx_port.id(),
@@ -312,6 +327,7 @@ fn traffic(
             } else {
                 ReplyPath::Direct(tx_port.id())
             },
+            run,
         },
     };
 
@@ -455,6 +471,7 @@ fn traffic(
                         &mut seq[k]
                     };
                     let sig = Signature {
+                        run,
                         class: next.class,
                         warmup,
                         seq: *s,
@@ -533,6 +550,7 @@ fn traffic(
             .map_err(|_| "receiver thread ended without its statistics".to_string())?;
         // This thread saw only the tx port's own frames (ARP, strays).
         s.stray += rx_stats.stray;
+        s.stale += rx_stats.stale;
         s.arp_replies += rx_stats.arp_replies;
         rx_stats = s;
     }

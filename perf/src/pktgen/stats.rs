@@ -38,6 +38,8 @@ pub struct RxStats {
     pub bytes: u64,
     /// Frames that are not ours (nor ARP).
     pub stray: u64,
+    /// Our packets from another run (an earlier trial's, left in a ring): ignored.
+    pub stale: u64,
     /// Our packets of the warmup: ignored.
     pub warmup: u64,
     pub arp_replies: u64,
@@ -146,7 +148,7 @@ pub fn report(c: &Config, tx: &TxStats, rx: &RxStats) -> Value {
         "tx": {"packets": tx.packets, "bytes": tx.bytes, "dropped": tx.dropped,
                "seconds": round(tx.seconds, 6), "mpps": tx_mpps, "gbit_s": tx_gbit},
         "rx": {"packets": rx.packets, "bytes": rx.bytes, "mpps": rx_mpps, "gbit_s": rx_gbit,
-               "stray": rx.stray},
+               "stray": rx.stray, "stale": rx.stale},
         "lost": lost_total,
         "loss_pct": loss_pct,
         "classes": class_json,
@@ -183,12 +185,13 @@ pub fn text(c: &Config, r: &Value) -> String {
         u(&r["tx"]["dropped"]),
     );
     s += &format!(
-        "rx  {:>12} packets {:>15} bytes  {:>9.4} Mpps {:>8.4} Gbit/s  (stray frames: {})\n",
+        "rx  {:>12} packets {:>15} bytes  {:>9.4} Mpps {:>8.4} Gbit/s  (stray frames: {}, stale: {})\n",
         u(&r["rx"]["packets"]),
         u(&r["rx"]["bytes"]),
         f(&r["rx"]["mpps"]),
         f(&r["rx"]["gbit_s"]),
         u(&r["rx"]["stray"]),
+        u(&r["rx"]["stale"]),
     );
     s += &format!("lost {} ({:.4} %)\n", u(&r["lost"]), f(&r["loss_pct"]));
     s += &format!(
@@ -243,6 +246,7 @@ mod tests {
         };
         for seq in 0..8 {
             let sig = Signature {
+                run: 1,
                 class: Class::Bulk,
                 warmup: false,
                 seq,
@@ -252,6 +256,7 @@ mod tests {
         }
         rx.record(
             &Signature {
+                run: 1,
                 class: Class::Voice,
                 warmup: true,
                 seq: 0,
