@@ -5,7 +5,7 @@ use std::net::IpAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use crossbeam_queue::ArrayQueue;
 use ipnet::IpNet;
@@ -19,7 +19,7 @@ use crate::lcore;
 use crate::mempool::Mempool;
 use crate::multipath::{probe_keys, Prober};
 use crate::pathmon::MonitorConfig;
-use crate::port::{LinkStatus, Port, PortConfig, PortStats};
+use crate::port::{memif_client_socket, LinkStatus, Port, PortConfig, PortStats};
 use crate::route::{NextHop, RouteEntry, TenantHop};
 use crate::tables::{NeighborKey, PortInfo, TablePublisher, Tables};
 use crate::tunnel::{SaState, SaStats, TunnelInfo, TunnelKeys};
@@ -84,63 +84,6 @@ fn is_vdev(device: &str) -> bool {
 /// 22.11's memif client connects only in `rte_eth_dev_start`, which fails while no server
 /// listens on the socket.
 pub const MEMIF_SERVER_WAIT: Duration = Duration::from_secs(30);
-
-/// A `net_memif` device in the client role (DPDK's default role): its socket's name, and
-/// whether that is a file (`socket-abstract=no`; DPDK's default is an abstract address).
-fn memif_client(device: &str) -> Option<(String, bool)> {
-    let mut parts = device.split(',');
-    if !parts.next()?.starts_with("net_memif") {
-        return None;
-    }
-    let (mut socket, mut file) = ("/tmp/memif.sock".to_owned(), false);
-    for kv in parts {
-        match kv.trim().split_once('=') {
-            Some(("role", "server")) => return None,
-            Some(("socket", path)) => socket = path.to_owned(),
-            Some(("socket-abstract", v)) => file = v == "no",
-            _ => {}
-        }
-    }
-    Some((socket, file))
-}
-
-/// Starts a `net_memif` client port, waiting up to `wait` for its server. A socket file must
-/// appear first; then the start is tried again with a backoff from 100 ms to 1 s (each
-/// failed try costs a line of DPDK's log).
-fn start_memif_client(
-    port: &mut Port,
-    (socket, file): (&str, bool),
-    wait: Duration,
-) -> Result<(), DataplaneError> {
-    let deadline = Instant::now() + wait;
-    if file {
-        while !std::path::Path::new(socket).exists() && Instant::now() < deadline {
-            std::thread::sleep(Duration::from_millis(100));
-        }
-    }
-    let mut pause = Duration::from_millis(100);
-    loop {
-        match port.start() {
-            Ok(()) => return Ok(()),
-            Err(_) if Instant::now() < deadline => {
-                std::thread::sleep(pause);
-                pause = (pause * 2).min(Duration::from_secs(1));
-            }
-            Err(DataplaneError::Port { port, op, reason }) => {
-                return Err(DataplaneError::Port {
-                    port,
-                    op,
-                    reason: format!(
-                        "{reason} (no memif server answered on {}socket {socket} within {} s)",
-                        if file { "" } else { "abstract " },
-                        wait.as_secs()
-                    ),
-                })
-            }
-            Err(e) => return Err(e),
-        }
-    }
-}
 
 /// Adds `qpairs=N` to an af_packet device so every worker gets its own queue pair (the PMD
 /// fans packets out over its sockets with PACKET_FANOUT).
@@ -416,10 +359,8 @@ impl Engine {
                     port.set_promiscuous();
                 }
             }
-            match memif_client(&p.device) {
-                Some((socket, file)) => {
-                    start_memif_client(&mut port, (&socket, file), MEMIF_SERVER_WAIT)?
-                }
+            match memif_client_socket(&p.device) {
+                Some(socket) => port.start_memif_client(&socket, MEMIF_SERVER_WAIT)?,
                 None => port.start()?,
             }
             let mut info = PortInfo::new(
@@ -1050,28 +991,6 @@ impl Drop for Engine {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn memif_clients_and_their_sockets() {
-        assert_eq!(
-            memif_client("net_memif0,role=client,socket=/run/a.sock,id=0"),
-            Some(("/run/a.sock".into(), false))
-        );
-        assert_eq!(
-            memif_client("net_memif3,socket=/run/b.sock,socket-abstract=no"),
-            Some(("/run/b.sock".into(), true))
-        );
-        assert_eq!(
-            memif_client("net_memif1"),
-            Some(("/tmp/memif.sock".into(), false))
-        );
-        assert_eq!(
-            memif_client("net_memif0,role=server,socket=/run/a.sock"),
-            None
-        );
-        assert_eq!(memif_client("net_af_packet0,iface=lan0"), None);
-        assert_eq!(memif_client("0000:01:00.0"), None);
-    }
 
     #[test]
     fn af_packet_gets_one_queue_pair_per_worker() {

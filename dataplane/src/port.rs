@@ -2,6 +2,7 @@
 //! bursts, MAC address, link state and counters.
 
 use std::ffi::{CStr, CString};
+use std::time::{Duration, Instant};
 
 use serde::Serialize;
 
@@ -200,13 +201,64 @@ impl Port {
         Ok(())
     }
 
-    /// Stops and closes the port: a `net_pcap` capture is complete only after this.
-    pub fn stop_and_close(&mut self) {
+    /// Starts a `net_memif` client port whose server listens on `socket` (from
+    /// [`memif_client_socket`]), waiting up to `wait` for it. DPDK 22.11's memif client
+    /// connects only in `rte_eth_dev_start` and never retries: the start fails while nothing
+    /// listens, and a server whose port is not started yet accepts the socket but drops the
+    /// client (the start succeeds, the link never comes up). So: wait for the socket to be
+    /// bound, then start, and if the link is not up within a second, stop and start again,
+    /// with a backoff from 100 ms to 1 s. Only for ports no worker polls yet.
+    pub fn start_memif_client(
+        &mut self,
+        socket: &str,
+        wait: Duration,
+    ) -> Result<(), DataplaneError> {
+        let deadline = Instant::now() + wait;
+        let name = self.name.clone();
+        let expired = |why: &str| DataplaneError::Port {
+            port: name.clone(),
+            op: "rte_eth_dev_start",
+            reason: format!("{why} (memif socket {socket}, waited {} s)", wait.as_secs()),
+        };
+        while !unix_socket_bound(socket) {
+            if Instant::now() >= deadline {
+                return Err(expired("no memif server has bound the socket"));
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let mut pause = Duration::from_millis(100);
+        loop {
+            if self.start().is_ok() {
+                let link_by = Instant::now() + Duration::from_secs(1);
+                while Instant::now() < link_by {
+                    if self.link().up {
+                        return Ok(());
+                    }
+                    std::thread::sleep(Duration::from_millis(10));
+                }
+                self.stop();
+            }
+            if Instant::now() >= deadline {
+                return Err(expired("the memif server did not accept the connection"));
+            }
+            std::thread::sleep(pause);
+            pause = (pause * 2).min(Duration::from_secs(1));
+        }
+    }
+
+    /// Stops a started port (it can be started again).
+    fn stop(&mut self) {
         if self.started {
-            // SAFETY: started port; no worker polls it any more (workers are joined first).
+            // SAFETY: started port; callers make sure no worker polls it.
             unsafe { dpdk_sys::rte_eth_dev_stop(self.id) };
             self.started = false;
         }
+    }
+
+    /// Stops and closes the port: a `net_pcap` capture is complete only after this.
+    pub fn stop_and_close(&mut self) {
+        // No worker polls it any more (workers are joined first).
+        self.stop();
         if !self.closed {
             // SAFETY: stopped port.
             unsafe { dpdk_sys::rte_eth_dev_close(self.id) };
@@ -278,6 +330,41 @@ impl Port {
     }
 }
 
+/// The Unix socket a `net_memif` device in the client role (DPDK's default role) connects
+/// to: `@name` for an abstract one (DPDK 22.11's default, unless `socket-abstract=no`), else
+/// a path. `None` for any other device.
+pub fn memif_client_socket(devargs: &str) -> Option<String> {
+    let mut parts = devargs.split(',');
+    if !parts.next()?.starts_with("net_memif") {
+        return None;
+    }
+    let (mut socket, mut abstract_ns) = ("/run/memif.sock".to_owned(), true);
+    for kv in parts {
+        match kv.trim().split_once('=') {
+            Some(("role", "server")) => return None,
+            Some(("socket", path)) => socket = path.to_owned(),
+            Some(("socket-abstract", v)) => abstract_ns = v != "no",
+            _ => {}
+        }
+    }
+    Some(if abstract_ns {
+        format!("@{socket}")
+    } else {
+        socket
+    })
+}
+
+/// Whether a Unix socket is bound: `@name` in the abstract namespace (read from
+/// /proc/net/unix; true if that cannot be read, so the caller tries anyway), else a path.
+pub fn unix_socket_bound(sock: &str) -> bool {
+    match sock.strip_prefix('@') {
+        Some(_) => std::fs::read_to_string("/proc/net/unix")
+            .map(|t| t.lines().any(|l| l.split_whitespace().last() == Some(sock)))
+            .unwrap_or(true),
+        None => std::path::Path::new(sock).exists(),
+    }
+}
+
 /// `rte_eth_rx_burst` by port id, for workers that hold ids rather than `Port`s.
 #[inline]
 pub fn rx_burst(port_id: u16, queue: u16, burst: &mut Burst, max: usize) -> usize {
@@ -304,5 +391,46 @@ pub fn tx_burst(port_id: u16, queue: u16, burst: &mut Burst) -> usize {
 impl Drop for Port {
     fn drop(&mut self) {
         self.stop_and_close();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn memif_clients_and_their_sockets() {
+        assert_eq!(
+            memif_client_socket("net_memif0,role=client,socket=/run/a.sock,id=0").as_deref(),
+            Some("@/run/a.sock")
+        );
+        assert_eq!(
+            memif_client_socket("net_memif3,socket=/run/b.sock,socket-abstract=no").as_deref(),
+            Some("/run/b.sock")
+        );
+        assert_eq!(
+            memif_client_socket("net_memif1").as_deref(),
+            Some("@/run/memif.sock")
+        );
+        assert_eq!(
+            memif_client_socket("net_memif0,role=server,socket=/run/a.sock"),
+            None
+        );
+        assert_eq!(memif_client_socket("net_af_packet0,iface=lan0"), None);
+        assert_eq!(memif_client_socket("0000:01:00.0"), None);
+    }
+
+    #[test]
+    fn unix_sockets_by_path_and_in_the_abstract_namespace() {
+        let dir = std::env::temp_dir().join(format!("sdwan-port-test-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("s.sock");
+        let p = path.to_str().unwrap();
+        assert!(!unix_socket_bound(p));
+        let _l = std::os::unix::net::UnixListener::bind(&path).unwrap();
+        assert!(unix_socket_bound(p));
+        assert!(!unix_socket_bound(&format!("@{p}-not-bound")));
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 }

@@ -69,37 +69,6 @@ fn is_vdev(devargs: &str) -> bool {
     devargs.starts_with("net_") || devargs.starts_with("eth_")
 }
 
-/// The socket path of a memif device in the client role (the default role), if `devargs` is one.
-fn memif_client_socket(devargs: &str) -> Option<String> {
-    if !devargs.starts_with("net_memif") {
-        return None;
-    }
-    let mut socket = "/run/memif.sock".to_string();
-    for kv in devargs.split(',').skip(1) {
-        match kv.split_once('=') {
-            Some(("role", "server")) => return None,
-            Some(("socket", path)) => socket = path.to_string(),
-            _ => {}
-        }
-    }
-    // DPDK 22.11's memif uses the abstract namespace unless socket-abstract=no.
-    if devargs.contains("socket-abstract=no") {
-        Some(socket)
-    } else {
-        Some(format!("@{socket}"))
-    }
-}
-
-/// Whether a Unix socket (`@name` for the abstract namespace) is bound.
-fn socket_listening(sock: &str) -> bool {
-    match sock.strip_prefix('@') {
-        Some(_) => std::fs::read_to_string("/proc/net/unix")
-            .map(|t| t.lines().any(|l| l.split_whitespace().last() == Some(sock)))
-            .unwrap_or(true),
-        None => std::path::Path::new(sock).exists(),
-    }
-}
-
 fn open_port(devargs: &str, pool: &Mempool) -> Result<Port, String> {
     if is_vdev(devargs) {
         eal::vdev_init(devargs).map_err(|e| format!("creating device {devargs:?}: {e}"))?;
@@ -109,27 +78,12 @@ fn open_port(devargs: &str, pool: &Mempool) -> Result<Port, String> {
     p.configure(&PortConfig::default(), pool)
         .map_err(|e| format!("configuring {name:?}: {e}"))?;
     p.set_promiscuous();
-    // A memif client's start fails (and a later start does not recover) when its server has
-    // not created the socket yet: wait for the socket file first.
-    if let Some(sock) = memif_client_socket(devargs) {
-        let start = Instant::now();
-        while !socket_listening(&sock) {
-            if start.elapsed() > START_WAIT {
-                return Err(format!(
-                    "starting {name:?}: memif socket {sock} is not bound after {} s (is the \
-                     server side running?)",
-                    START_WAIT.as_secs()
-                ));
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        // The server binds its socket when the device is created, but refuses clients until
-        // its port is started (and DPDK's memif client does not retry): give it time.
-        if start.elapsed() > Duration::from_millis(1) {
-            std::thread::sleep(Duration::from_secs(2));
-        }
+    // A memif client waits for its server (see `Port::start_memif_client`).
+    match port::memif_client_socket(devargs) {
+        Some(sock) => p.start_memif_client(&sock, START_WAIT),
+        None => p.start(),
     }
-    p.start().map_err(|e| format!("starting {name:?}: {e}"))?;
+    .map_err(|e| format!("starting {name:?}: {e}"))?;
     Ok(p)
 }
 
