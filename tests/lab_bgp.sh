@@ -340,6 +340,17 @@ stream() {
     /usr/bin/python3 "$STREAM" analyze "$DIR/$name.send.json" "$DIR/$name.recv.json" >"$DIR/$name.json"
 }
 field() { jq -r ".$2" "$DIR/$1.json"; }
+# explain_loss NAME: after a stream that lost packets, the runs of lost packets (with their
+# wall-clock time) and both edges' BGP and key events, to read side by side.
+explain_loss() {
+    [[ $(field "$1" lost) != 0 ]] || return 0
+    log "$1: lost runs: $(jq -c '.gaps' "$DIR/$1.json")"
+    local s
+    for s in a b; do
+        log "$s's BGP and key events:"
+        grep -E 'bgp:|keys:|key generation|rotation' "$DIR/$s.log" | tail -n 25 >&2 || true
+    done
+}
 
 # The same checks with either reflector.
 tenant_checks() { # label
@@ -388,6 +399,7 @@ gen_before=$(cli b show sites --json | jq '.[] | select(.node == "10.255.0.1") |
 stream rekey "$P-ha1" "$P-hb" 10.2.0.2 45 200
 gen_after=$(cli b show sites --json | jq '.[] | select(.node == "10.255.0.1") | .key_generation')
 log "rekey stream: $(cat "$DIR/rekey.json"); A's blue key generation at B: $gen_before -> $gen_after"
+explain_loss rekey
 check "A rotated its blue key during the stream ($gen_before -> $gen_after)" test "$gen_before" != "$gen_after"
 check "no packet lost across the rekeys ($(field rekey received)/$(field rekey sent))" \
     test "$(field rekey lost)" = 0 -a "$(field rekey sent)" -gt 8000
@@ -429,13 +441,7 @@ check "B's new key reached A through the restarted reflector ($b_gen_before -> $
     test "$b_gen_before" != "$b_gen_after"
 check "B sent the stream with its new key before the stream ended" \
     grep -q "site 10.255.0.1 VNI 1001: sending under our key generation $((b_gen_before + 1)) " "$DIR/b.log"
-if [[ $(field restart lost) != 0 ]]; then
-    log "lost runs: $(jq -c '.gaps' "$DIR/restart.json")"
-    for s in a b; do
-        log "$s's BGP and key events:"
-        grep -E 'bgp:|keys:|key generation|rotation' "$DIR/$s.log" | tail -n 25 >&2 || true
-    done
-fi
+explain_loss restart
 check "the sessions come back after the reflector restart" \
     wait_for 40 "sessions" bash -c "$(declare -f cli established); SDWAN_CLI=$SDWAN_CLI DIR=$DIR; established a && established b && established c"
 check "B still knows A in blue after the restart" \
