@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # End-to-end test of the WAN emulator (sdwan-wanem) in the namespace lab, with kernel routers
-# in the sites (no sdwand needed): real pings and a TCP transfer from hostA to hostB through
+# in the sites (no sdwand needed): real pings and a UDP transfer from hostA to hostB through
 # the emulated circuits. Run as root. Prints the measured figures and a PASS/FAIL line per
 # check; exits non-zero on any failure; always tears the lab down. Takes about 20 s.
 #
@@ -132,7 +132,11 @@ ping_stats -c 200 -i 0.005 -W 1 "$HOST_B_INET"
 info "${RECV} replies, +${DUPS} duplicates (expected about 200 x (1.1^2 - 1) = 42)"
 check "duplicate: ${DUPS} duplicates in 15..75, no loss" "a >= 15 && a <= 75 && b == 0" "$DUPS" "$LOSS"
 
-echo "=== rate 20 Mbit/s (iperf3, TCP, 4 s) ==="
+# Twice the rate offered for 4 s: the limiter passes no more than 20 Mbit/s and tail-drops the
+# rest. UDP, not TCP: a loaded host that stalls the emulator costs UDP only the stall, while
+# TCP backs off for much longer, so the lower bound is loose (the figure is printed).
+echo "=== rate 20 Mbit/s (iperf3, UDP, 40 Mbit/s offered, 4 s) ==="
+QD0=$(counter inet a2b dropped_queue)
 "$LAB" impair inet rate 20 >/dev/null
 IPERF_LOG=$(mktemp)
 inB iperf3 -s -1 -B "$HOST_B_INET" >/dev/null 2>&1 &
@@ -141,19 +145,24 @@ for ((i = 0; i < 50; i++)); do
     inB ss -Hltn "sport = :5201" 2>/dev/null | grep -q . && break
     sleep 0.05
 done
-if inA iperf3 -c "$HOST_B_INET" -t 4 -O 1 -J >"$IPERF_LOG" 2>&1; then
+# 1400-byte datagrams: 1442-byte frames, so 20 Mbit/s of frames is 19.42 Mbit/s of payload.
+if inA iperf3 -c "$HOST_B_INET" -u -b 40M -l 1400 -t 4 -J >"$IPERF_LOG" 2>&1; then
     MBIT=$(jq '.end.sum_received.bits_per_second / 1e6 * 100 | round / 100' "$IPERF_LOG")
-    RETR=$(jq '.end.sum_sent.retransmits // 0' "$IPERF_LOG")
+    OFFERED=$(jq '.end.sum_sent.bits_per_second / 1e6 * 100 | round / 100' "$IPERF_LOG")
+    SENT_PKTS=$(jq '.end.sum_sent.packets' "$IPERF_LOG")
 else
-    MBIT=0 RETR=0
+    MBIT=0 OFFERED=0 SENT_PKTS=0
     sed 's/^/      iperf3: /' "$IPERF_LOG" | tail -n 5
 fi
 wait "$IPERF_PID" 2>/dev/null || true
 IPERF_PID=
 rm -f "$IPERF_LOG"
-QD=$(counter inet a2b dropped_queue)
-info "TCP goodput ${MBIT} Mbit/s (20 Mbit/s of frames = ~19.1 Mbit/s of TCP payload), ${RETR} retransmits, ${QD} tail drops"
-check "rate: ${MBIT} Mbit/s within 20 +/- 20%" "a >= 16 && a <= 24" "$MBIT"
+QD=$(( $(counter inet a2b dropped_queue) - QD0 ))
+info "UDP: ${OFFERED} Mbit/s offered, ${MBIT} Mbit/s delivered (19.42 at exactly 20 Mbit/s of frames); ${QD} of ${SENT_PKTS} datagrams tail-dropped"
+check "rate: no more than 20 Mbit/s of frames passed (${MBIT} Mbit/s of payload)" "a > 0 && a <= 19.42 * 1.03" "$MBIT"
+check "rate: the excess was tail-dropped (${QD} of ${SENT_PKTS}, offered ${OFFERED} Mbit/s)" \
+    "c >= 30 && a >= 0.25 * b" "$QD" "$SENT_PKTS" "$OFFERED"
+check "rate: it passes traffic at that order of rate (${MBIT} Mbit/s, at least half of 19.42)" "a >= 9.7" "$MBIT"
 "$LAB" clear inet >/dev/null
 
 echo "=== ${CHECKS} checks, ${FAILS} failed, $((SECONDS - T0)) s ==="

@@ -368,7 +368,11 @@ impl Default for SaState {
             copies_len: 0,
             fec_tx: Vec::new(),
             fec_rx: Vec::new(),
-            rebuilt: Box::new([[0; REBUILT_MAX]; REBUILT_SLOTS]),
+            // Built on the heap: REBUILT_SLOTS × REBUILT_MAX is 147 KiB.
+            rebuilt: vec![[0; REBUILT_MAX]; REBUILT_SLOTS]
+                .into_boxed_slice()
+                .try_into()
+                .expect("REBUILT_SLOTS elements"),
             rebuilt_len: [0; REBUILT_SLOTS],
             rebuilt_port: [0; REBUILT_SLOTS],
             rebuilt_count: 0,
@@ -393,8 +397,11 @@ const NO_CIRCUIT: u8 = u8::MAX;
 pub const SEQUENCE: u8 = u8::MAX;
 /// The longest frame FEC rebuilds (headers and an ESP packet of [`fec::MAX_ESP`]).
 pub const REBUILT_MAX: usize = fec::MAX_ESP + 256;
-/// Rebuilt packets a burst may leave for the worker to feed back.
-pub const REBUILT_SLOTS: usize = 8;
+/// Rebuilt packets a burst may leave for the worker to feed back: one per packet of the burst,
+/// since a packet (data or parity) completes at most its own group. With fewer slots a burst
+/// that completed more groups lost the extra rebuilds silently: after a stall of a loaded
+/// host, a burst of parity packets that overtook their groups' last data packets does that.
+pub const REBUILT_SLOTS: usize = MAX_BURST;
 /// Flows seen in the last 30 s (in 100 ms ticks) are shown.
 const FLOW_RECENT_TICKS: u32 = 300;
 /// `SaState::tunnel_peer` of a plain tunnel.

@@ -14,7 +14,11 @@ one host, so CLOCK_MONOTONIC is shared).
                                                 (0..K-1, K..2K-1, ...: FEC groups)
 
 Each packet: seq (u64), send time (f64 monotonic), padding to 64 bytes (zeros, or the string in
-$UDPSTREAM_MARK repeated). The receiver's JSON:
+$UDPSTREAM_MARK repeated). A sender that falls more than MAX_BEHIND_S behind its schedule (the
+host did not run it) does not catch up with a burst, which would overflow the rings of a
+loaded host and show as a loss of the network; it goes on from now and records the stall
+("stalls": [[seq, seconds], ...]): those packets were never sent, so they are not lost. The
+receiver's JSON:
 sent-side numbers are read from the sender's log (send writes it to stdout as JSON at the end),
 so the test joins them: see tests/lab_multipath.sh.
 """
@@ -27,6 +31,8 @@ import sys
 import time
 
 FMT = "!Qd"
+# How far behind its schedule the sender still catches up (a burst of at most this much).
+MAX_BEHIND_S = 0.1
 
 
 def recv(port, seconds, out):
@@ -59,11 +65,14 @@ def send(dst, port, pps, seconds, at=None, cmd=None):
     start = time.monotonic()
     seq = 0
     cut = None
+    stalls = []  # [seq, seconds]: where the sender skipped ahead instead of bursting
+    skipped = 0.0  # their sum: the schedule's shift (the stream still ends on time)
+    errors = {}  # send errors by message
     # The padding: zeros, or a marker to look for on the wire ($UDPSTREAM_MARK).
     mark = os.environ.get("UDPSTREAM_MARK", "").encode()
     pad = (mark * 64)[: 64 - struct.calcsize(FMT)] if mark else b"\0" * (64 - struct.calcsize(FMT))
     while True:
-        due = start + seq * interval
+        due = start + skipped + seq * interval
         now = time.monotonic()
         if now - start >= seconds:
             break
@@ -75,13 +84,26 @@ def send(dst, port, pps, seconds, at=None, cmd=None):
         if now < due:
             time.sleep(min(due - now, 0.0005))
             continue
+        if now - due > MAX_BEHIND_S:
+            stalls.append([seq, round(now - due, 4)])
+            skipped += now - due
         try:
             s.sendto(struct.pack(FMT, seq, now) + pad, (dst, port))
-        except OSError:
-            pass
+        except OSError as e:
+            # Not sent (a full queue, the gateway's address unresolved): counted, still a
+            # number the receiver will miss.
+            errors[e.strerror] = errors.get(e.strerror, 0) + 1
         seq += 1
     json.dump(
-        {"sent": seq, "pps": pps, "start": start, "start_wall": start_wall, "cut": cut},
+        {
+            "sent": seq,
+            "pps": pps,
+            "start": start,
+            "start_wall": start_wall,
+            "cut": cut,
+            "stalls": stalls,
+            "send_errors": errors,
+        },
         sys.stdout,
     )
     print()
@@ -128,14 +150,24 @@ def analyze(send_file, recv_file, k=None):
             gaps[-1][1] = q
         else:
             gaps.append([q, q])
+    if snd.get("send_errors"):
+        out["send_errors"] = snd["send_errors"]
+    stalls = snd.get("stalls", [])
+    if stalls:
+        out["sender_stalls"] = len(stalls)
+        out["sender_stalled_s"] = round(sum(s for _, s in stalls), 3)
+
+    def due_s(q):  # when packet q was due, from the start (the sender's stalls shift it)
+        return q / snd["pps"] + sum(s for at, s in stalls if at <= q)
+
     if gaps:
         wall = snd.get("start_wall")
         out["gaps"] = [
             {
                 "from": a,
                 "to": b,
-                "at_s": round(a / snd["pps"], 2),
-                **({"wall": round(wall + a / snd["pps"], 3)} if wall is not None else {}),
+                "at_s": round(due_s(a), 2),
+                **({"wall": round(wall + due_s(a), 3)} if wall is not None else {}),
             }
             for a, b in gaps[:8]
         ]
