@@ -264,8 +264,10 @@ iperf_phase() { # circuit port client-args...
     info "iperf3 $*: $mbit Mbit/s received, retransmits $(jq -r '.end.sum_sent.retransmits // "?"' <<<"$out" 2>/dev/null)"
     info "emulator: $circ a2b +$(delta "$before" "$after" "wanem_${circ}_a2b"); SAs: A out +$ao, B in +$bi"
     check "iperf3 over $circ completed ($mbit Mbit/s)" "a > 1" "$mbit"
-    check "iperf3 over $circ: the emulator carried it on $circ (+$(delta "$before" "$after" "wanem_${circ}_a2b") frames)" \
-        "a >= b" "$(delta "$before" "$after" "wanem_${circ}_a2b")" "$ao"
+    # (At least 95%: a stalled host's false alarm on the path moves the flow to the other
+    # circuit for a moment.)
+    check "iperf3 over $circ: the emulator carried it on $circ (+$(delta "$before" "$after" "wanem_${circ}_a2b") frames of $ao)" \
+        "a >= 0.95 * b" "$(delta "$before" "$after" "wanem_${circ}_a2b")" "$ao"
     # What A sealed, B opened, but for what the emulator and the veths lost on the way.
     check "iperf3 over $circ: show sa agrees (B opened $bi of the $ao A sealed, none more, at least 95%)" \
         "b <= a && b >= 0.95 * a && a > 1000" "$ao" "$bi"

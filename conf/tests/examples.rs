@@ -104,19 +104,19 @@ fn lab_site_a() {
         [
             (
                 "lan0",
-                "net_af_packet0,iface=lan0",
+                "net_af_packet0,iface=lan0,framecnt=4096",
                 "net_af_packet0",
                 PortRole::Lan
             ),
             (
                 "inet",
-                "net_af_packet1,iface=inet",
+                "net_af_packet1,iface=inet,framecnt=4096",
                 "net_af_packet1",
                 PortRole::Wan
             ),
             (
                 "mpls",
-                "net_af_packet2,iface=mpls",
+                "net_af_packet2,iface=mpls,framecnt=4096",
                 "net_af_packet2",
                 PortRole::Wan
             ),
