@@ -185,6 +185,16 @@ impl ReplayWindow {
         Some(seq_high << 32 | u64::from(seq_low))
     }
 
+    /// Whether `seq` (from [`infer`](Self::infer)) lies in the 2^32 subspace after the top's:
+    /// under ESN, a low number below the window is read that way (RFC 4303 A2.2, case A). A
+    /// packet whose ICV then fails is far more likely one that came more than a window late
+    /// (reordering across circuits, a queue drained after a failover) than one 2^32 packets
+    /// ahead, so it counts as too old rather than as an authentication failure.
+    #[inline]
+    pub fn read_as_next_subspace(&self, seq: u64) -> bool {
+        self.esn && (seq >> 32) > (self.top >> 32)
+    }
+
     /// The pre-check before decryption: the full sequence number if it may be accepted. Does
     /// not change the window.
     #[inline]

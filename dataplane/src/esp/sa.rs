@@ -537,9 +537,21 @@ impl InboundSa {
             p.header
         };
         if !self.key.open(&p.iv, aad, p.text, p.icv) {
-            return Err(EspError::AuthFailed);
+            return Err(self.icv_failure(seq));
         }
         self.finish(pkt, seq)
+    }
+
+    /// What an ICV failure of a packet read as number `seq` counts as: too old when ESN
+    /// placed it past the window's 2^32 subspace (see
+    /// [`ReplayWindow::read_as_next_subspace`]), else an authentication failure.
+    #[inline]
+    fn icv_failure(&self, seq: u64) -> EspError {
+        if self.window.read_as_next_subspace(seq) {
+            EspError::ReplayWindow
+        } else {
+            EspError::AuthFailed
+        }
     }
 
     /// Opens `pkts` in place, the AEAD running once per chunk of `BATCH`; `results[i]` is the
@@ -601,7 +613,7 @@ impl InboundSa {
             for (j, &i) in jobs[..n].iter().zip(&which[..n]) {
                 if !j.ok {
                     pending[i] = false;
-                    results[i] = Err(EspError::AuthFailed);
+                    results[i] = Err(self.icv_failure(seqs[i]));
                 }
             }
         }
@@ -741,6 +753,38 @@ mod tests {
         }
         assert_eq!(inb.counters.replay_window, 1);
         assert_eq!(inb.window().top(), 1100);
+    }
+
+    #[test]
+    fn with_esn_a_packet_more_than_a_window_late_is_too_old_not_forged() {
+        // Under ESN a number below the window reads as the next 2^32 subspace, so its ICV
+        // fails (RFC 4303 A2.2): it counts as too old. A tampered packet inside the window is
+        // still an authentication failure. One by one and in a batch.
+        for batch in [false, true] {
+            let (mut out, mut inb) = pair(Backend::default(), true);
+            let packets: Vec<Vec<u8>> = (0..1100)
+                .map(|i| sealed(&mut out, &ipv4(60, i as u8)).data().to_vec())
+                .collect();
+            inb.open(&mut ByteBuf::new(&packets[1099])).unwrap();
+            let mut tampered = packets[599].clone();
+            tampered[20] ^= 1;
+            let mut bufs = [ByteBuf::new(&packets[75]), ByteBuf::new(&tampered)];
+            let results: Vec<_> = if batch {
+                let mut r = [Err(EspError::Malformed), Err(EspError::Malformed)];
+                inb.open_batch(&mut bufs, &mut r);
+                r.to_vec()
+            } else {
+                bufs.iter_mut().map(|b| inb.open(b)).collect()
+            };
+            assert_eq!(
+                results,
+                [Err(EspError::ReplayWindow), Err(EspError::AuthFailed)],
+                "batch {batch}"
+            );
+            assert_eq!(inb.counters.replay_window, 1);
+            assert_eq!(inb.counters.auth_failed, 1);
+            assert_eq!(inb.window().top(), 1100);
+        }
     }
 
     #[test]
