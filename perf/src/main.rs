@@ -344,9 +344,11 @@ pub(crate) fn run_testpmd(
             format!("cannot start (is the dpdk package installed? run scripts/setup.sh): {e}")
         })?;
     let stdout = child.stdout.take().ok_or("no stdout")?;
-    // The measurement runs `seconds` from testpmd's first statistics (its start-up, slow on a
-    // loaded host, is not part of it); a testpmd that prints nothing in 20 s is given up on.
-    let give_up = Instant::now() + Duration::from_secs(20);
+    // The measurement runs `seconds` from testpmd's first non-zero rate: its start-up (loading
+    // the capture, slow on a loaded host) and the first period's rate (a partial second) are
+    // not part of it. It goes on past `seconds` until at least one rate is in; a testpmd
+    // that has none in 30 s is given up on.
+    let give_up = Instant::now() + Duration::from_secs(30);
     let mut deadline: Option<Instant> = None;
     let mut rates = Vec::new();
     let mut port = None;
@@ -364,12 +366,17 @@ pub(crate) fn run_testpmd(
                 .strip_prefix("Tx-pps:")
                 .and_then(|r| r.split_whitespace().next())
                 .and_then(|v| v.parse::<f64>().ok())
+                .filter(|&v| v > 0.0)
             {
-                rates.push(v / 1e6);
-                deadline.get_or_insert_with(|| Instant::now() + Duration::from_secs(seconds));
+                if deadline.is_some() {
+                    rates.push(v / 1e6);
+                } else {
+                    deadline = Some(Instant::now() + Duration::from_secs(seconds));
+                }
             }
         }
-        if Instant::now() > deadline.unwrap_or(give_up) {
+        let now = Instant::now();
+        if now > give_up || (!rates.is_empty() && deadline.is_some_and(|d| now > d)) {
             break;
         }
     }
@@ -377,7 +384,7 @@ pub(crate) fn run_testpmd(
     // SAFETY: kill(2) on our own child's pid.
     unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
     let _ = child.wait();
-    let mut samples: Vec<f64> = rates.into_iter().skip(1).filter(|r| *r > 0.0).collect();
+    let mut samples = rates;
     if samples.is_empty() {
         return Err("printed no throughput statistics".into());
     }
