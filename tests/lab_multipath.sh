@@ -133,6 +133,8 @@ stream() {
 # policy SOCKET NAME FIELD : one field of one policy in `show policies --json`.
 policy() { cli "$1" show policies --json | jq -r --arg p "$2" --arg f "$3" '.[] | select(.policy == $p) | .[$f]'; }
 field() { jq -r ".$2 // empty" "$WORK/$1.json"; }
+# total SOCKET FIELD : a counter of the site's `show stats --json` totals (drops.REASON too).
+total() { cli "$1" show stats --json | jq ".total.$2 // 0"; }
 # downs SOCKET : how many times the site's paths went down so far (both circuits). A stall of
 # a loaded host can make a path look down for a moment (a false alarm): a packet sent then
 # gets no copy or parity on it, by design.
@@ -214,7 +216,7 @@ echo "=== 3. replication: 5% loss on inet ==="
 check "critical: inet with a copy on mpls" 'a == "inet" && b == "mpls"' \
     "$(policy "$SOCK_A" critical path)" "$(policy "$SOCK_A" critical second)"
 "$LAB" impair inet loss 5 >/dev/null
-REPL0=$(cli "$SOCK_A" show stats --json | jq '.total.replicated')
+REPL0=$(total "$SOCK_A" replicated)
 DOWNS0=$(downs "$SOCK_A")
 stream critical 10 0 "" 5006 1000 &
 CRIT=$!
@@ -222,7 +224,7 @@ stream control 10 0 "" 5008 1000
 wait "$CRIT"
 "$LAB" clear inet >/dev/null
 sleep 0.3 # the counters are published every 100 ms
-REPL=$(( $(cli "$SOCK_A" show stats --json | jq '.total.replicated') - REPL0 ))
+REPL=$(( $(total "$SOCK_A" replicated) - REPL0 ))
 DOWNS=$(( $(downs "$SOCK_A") - DOWNS0 ))
 jq -c . "$WORK/critical.json" | indent
 jq -c . "$WORK/control.json" | indent
@@ -239,14 +241,14 @@ check "control (inet alone): the loss is real ($(field control lost) of $(field 
 check "site A sent a copy of every critical packet ($REPL copies of $(field critical sent); paths down meanwhile: $DOWNS)" \
     'a >= b || (c > 0 && a >= b / 2)' "$REPL" "$(field critical sent)" "$DOWNS"
 check "site B dropped the second copies as replays" 'a >= 0.9 * b' \
-    "$(cli "$SOCK_B" show stats --json | jq '.total.drops.replay // 0')" "$REPL"
+    "$(total "$SOCK_B" drops.replay)" "$REPL"
 
 echo "=== 4. FEC k=4: 2% loss on inet (A to B) ==="
 check "fec: data on inet, parity on mpls" 'a == "inet" && b == "mpls"' \
     "$(policy "$SOCK_A" fec path)" "$(policy "$SOCK_A" fec second)"
 "$LAB" impair inet dir a2b loss 2 >/dev/null
-REC0=$(cli "$SOCK_B" show stats --json | jq '.total.fec_rebuilt')
-PAR0=$(cli "$SOCK_A" show stats --json | jq '.total.fec_parity')
+REC0=$(total "$SOCK_B" fec_rebuilt)
+PAR0=$(total "$SOCK_A" fec_parity)
 DOWNS0=$(downs "$SOCK_A")
 stream fec 6 0 "" 5007 1000 &
 FEC=$!
@@ -254,12 +256,12 @@ stream control2 6 0 "" 5008 1000
 wait "$FEC"
 "$LAB" clear inet >/dev/null
 sleep 0.3 # the counters are published every 100 ms
-PARITY=$(( $(cli "$SOCK_A" show stats --json | jq '.total.fec_parity') - PAR0 ))
+PARITY=$(( $(total "$SOCK_A" fec_parity) - PAR0 ))
 DOWNS=$(( $(downs "$SOCK_A") - DOWNS0 ))
 /usr/bin/python3 "$STREAM" analyze "$WORK/fec.send.json" "$WORK/fec.recv.json" 4 >"$WORK/fec.json"
 jq -c . "$WORK/fec.json" | indent
 jq -c . "$WORK/control2.json" | indent
-RECOVERED=$(( $(cli "$SOCK_B" show stats --json | jq '.total.fec_rebuilt') - REC0 ))
+RECOVERED=$(( $(total "$SOCK_B" fec_rebuilt) - REC0 ))
 info "site B rebuilt $RECOVERED packets; $(field fec lost) lost in $(field fec groups_with_losses) groups (each with 2 or more losses)"
 # The stream is the first FEC traffic of the tunnel, so its groups are packets 0-3, 4-7, ...
 # A group sent while a path was down has no parity (see downs): one loss there stays lost.
@@ -281,8 +283,8 @@ DUMP_INET=$!
 ip netns exec "$P-transport" tcpdump -i a-mpls -U -w "$WORK/mpls.pcap" udp port 4789 2>/dev/null &
 DUMP_MPLS=$!
 sleep 1
-CLR_A0=$(cli "$SOCK_A" show stats --json | jq '.total.clear_out')
-CLR_B0=$(cli "$SOCK_B" show stats --json | jq '.total.clear_in')
+CLR_A0=$(total "$SOCK_A" clear_out)
+CLR_B0=$(total "$SOCK_B" clear_in)
 UDPSTREAM_MARK=sdwan-clear-marker stream clear 2 0 "" 5010 200 &
 CLR=$!
 UDPSTREAM_MARK=sdwan-secret-marker stream secret 2 0 "" 5008 200
@@ -299,8 +301,8 @@ check "trusted-clear: its marker is readable on mpls (no ESP)" 'a >= 300' "$clea
 check "the encrypted class's marker never shows on the wire" 'a == 0 && b > 0' \
     "$secret_on_wire" "$(field secret received)"
 check "site A sent and site B received the class in clear (+$(field clear sent) each)" \
-    'b - a == e && d - c == e' "$CLR_A0" "$(cli "$SOCK_A" show stats --json | jq '.total.clear_out')" \
-    "$CLR_B0" "$(cli "$SOCK_B" show stats --json | jq '.total.clear_in')" "$(field clear sent)"
+    'b - a == e && d - c == e' "$CLR_A0" "$(total "$SOCK_A" clear_out)" \
+    "$CLR_B0" "$(total "$SOCK_B" clear_in)" "$(field clear sent)"
 
 RATE=20 # Mbit/s per circuit
 echo "=== 6. spreading: two circuits of $RATE Mbit/s, one TCP flow ==="
@@ -335,16 +337,16 @@ iperf_run() {
         "$WORK/$2.iperf.json"
 }
 read -r SINGLE SINGLE_RETR _ <<<"$(iperf_run 5201 single)"
-HELD0=$(cli "$SOCK_B" show stats --json | jq '.total.reorder_held')
-GAPS0=$(cli "$SOCK_B" show stats --json | jq '.total.reorder_gaps')
+HELD0=$(total "$SOCK_B" reorder_held)
+GAPS0=$(total "$SOCK_B" reorder_gaps)
 IN0=$(path "$SOCK_A" inet packets_out)
 MP0=$(path "$SOCK_A" mpls packets_out)
 read -r BONDED BONDED_RETR BONDED_REORDER <<<"$(iperf_run 5300 bonded)"
 sleep 0.3 # the counters are published every 100 ms
 IN1=$(path "$SOCK_A" inet packets_out)
 MP1=$(path "$SOCK_A" mpls packets_out)
-HELD=$(( $(cli "$SOCK_B" show stats --json | jq '.total.reorder_held') - HELD0 ))
-GAPS=$(( $(cli "$SOCK_B" show stats --json | jq '.total.reorder_gaps') - GAPS0 ))
+HELD=$(( $(total "$SOCK_B" reorder_held) - HELD0 ))
+GAPS=$(( $(total "$SOCK_B" reorder_gaps) - GAPS0 ))
 "$LAB" clear >/dev/null
 info "one circuit: $SINGLE Mbit/s ($SINGLE_RETR retransmissions); spread over both: $BONDED Mbit/s" \
     "($BONDED_RETR retransmissions, $BONDED_REORDER reorderings detected by the sender)"

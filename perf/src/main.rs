@@ -384,10 +384,9 @@ pub(crate) fn run_testpmd(
     // SAFETY: kill(2) on our own child's pid.
     unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
     let _ = child.wait();
-    let mut samples = rates;
-    if samples.is_empty() {
+    if rates.is_empty() {
         return Err("printed no throughput statistics".into());
     }
-    samples.sort_by(|a, b| a.total_cmp(b));
-    Ok(samples[samples.len() / 2])
+    rates.sort_by(|a, b| a.total_cmp(b));
+    Ok(rates[rates.len() / 2])
 }
